@@ -1,0 +1,49 @@
+"""Pure-NumPy core of Gradient Explorer: losses, gradients, finite differences, error analysis.
+
+Nothing here imports Qt; a test enforces it.
+"""
+
+from __future__ import annotations
+
+from ._dtypes import DTYPE_NAMES, resolve_dtype, unit_roundoff
+from .errors import DEFAULT_TOLERANCES, Comparison, compare, default_tolerances
+from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad, log_softmax, loss_terms, softmax
+from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
+from .report import CheckSettings, Report, check_gradient
+from .schemes import PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
+from .sweep import EPS_MAX, EPS_MIN, ErrorModel, Sweep, default_eps, eps_grid, eps_sweep, error_model
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "DTYPE_NAMES",
+    "EPS_MAX",
+    "EPS_MIN",
+    "PERTURB_MODES",
+    "REDUCTIONS",
+    "SCHEMES",
+    "SCHEME_NAMES",
+    "CheckSettings",
+    "Comparison",
+    "ErrorModel",
+    "Report",
+    "Scheme",
+    "Sweep",
+    "check_eps",
+    "check_gradient",
+    "compare",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_numeric_grad",
+    "default_eps",
+    "default_tolerances",
+    "eps_grid",
+    "eps_sweep",
+    "error_model",
+    "get_scheme",
+    "log_softmax",
+    "loss_terms",
+    "numeric_grad",
+    "resolve_dtype",
+    "softmax",
+    "unit_roundoff",
+]

@@ -1,0 +1,152 @@
+"""What the finite difference of one element actually evaluated, for the cell inspector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._dtypes import as_float_array, complex_dtype, round_to, work_dtype
+from .losses import loss_terms
+from .numeric import apply_denominator, complex_step_row_loss_imag, element_block, perturbed_row_loss
+from .report import CheckSettings
+from .schemes import get_scheme
+
+__all__ = ["CellExplanation", "explain_cell"]
+
+
+@dataclass(frozen=True)
+class CellExplanation:
+    r"""The evaluation behind one element of the numeric gradient.
+
+    Attributes
+    ----------
+    cell : (i, j)
+    logit : float
+        :math:`x_{ij}` in the check's dtype.
+    label : int
+        Row i's target (or the ignore index).
+    points : tuple of complex
+        The perturbed values of :math:`x_{ij}` (rounded to the dtype; complex for the complex step).
+    losses : tuple of float
+        Row i's loss :math:`\ell_i / D` at each point (the imaginary part for the complex step).
+    weights : tuple of float
+        Stencil weights; ``quotient = sum(w * loss) / eps``.
+    quotient : float
+        The numeric derivative.
+    analytic : float
+        :math:`(A_i p_{ij} - a_{ij}) / D`.
+    p, big_a, a, denom : float
+        :math:`p_{ij}`, :math:`A_i`, :math:`a_{ij}`, :math:`D`.
+    eps : float
+    scheme : str
+    """
+
+    cell: tuple[int, int]
+    logit: float
+    label: int
+    points: tuple[complex, ...]
+    losses: tuple[float, ...]
+    weights: tuple[float, ...]
+    quotient: float
+    analytic: float
+    p: float
+    big_a: float
+    a: float
+    denom: float
+    eps: float
+    scheme: str
+
+    @property
+    def abs_err(self) -> float:
+        return abs(self.quotient - self.analytic)
+
+    @property
+    def rel_err(self) -> float:
+        scale = max(abs(self.quotient), abs(self.analytic))
+        return self.abs_err / scale if scale else 0.0
+
+
+def explain_cell(
+    logits: ArrayLike, labels: ArrayLike, settings: CheckSettings, cell: tuple[int, int]
+) -> CellExplanation:
+    r"""Recompute one element of :func:`~explorer.core.cross_entropy_numeric_grad`, showing its parts.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, C)
+    labels : array_like, shape (N,)
+    settings : CheckSettings
+    cell : (i, j)
+
+    Returns
+    -------
+    CellExplanation
+
+    Notes
+    -----
+    The same evaluation as the fast path, so ``quotient`` equals the numeric map's
+    value at the cell. Row i's loss at a perturbed point is
+
+    .. math:: \ell_i' = A_i \log\Big(S_i + e^{x'_{ij} - m_i} - e^{x_{ij} - m_i}\Big) - U_i'
+
+    For the pitfall modes the inspector still shows the per-element evaluation.
+
+    Examples
+    --------
+    >>> e = explain_cell(np.array([[0.0, 0.0]]), np.array([0]), CheckSettings(eps=1e-3), (0, 1))
+    >>> e.points, round(e.quotient, 6), e.analytic
+    (((0.001+0j), (-0.001+0j)), 0.5, 0.5)
+    """
+    sch = get_scheme(settings.scheme)
+    storage = np.dtype(settings.dtype)
+    x = as_float_array(logits)
+    with np.errstate(over="ignore"):
+        x = x.astype(storage)
+    n, c = x.shape
+    i, j = int(cell[0]), int(cell[1])
+    if not (0 <= i < n and 0 <= j < c):
+        raise ValueError(f"cell {cell} is outside the grid of shape {x.shape}")
+    kw = settings.loss_kwargs
+    terms = loss_terms(x.shape, labels, **kw)  # type: ignore[arg-type]
+    d = terms.denom if terms.reduction == "mean" else 1.0
+    row = x[i].astype(work_dtype(storage))
+    m = row.max()
+    z = row - m
+    e = np.exp(z)
+    s = e.sum()
+    a_row = terms.coefficients(slice(i, i + 1))[0].astype(row.dtype)
+    big_a = row.dtype.type(terms.total[i])
+    u = (a_row * z).sum()
+    h = settings.eps
+    p = float(e[j] / s)
+    analytic = (float(big_a) * p - float(a_row[j])) / d if d else 0.0
+    points: list[complex] = []
+    losses: list[float] = []
+    if sch.is_complex:
+        xp = complex(x[i, j].astype(complex_dtype(storage)) + 1j * h)
+        im = float(complex_step_row_loss_imag(h, e[j], s, a_row[j], big_a))
+        points.append(xp)
+        losses.append(im / d if d else 0.0)
+        weights: tuple[float, ...] = (1.0,)
+    else:
+        l0 = float(round_to(np.asarray(big_a * np.log(s) - u), storage))
+        for o, w in sch.stencil:
+            if o == 0.0:
+                xp_val, lp = float(x[i, j]), l0
+            else:
+                xp_arr = round_to(np.asarray(row[j] + o * h), storage)
+                lp_arr = perturbed_row_loss(xp_arr - m, z[j], e[j], s, a_row[j], big_a, u)
+                xp_val, lp = float(xp_arr), float(round_to(np.asarray(lp_arr), storage))
+            points.append(complex(xp_val))
+            losses.append(lp / d if d else 0.0)
+        weights = tuple(w for _, w in sch.stencil)
+    # The quotient itself comes from the very code path that fills the numeric map.
+    rows = slice(i, i + 1)
+    quotient = float(apply_denominator(element_block(x[rows], terms, rows, h, sch).astype(storage), terms)[0, j])
+    label = int(np.asarray(labels)[i]) if np.asarray(labels).ndim == 1 else -1
+    return CellExplanation(
+        (i, j), float(x[i, j]), label, tuple(points), tuple(losses), weights, quotient, analytic,
+        p, float(big_a), float(a_row[j]), float(d), float(h), sch.name,
+    )  # fmt: skip

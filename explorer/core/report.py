@@ -1,0 +1,186 @@
+"""One gradient check as a single immutable result: what the window, the CLI and tests consume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._dtypes import as_float_array, resolve_dtype
+from .errors import Comparison, compare, default_tolerances
+from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad
+from .numeric import check_eps, cross_entropy_numeric_grad
+from .schemes import PERTURB_MODES, get_scheme
+from .sweep import default_eps
+
+__all__ = ["CheckSettings", "Report", "check_gradient"]
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """Everything besides the logits and labels that a check depends on.
+
+    Attributes
+    ----------
+    eps : float
+    scheme : str
+    dtype : str
+        Storage dtype the logits are rounded to before the check.
+    perturb : str
+        "element" (correct), or the pitfall modes "row" and "all".
+    reduction : str
+    label_smoothing : float
+    weight : tuple of float or None
+        Class weights (a tuple so the settings stay hashable and immutable).
+    ignore_index : int
+    atol, rtol : float or None
+        Verdict tolerances; None takes :func:`~explorer.core.errors.default_tolerances`.
+    """
+
+    eps: float = 1e-5
+    scheme: str = "central"
+    dtype: str = "float64"
+    perturb: str = "element"
+    reduction: str = "sum"
+    label_smoothing: float = 0.0
+    weight: tuple[float, ...] | None = None
+    ignore_index: int = -100
+    atol: float | None = None
+    rtol: float | None = None
+
+    def __post_init__(self) -> None:
+        check_eps(self.eps)
+        get_scheme(self.scheme)
+        resolve_dtype(self.dtype)
+        if self.perturb not in PERTURB_MODES:
+            raise ValueError(f"unknown perturb mode {self.perturb!r}; expected one of {', '.join(PERTURB_MODES)}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {self.reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+        if not 0.0 <= self.label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing!r}")
+
+    @property
+    def loss_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for the core's loss functions."""
+        return {
+            "weight": None if self.weight is None else np.asarray(self.weight, dtype=np.float64),
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "label_smoothing": self.label_smoothing,
+        }
+
+    @property
+    def tolerances(self) -> tuple[float, float]:
+        """The ``(atol, rtol)`` in force."""
+        atol, rtol = default_tolerances(self.dtype)
+        return (atol if self.atol is None else self.atol, rtol if self.rtol is None else self.rtol)
+
+    @classmethod
+    def with_default_eps(cls, scheme: str = "central", dtype: str = "float64", **kwargs: object) -> CheckSettings:
+        """Settings whose ``eps`` is :func:`~explorer.core.sweep.default_eps` for the scheme and dtype."""
+        return cls(eps=default_eps(scheme, dtype), scheme=scheme, dtype=dtype, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Result of one gradient check.
+
+    Attributes
+    ----------
+    settings : CheckSettings
+    logits : ndarray (N, C)
+        The logits as checked (rounded to ``settings.dtype``).
+    labels : ndarray (N,) or (N, C)
+    loss : float
+        The reduced loss (the sum for "none").
+    grad_analytic, grad_numeric : ndarray (N, C), dtype of the check
+    comparison : Comparison
+        ``abs_err``, ``rel_err``, ``passed``, worst cell and verdict.
+    row_sums : ndarray (N,), float64
+        Row sums of the analytic gradient (0 up to rounding, by shift invariance).
+    """
+
+    settings: CheckSettings
+    logits: NDArray
+    labels: NDArray
+    loss: float
+    grad_analytic: NDArray
+    grad_numeric: NDArray
+    comparison: Comparison
+    row_sums: NDArray = field(repr=False)
+
+    @property
+    def abs_err(self) -> NDArray:
+        return self.comparison.abs_err
+
+    @property
+    def rel_err(self) -> NDArray:
+        return self.comparison.rel_err
+
+    @property
+    def ok(self) -> bool:
+        return self.comparison.ok
+
+    @property
+    def worst(self) -> tuple[int, ...]:
+        return self.comparison.worst
+
+
+def check_gradient(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    settings: CheckSettings | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Report:
+    r"""Compare the finite-difference gradient of the cross-entropy with its closed form.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, C)
+        Rounded to ``settings.dtype`` first.
+    labels : array_like, shape (N,) of int or (N, C) of float
+    settings : CheckSettings, optional
+        Defaults: central differences, eps 1e-5, float64, summed row losses
+        (the origin question's setting).
+    progress : callable, optional
+        Passed to :func:`~explorer.core.cross_entropy_numeric_grad`.
+
+    Returns
+    -------
+    Report
+
+    Notes
+    -----
+    The verdict per element is :math:`|g_n - g_a| \le \mathrm{atol} + \mathrm{rtol} |g_a|`.
+
+    Examples
+    --------
+    >>> r = check_gradient(np.array([[1.0, 2.0, 3.0]]), np.array([2]))
+    >>> r.ok, r.worst
+    (True, (0, 0))
+    """
+    settings = settings or CheckSettings()
+    dtype = resolve_dtype(settings.dtype)
+    x = as_float_array(logits, "logits")
+    if x.dtype != dtype:
+        with np.errstate(over="ignore"):  # values beyond the dtype's range become inf, shown as such
+            x = x.astype(dtype)
+    kw = settings.loss_kwargs
+    loss = cross_entropy(x, labels, **kw)  # type: ignore[arg-type]
+    grad_analytic = cross_entropy_grad(x, labels, **kw)  # type: ignore[arg-type]
+    grad_numeric = cross_entropy_numeric_grad(
+        x,
+        labels,
+        settings.eps,
+        settings.scheme,
+        settings.perturb,
+        progress=progress,
+        **kw,  # type: ignore[arg-type]
+    )
+    atol, rtol = settings.tolerances
+    comparison = compare(grad_numeric, grad_analytic, atol, rtol)
+    row_sums = grad_analytic.astype(np.float64).sum(axis=1)
+    total = float(np.sum(loss.astype(np.float64)))
+    return Report(settings, x, np.asarray(labels), total, grad_analytic, grad_numeric, comparison, row_sums)

@@ -1,0 +1,111 @@
+"""Human-readable text about reports and cells: the summary, the inspector, hover tips. No Qt."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from explorer.core import Report
+from explorer.core.explain import CellExplanation
+
+__all__ = ["PITFALL_SENTENCE", "cell_tooltip", "explanation_html", "summary_html"]
+
+PITFALL_SENTENCE = (
+    "Softmax is shift-invariant: adding the same eps to every logit of a row leaves the probabilities, "
+    "and so the loss, unchanged. This quotient is the derivative along the all-ones direction, which is "
+    "exactly 0 (the rows of the gradient sum to 0). Perturb one element at a time to get the gradient."
+)
+
+
+def _g(v: float, digits: int = 6) -> str:
+    return f"{v:.{digits}g}"
+
+
+def summary_html(report: Report, duration_s: float | None = None) -> str:
+    """The summary panel: loss, errors, worst cell, verdict, row-sum check, pitfall note."""
+    s = report.settings
+    cmp = report.comparison
+    atol, rtol = s.tolerances
+    verdict = (
+        "<b style='color:#1a7f37'>PASS</b>: every element within tolerance"
+        if cmp.ok
+        else f"<b style='color:#c62828'>FAIL</b>: {cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
+    )
+    worst = cmp.worst
+    rows = [
+        ("Loss", f"{_g(report.loss, 10)} ({s.reduction})"),
+        ("Max |num − ana|", _g(cmp.max_abs_err, 3)),
+        ("Max relative error", _g(cmp.max_rel_err, 3)),
+        (
+            "Worst cell",
+            (
+                f"sample {worst[0]}, class {worst[1]}: ana {_g(float(report.grad_analytic[worst]))}, "
+                f"num {_g(float(report.grad_numeric[worst]))}"
+            )
+            if worst
+            else "—",
+        ),
+        ("Verdict", f"{verdict}<br><small>|num − ana| ≤ atol + rtol·|ana|, atol={atol:g}, rtol={rtol:g}</small>"),
+        ("Row sums of ∂L/∂x", f"max |Σ_j g_ij| = {_g(float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0, 3)} (0 by shift invariance)"),
+        ("Check", f"{s.scheme}, eps = {s.eps:g}, {s.dtype}, perturb: {s.perturb}"),
+    ]
+    notes = []
+    if s.perturb != "element":
+        what = "every logit" if s.perturb == "all" else "each whole row"
+        notes.append(f"<p style='color:#8a4b00'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>")
+    nonfinite = int(np.count_nonzero(~np.isfinite(report.grad_numeric.astype(np.float64))))
+    if nonfinite or not np.all(np.isfinite(report.logits.astype(np.float64))):
+        notes.append(
+            f"<p style='color:#c62828'>Some values are not finite in {s.dtype} "
+            f"({nonfinite} numeric gradient elements): the logits overflow this dtype.</p>"
+        )
+    table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
+    timing = f"<p><small>computed in {duration_s * 1e3:.1f} ms</small></p>" if duration_s is not None else ""
+    return f"<table cellspacing='3'>{table}</table>{''.join(notes)}{timing}"
+
+
+def cell_tooltip(report: Report, i: int, j: int) -> str:
+    """Plain text for hovering a cell: sample, class, both gradients and both errors."""
+    return (
+        f"sample {i}, class {j}\n"
+        f"analytic  {float(report.grad_analytic[i, j]):.10g}\n"
+        f"numeric   {float(report.grad_numeric[i, j]):.10g}\n"
+        f"abs error {float(report.abs_err[i, j]):.3g}\n"
+        f"rel error {float(report.rel_err[i, j]):.3g}"
+    )
+
+
+def explanation_html(e: CellExplanation) -> str:
+    """The cell inspector: points evaluated, loss values, quotient, analytic formula with numbers."""
+    i, j = e.cell
+    h = e.eps
+    if e.scheme == "complex":
+        pts = (
+            f"<tr><td>x + i·h</td><td>{e.points[0].real:.17g} + {e.points[0].imag:.3g}i</td>"
+            f"<td>Im ℓ/D = {e.losses[0]:.17g}</td></tr>"
+        )
+        quotient = f"Im ℓ(x + i·h) / (D·h) = {e.quotient:.17g}"
+    else:
+        pts = "".join(
+            f"<tr><td>w = {w:+.4g}</td><td>x' = {p.real:.17g}</td><td>ℓ/D = {loss:.17g}</td></tr>"
+            for p, loss, w in zip(e.points, e.losses, e.weights, strict=True)
+        )
+        quotient = f"Σ w·ℓ(x') / (D·h) = {e.quotient:.17g}"
+    on_label = j == e.label
+    formula = (
+        "∂L/∂x<sub>ij</sub> = (A<sub>i</sub>·p<sub>ij</sub> − a<sub>ij</sub>) / D"
+        f" = ({e.big_a:.6g} · {e.p:.10g} − {e.a:.6g}) / {e.denom:g} = {e.analytic:.17g}"
+    )
+    plain = (
+        "<small>Plain case: p<sub>ij</sub> − [j = y<sub>i</sub>]"
+        f" (here j {'=' if on_label else '≠'} y<sub>i</sub> = {e.label}), divided by D for a mean.</small>"
+    )
+    return (
+        f"<h3>Sample {i}, class {j}</h3>"
+        f"<p>x<sub>ij</sub> = {e.logit:.17g}, label y<sub>i</sub> = {e.label}, scheme {e.scheme}, h = {h:g}</p>"
+        f"<table cellspacing='4'><tr><th></th><th>point</th><th>row loss</th></tr>{pts}</table>"
+        f"<p><b>Numeric</b>: {quotient}</p>"
+        f"<p><b>Analytic</b>: {formula}<br>{plain}</p>"
+        f"<p><b>Errors</b>: |num − ana| = {e.abs_err:.3g}, relative {e.rel_err:.3g}</p>"
+    )

@@ -1,0 +1,38 @@
+"""Create the QApplication and the window, and run the event loop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from explorer._resources import resource_path
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace, start: float) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Gradient Explorer")
+    app.setOrganizationName("GradientExplorer")
+    app.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
+    from explorer.gui.mainwindow import MainWindow
+
+    window = MainWindow(restore_settings=not args.no_restore)
+    if args.preset:
+        window.controls.load_preset(args.preset)
+        window.controller.stack.clear()
+    window.show()
+    if args.quit_after_first_draw:
+        # Cold-start benchmark: report when the first result has been drawn, then quit.
+        def _on_first_report(_report: object) -> None:
+            window.repaint()
+            print(f"first-draw {time.perf_counter() - start:.3f}", flush=True)
+            QTimer.singleShot(0, window.close)
+
+        window.recomputer.reportReady.connect(_on_first_report)
+    return app.exec()

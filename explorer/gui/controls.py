@@ -1,0 +1,305 @@
+"""Control panel: problem size, presets, randomize, eps, scheme, dtype, pitfall mode and loss options.
+
+Controls never keep their own copy of the settings: they write through the
+EditController and re-sync from the state with their signals blocked.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QLocale, QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.core import DTYPE_NAMES, EPS_MAX, EPS_MIN, REDUCTIONS, SCHEMES, default_eps
+from explorer.problems import RANDOM_KINDS, get_preset, presets, random_labels, random_logits
+from explorer.state import MAX_CLASSES, MAX_SAMPLES, Change
+from explorer.textio import parse_number
+from explorer.undo import EditController
+
+__all__ = ["PERTURB_LABELS", "ControlsPanel"]
+
+#: Slider steps per decade of eps.
+SLIDER_STEPS_PER_DECADE = 20
+
+PERTURB_LABELS: dict[str, str] = {
+    "element": "One element at a time (correct)",
+    "row": "A whole row at once (pitfall)",
+    "all": "All logits at once (pitfall)",
+}
+REDUCTION_TIPS = {"mean": "Mean over rows (weighted by the label's class weight)", "sum": "Sum of row losses", "none": "Per-row losses; the gradient is that of their sum"}
+
+
+class ControlsPanel(QWidget):
+    """All the knobs. Emits ``message(str)`` for the status bar when an input is refused."""
+
+    message = Signal(str)
+
+    def __init__(self, controller: EditController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.state = controller.state
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._build_problem_box())
+        layout.addWidget(self._build_check_box())
+        layout.addWidget(self._build_loss_box())
+        layout.addStretch(1)
+        self.state.changed.connect(self._on_state_changed)
+        self.sync_from_state()
+
+    # ----------------------------------------------------------------- build
+    def _build_problem_box(self) -> QGroupBox:
+        box = QGroupBox("Problem")
+        form = QFormLayout(box)
+        self.n_spin = QSpinBox(objectName="samplesSpin", minimum=1, maximum=MAX_SAMPLES)
+        self.n_spin.setToolTip("N: number of samples (rows)")
+        self.n_spin.setKeyboardTracking(False)
+        self.c_spin = QSpinBox(objectName="classesSpin", minimum=1, maximum=MAX_CLASSES)
+        self.c_spin.setToolTip("C: number of classes (columns)")
+        self.c_spin.setKeyboardTracking(False)
+        size = QHBoxLayout()
+        size.addWidget(self.n_spin)
+        size.addWidget(self.c_spin)
+        form.addRow("Samples × classes", size)
+        self.n_spin.valueChanged.connect(self._on_size_spin_changed)
+        self.c_spin.valueChanged.connect(self._on_size_spin_changed)
+
+        self.preset_combo = QComboBox(objectName="presetCombo")
+        self.preset_combo.addItem("Choose a preset…", None)
+        for p in presets():
+            self.preset_combo.addItem(p.title, p.name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, p.description, Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setToolTip("Load a ready-made problem (undoable)")
+        self.preset_combo.activated.connect(self._on_preset_combo_activated)
+        form.addRow("Preset", self.preset_combo)
+
+        self.random_kind = QComboBox(objectName="randomKindCombo")
+        for kind, tip in RANDOM_KINDS.items():
+            self.random_kind.addItem(kind, kind)
+            self.random_kind.setItemData(self.random_kind.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.random_kind.setToolTip("Distribution of random logits")
+        self.seed_spin = QSpinBox(objectName="seedSpin", minimum=0, maximum=2**31 - 1)
+        self.seed_spin.setToolTip("Random seed: the same seed gives the same grid")
+        self.random_button = QPushButton("Randomize", objectName="randomizeButton")
+        self.random_button.setToolTip("Fill the grid with random logits and labels (Ctrl+R)")
+        self.random_button.clicked.connect(self.randomize)
+        rnd = QHBoxLayout()
+        rnd.addWidget(self.random_kind)
+        rnd.addWidget(self.seed_spin)
+        rnd.addWidget(self.random_button)
+        form.addRow("Random", rnd)
+        return box
+
+    def _build_check_box(self) -> QGroupBox:
+        box = QGroupBox("Finite differences")
+        form = QFormLayout(box)
+        self.eps_edit = QLineEdit(objectName="epsEdit")
+        self.eps_edit.setToolTip(f"Step eps, e.g. 1e-5 (between {EPS_MIN:g} and {EPS_MAX:g} on the slider; press Enter)")
+        self.eps_edit.setLocale(QLocale.c())
+        self.eps_edit.returnPressed.connect(self._on_eps_edit_return_pressed)
+        self.eps_edit.editingFinished.connect(self._on_eps_edit_editing_finished)
+        self.eps_slider = QSlider(Qt.Orientation.Horizontal, objectName="epsSlider")
+        self.eps_slider.setRange(round(math.log10(EPS_MIN) * SLIDER_STEPS_PER_DECADE), round(math.log10(EPS_MAX) * SLIDER_STEPS_PER_DECADE))
+        self.eps_slider.setToolTip("eps on a log scale, 1e-20 … 1e-1")
+        self.eps_slider.valueChanged.connect(self._on_eps_slider_value_changed)
+        self.default_eps_button = QPushButton("Default", objectName="defaultEpsButton")
+        self.default_eps_button.setToolTip("The textbook optimum for this scheme and dtype, rounded to a power of ten")
+        self.default_eps_button.clicked.connect(self._on_default_eps_clicked)
+        eps_row = QHBoxLayout()
+        eps_row.addWidget(self.eps_edit, 1)
+        eps_row.addWidget(self.default_eps_button)
+        form.addRow("eps", eps_row)
+        form.addRow("", self.eps_slider)
+
+        self.scheme_combo = QComboBox(objectName="schemeCombo")
+        for name, sch in SCHEMES.items():
+            self.scheme_combo.addItem(sch.label, name)
+        self.scheme_combo.setToolTip("Difference scheme: forward/backward O(h), central O(h²), 5-point O(h⁴), complex step")
+        self.scheme_combo.activated.connect(self._on_scheme_combo_activated)
+        form.addRow("Scheme", self.scheme_combo)
+
+        self.dtype_combo = QComboBox(objectName="dtypeCombo")
+        for name in DTYPE_NAMES:
+            self.dtype_combo.addItem(name, name)
+        self.dtype_combo.setToolTip("Precision the logits are rounded to and the check runs in (float16 computes in float32)")
+        self.dtype_combo.activated.connect(self._on_dtype_combo_activated)
+        form.addRow("dtype", self.dtype_combo)
+
+        self.perturb_combo = QComboBox(objectName="perturbCombo")
+        for key, text in PERTURB_LABELS.items():
+            self.perturb_combo.addItem(text, key)
+        self.perturb_combo.setToolTip("Pitfall mode: perturbing a whole row or all logits at once gives about 0 (shift invariance)")
+        self.perturb_combo.activated.connect(self._on_perturb_combo_activated)
+        form.addRow("Perturb", self.perturb_combo)
+        return box
+
+    def _build_loss_box(self) -> QGroupBox:
+        box = QGroupBox("Loss (torch.nn.functional.cross_entropy)")
+        form = QFormLayout(box)
+        self.reduction_combo = QComboBox(objectName="reductionCombo")
+        for name in REDUCTIONS:
+            self.reduction_combo.addItem(name, name)
+            self.reduction_combo.setItemData(self.reduction_combo.count() - 1, REDUCTION_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.reduction_combo.setToolTip("How row losses are combined")
+        self.reduction_combo.activated.connect(self._on_reduction_combo_activated)
+        form.addRow("Reduction", self.reduction_combo)
+
+        self.smoothing_spin = QDoubleSpinBox(objectName="smoothingSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
+        self.smoothing_spin.setKeyboardTracking(False)
+        self.smoothing_spin.setToolTip("Label smoothing s: the target becomes (1 − s)·onehot + s/C")
+        self.smoothing_spin.valueChanged.connect(self._on_smoothing_spin_changed)
+        form.addRow("Label smoothing", self.smoothing_spin)
+
+        self.weights_edit = QLineEdit(objectName="weightsEdit")
+        self.weights_edit.setPlaceholderText("none (all 1)")
+        self.weights_edit.setToolTip("Class weights: C numbers separated by commas or spaces; empty for none")
+        self.weights_edit.editingFinished.connect(self._on_weights_edit_finished)
+        form.addRow("Class weights", self.weights_edit)
+
+        self.ignore_spin = QSpinBox(objectName="ignoreIndexSpin", minimum=-1000, maximum=MAX_CLASSES)
+        self.ignore_spin.setKeyboardTracking(False)
+        self.ignore_spin.setToolTip("Rows whose label equals this value are left out (PyTorch's ignore_index, default -100)")
+        self.ignore_spin.valueChanged.connect(self._on_ignore_spin_changed)
+        form.addRow("ignore_index", self.ignore_spin)
+        return box
+
+    # ------------------------------------------------------------------ sync
+    def _on_state_changed(self, change: Change) -> None:
+        self.sync_from_state()
+
+    def sync_from_state(self) -> None:
+        """Show the state's values; signals blocked so nothing is written back."""
+        s = self.state.settings
+        n, c = self.state.shape
+        widgets = (self.n_spin, self.c_spin, self.eps_slider, self.scheme_combo, self.dtype_combo, self.perturb_combo,
+                   self.reduction_combo, self.smoothing_spin, self.ignore_spin)  # fmt: skip
+        blockers = [QSignalBlocker(w) for w in widgets]
+        self.n_spin.setValue(n)
+        self.c_spin.setValue(c)
+        if not self.eps_edit.hasFocus() or self.eps_edit.text() == "":
+            self.eps_edit.setText(f"{s.eps:g}")
+        self.eps_slider.setValue(round(math.log10(s.eps) * SLIDER_STEPS_PER_DECADE))
+        self.scheme_combo.setCurrentIndex(self.scheme_combo.findData(s.scheme))
+        self.dtype_combo.setCurrentIndex(self.dtype_combo.findData(s.dtype))
+        self.perturb_combo.setCurrentIndex(self.perturb_combo.findData(s.perturb))
+        self.reduction_combo.setCurrentIndex(self.reduction_combo.findData(s.reduction))
+        self.smoothing_spin.setValue(s.label_smoothing)
+        self.ignore_spin.setValue(s.ignore_index)
+        if not self.weights_edit.hasFocus():
+            self.weights_edit.setText("" if s.weight is None else ", ".join(f"{w:g}" for w in s.weight))
+        del blockers
+
+    # ----------------------------------------------------------------- edits
+    def _apply(self, what: str, **changes: object) -> bool:
+        try:
+            self.controller.set_settings(**changes)
+        except ValueError as exc:
+            self.message.emit(f"{what} unchanged: {exc}")
+            self.sync_from_state()
+            return False
+        return True
+
+    def _on_size_spin_changed(self, _value: int) -> None:
+        try:
+            self.controller.resize(self.n_spin.value(), self.c_spin.value())
+        except ValueError as exc:
+            self.message.emit(f"Size unchanged: {exc}")
+            self.sync_from_state()
+
+    def _on_preset_combo_activated(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        if name:
+            self.load_preset(str(name))
+        with QSignalBlocker(self.preset_combo):
+            self.preset_combo.setCurrentIndex(0)
+
+    def load_preset(self, name: str) -> None:
+        p = get_preset(name)
+        settings = dict(p.settings)
+        self.controller.replace(p.logits, p.labels, text=f"Load preset “{p.title}”", **settings)
+        self.message.emit(p.description)
+
+    def randomize(self) -> None:
+        n, c = self.state.shape
+        kind = str(self.random_kind.currentData())
+        seed = self.seed_spin.value()
+        self.controller.replace(random_logits(n, c, kind, seed), random_labels(n, c, seed), text=f"Randomize ({kind}, seed {seed})")
+        self.message.emit(f"Random {kind} logits, seed {seed}")
+
+    def _eps_from_text(self) -> None:
+        text = self.eps_edit.text()
+        try:
+            eps = parse_number(text, what="eps")
+            if eps <= 0:
+                raise ValueError(f"eps must be > 0, got {text.strip()}")
+        except ValueError as exc:
+            self.message.emit(f"eps unchanged: {exc}")
+            self.eps_edit.setText(f"{self.state.settings.eps:g}")
+            return
+        self._apply("eps", eps=eps)
+
+    def _on_eps_edit_return_pressed(self) -> None:
+        self._eps_from_text()
+
+    def _on_eps_edit_editing_finished(self) -> None:
+        if self.eps_edit.text() != f"{self.state.settings.eps:g}":
+            self._eps_from_text()
+        self.eps_edit.setText(f"{self.state.settings.eps:g}")
+
+    def _on_eps_slider_value_changed(self, value: int) -> None:
+        eps = float(f"{10.0 ** (value / SLIDER_STEPS_PER_DECADE):.3g}")
+        try:
+            self.controller.set_settings(text="Change eps", merge=True, eps=eps)
+        except ValueError as exc:
+            self.message.emit(f"eps unchanged: {exc}")
+        self.eps_edit.setText(f"{self.state.settings.eps:g}")
+
+    def _on_default_eps_clicked(self) -> None:
+        s = self.state.settings
+        self._apply("eps", eps=default_eps(s.scheme, s.dtype))
+
+    def _on_scheme_combo_activated(self, index: int) -> None:
+        self._apply("Scheme", scheme=self.scheme_combo.itemData(index))
+
+    def _on_dtype_combo_activated(self, index: int) -> None:
+        self._apply("dtype", dtype=self.dtype_combo.itemData(index))
+
+    def _on_perturb_combo_activated(self, index: int) -> None:
+        self._apply("Perturbation", perturb=self.perturb_combo.itemData(index))
+
+    def _on_reduction_combo_activated(self, index: int) -> None:
+        self._apply("Reduction", reduction=self.reduction_combo.itemData(index))
+
+    def _on_smoothing_spin_changed(self, value: float) -> None:
+        self._apply("Label smoothing", label_smoothing=value)
+
+    def _on_ignore_spin_changed(self, value: int) -> None:
+        self._apply("ignore_index", ignore_index=value)
+
+    def _on_weights_edit_finished(self) -> None:
+        text = self.weights_edit.text().strip()
+        current = self.state.settings.weight
+        if not text:
+            if current is not None:
+                self._apply("Class weights", weight=None)
+            return
+        try:
+            values = tuple(parse_number(t, what="class weight") for t in text.replace(",", " ").split())
+        except ValueError as exc:
+            self.message.emit(f"Class weights unchanged: {exc}")
+            self.sync_from_state()
+            return
+        if values != current:
+            self._apply("Class weights", weight=values)

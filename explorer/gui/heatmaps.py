@@ -1,0 +1,150 @@
+"""The three heatmaps (analytic, numeric, error) and how a Report becomes images."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+
+from explorer.core import Report
+from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
+
+__all__ = ["ERROR_VIEWS", "HeatmapPanel", "error_image"]
+
+#: Error views: key -> (menu text, colorbar label).
+ERROR_VIEWS: dict[str, tuple[str, str]] = {
+    "abs": ("|numeric − analytic|", "|error|"),
+    "rel": ("Relative error", "relative error"),
+    "log_abs": ("log10 |numeric − analytic|", "log10 |error|"),
+    "log_rel": ("log10 relative error", "log10 rel. error"),
+}
+#: Floor of the log views: exact zeros are drawn at this exponent.
+LOG_FLOOR = -20.0
+
+
+def error_image(report: Report, view: str) -> NDArray:
+    """The array the error heatmap shows for a view key of :data:`ERROR_VIEWS`."""
+    err = report.abs_err if view in ("abs", "log_abs") else report.rel_err
+    if not view.startswith("log"):
+        return err
+    with np.errstate(divide="ignore"):
+        logged = np.log10(err)
+    return np.where(np.isneginf(logged), LOG_FLOOR, np.maximum(logged, LOG_FLOOR))
+
+
+def _finite_range(a: NDArray) -> tuple[float, float]:
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return math.nan, math.nan
+    return float(finite.min()), float(finite.max())
+
+
+class HeatmapPanel(QWidget):
+    """Analytic and numeric gradients (shared symmetric levels, diverging map) and the error (sequential map).
+
+    Signals
+    -------
+    cellHovered(int, int), cellClicked(int, int)
+        Forwarded from any of the three maps.
+    """
+
+    cellHovered = Signal(int, int)
+    cellClicked = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.analytic = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
+        self.analytic.setObjectName("analyticHeatmap")
+        self.numeric = HeatmapView("Numeric gradient", DIVERGING, "∂L/∂x")
+        self.numeric.setObjectName("numericHeatmap")
+        self.error = HeatmapView("Error", SEQUENTIAL, "|error|")
+        self.error.setObjectName("errorHeatmap")
+        self.analytic.setToolTip("Closed-form gradient of the loss; red is positive, blue negative")
+        self.numeric.setToolTip("Finite-difference gradient, on the same colour scale as the analytic one")
+        self.error.setToolTip("Where the two disagree; choose the measure above the map")
+        self.view_combo = QComboBox()
+        self.view_combo.setObjectName("errorViewCombo")
+        for key, (text, _) in ERROR_VIEWS.items():
+            self.view_combo.addItem(text, key)
+        self.view_combo.setToolTip("What the error map shows")
+        self.view_combo.currentIndexChanged.connect(self._on_view_combo_changed)
+
+        header = QHBoxLayout()
+        header.addWidget(QLabel("Error map shows:"))
+        header.addWidget(self.view_combo)
+        header.addStretch(1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setObjectName("heatmapSplitter")
+        for view in self.views:
+            splitter.addWidget(view)
+            view.cellHovered.connect(self.cellHovered)
+            view.cellClicked.connect(self.cellClicked)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(splitter, 1)
+        self.splitter = splitter
+        self._report: Report | None = None
+
+    @property
+    def views(self) -> tuple[HeatmapView, HeatmapView, HeatmapView]:
+        return self.analytic, self.numeric, self.error
+
+    @property
+    def error_view(self) -> str:
+        return str(self.view_combo.currentData())
+
+    def set_error_view(self, key: str) -> None:
+        index = self.view_combo.findData(key)
+        if index >= 0:
+            self.view_combo.setCurrentIndex(index)
+
+    def reset_levels(self) -> None:
+        """Forget the kept levels (new problem): the next report chooses fresh ones."""
+        for v in self.views:
+            v.levels = None
+
+    def show_report(self, report: Report) -> None:
+        """Draw a report: images with levels chosen on purpose."""
+        self._report = report
+        ana = report.grad_analytic.astype(np.float64)
+        num = report.grad_numeric.astype(np.float64)
+        limit = nice_ceil(symmetric_limit(ana, num)) if symmetric_limit(ana, num) > 0 else 1.0
+        kept = stable_levels(self.analytic.levels, -symmetric_limit(ana, num), symmetric_limit(ana, num))
+        levels = kept if kept == self.analytic.levels else (-limit, limit)
+        self.analytic.set_image(ana, levels)
+        self.numeric.set_image(num, levels)
+        self._draw_error()
+
+    def _draw_error(self) -> None:
+        report = self._report
+        if report is None:
+            return
+        view = self.error_view
+        image = error_image(report, view)
+        lo, hi = _finite_range(image)
+        if view.startswith("log"):
+            if math.isnan(lo):
+                lo, hi = LOG_FLOOR, 0.0
+            proposed = (float(math.floor(lo)), float(max(math.ceil(hi), math.floor(lo) + 1)))
+        else:
+            top = hi if math.isfinite(hi) and hi > 0 else 1.0
+            proposed = (0.0, nice_ceil(top))
+            lo = 0.0
+        current = self.error.levels
+        kept = stable_levels(current, lo, hi) if current is not None else None
+        levels = kept if kept is not None and kept == current else proposed
+        self.error.set_image(image, levels)
+        self.error.set_bar_label(ERROR_VIEWS[view][1])
+
+    def _on_view_combo_changed(self, _index: int) -> None:
+        self.error.levels = None
+        self._draw_error()
+
+    def set_selected(self, cell: tuple[int, int] | None) -> None:
+        for v in self.views:
+            v.set_selected(cell)

@@ -1,0 +1,346 @@
+"""MainWindow: builds, lays out and connects. It computes nothing."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QToolTip,
+    QWidget,
+)
+
+from explorer import __version__
+from explorer._resources import resource_path
+from explorer.core import Report
+from explorer.core.explain import CellExplanation
+from explorer.describe import cell_tooltip, explanation_html, summary_html
+from explorer.gui.controls import ControlsPanel
+from explorer.gui.grid import GridPanel
+from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
+from explorer.problems import get_preset
+from explorer.recompute import Recomputer
+from explorer.state import Change, ExplorerState
+from explorer.undo import EditController
+
+__all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
+
+ORGANIZATION = "GradientExplorer"
+APPLICATION = "Gradient Explorer"
+#: Bump when the saved window state's layout changes incompatibly.
+SETTINGS_VERSION = 1
+STATUS_TIMEOUT_MS = 8000
+MIN_SIDE_PANEL_WIDTH = 250
+#: Check settings remembered between runs.
+_REMEMBERED = ("eps", "scheme", "dtype", "reduction", "label_smoothing", "ignore_index")
+
+
+def app_settings() -> QSettings:
+    """The app's QSettings; ``GRADIENT_EXPLORER_SETTINGS`` (a file path) overrides the location (tests)."""
+    path = os.environ.get("GRADIENT_EXPLORER_SETTINGS")
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(ORGANIZATION, "explorer")
+
+
+class MainWindow(QMainWindow):
+    """The explorer window. ``MainWindow()`` opens the origin question's problem, already computed."""
+
+    def __init__(self, parent: QWidget | None = None, restore_settings: bool = True):
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APPLICATION)
+        self.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
+        origin = get_preset("origin")
+        self.state = ExplorerState(origin.logits, origin.labels, self)
+        self.controller = EditController(self.state, self)
+        self.recomputer = Recomputer(self.state, self)
+        self.report: Report | None = None
+        with self.state.batch():
+            self.state.set_settings(**origin.settings)
+
+        self.grid = GridPanel(self.controller)
+        self.heatmaps = HeatmapPanel()
+        self.controls = ControlsPanel(self.controller)
+        self.summary = QTextBrowser(objectName="summaryView")
+        self.summary.setToolTip("Loss, largest errors, worst cell and the verdict")
+        self.inspector = QTextBrowser(objectName="cellInspector")
+        self.inspector.setToolTip("What the finite difference evaluated for the selected cell")
+        self.inspector.setHtml("<p>Select a cell in the grid or click a heatmap.</p>")
+        for panel in (self.summary, self.inspector):
+            panel.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, objectName="centralSplitter")
+        splitter.addWidget(self.grid)
+        splitter.addWidget(self.heatmaps)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([190, 560])
+        self.central_splitter = splitter
+        self.setCentralWidget(splitter)
+        self._controls_dock = self._dock("Controls", "controlsDock", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._summary_dock = self._dock("Summary", "summaryDock", self.summary, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._inspector_dock = self._dock("Cell inspector", "inspectorDock", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self._build_status_bar()
+        self._build_actions()
+        self._connect()
+        self.resize(1280, 800)
+        if restore_settings:
+            self._restore_settings()
+        self.controller.stack.clear()
+        self.recomputer.schedule()
+
+    # ----------------------------------------------------------------- build
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self, objectName=name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress = QProgressBar(objectName="progressBar", maximumWidth=160)
+        self.progress.setRange(0, 100)
+        self.progress.setToolTip("Progress of the computation running in the background")
+        self.cancel_button = QPushButton("Cancel", objectName="cancelButton")
+        self.cancel_button.setToolTip("Stop the running computation (Esc)")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.timing_label = QLabel(objectName="timingLabel")
+        self.timing_label.setToolTip("Time of the last computation")
+        for w in (self.progress, self.cancel_button):
+            w.setVisible(False)
+            bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.timing_label)
+
+    def _action(self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        stack = self.controller.stack
+        self.undo_action = stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+        self.copy_action = self._action("&Copy", self.grid.copy, QKeySequence.StandardKey.Copy, "Copy the selected logits as tab-separated text")
+        self.paste_action = self._action("&Paste", self.grid.paste, QKeySequence.StandardKey.Paste, "Paste a block of numbers at the selected cell")
+        for a in (self.copy_action, self.paste_action):
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.grid.addAction(a)
+        self.randomize_action = self._action("&Randomize", self.controls.randomize, "Ctrl+R", "Fill the grid with random logits")
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit Gradient Explorer")
+        self.cancel_action = self._action("Cancel computation", self._on_cancel_clicked, "Esc", "Stop the running computation")
+
+        file_menu = self.menuBar().addMenu("&File")
+        presets_menu = file_menu.addMenu("Load &preset")
+        for index in range(1, self.controls.preset_combo.count()):
+            name = self.controls.preset_combo.itemData(index)
+            act = self._action(self.controls.preset_combo.itemText(index), lambda _=False, n=name: self.controls.load_preset(n))
+            presets_menu.addAction(act)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        for a in (self.undo_action, self.redo_action):
+            edit_menu.addAction(a)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.copy_action)
+        edit_menu.addAction(self.paste_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.randomize_action)
+        edit_menu.addAction(self.cancel_action)
+
+        view_menu = self.menuBar().addMenu("&View")
+        self.error_view_actions: dict[str, QAction] = {}
+        for key, (text, _) in ERROR_VIEWS.items():
+            act = self._action(f"Error map: {text}", lambda _=False, k=key: self.heatmaps.set_error_view(k))
+            act.setCheckable(True)
+            view_menu.addAction(act)
+            self.error_view_actions[key] = act
+        view_menu.addSeparator()
+        for dock in (self._controls_dock, self._summary_dock, self._inspector_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self._action("Reset &layout", self._reset_layout, tip="Put the panels back where they started"))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&About Gradient Explorer", self._show_about, QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(self._action("About &Qt", QApplication.aboutQt))
+        self._default_state = self.saveState(SETTINGS_VERSION)
+
+    def _connect(self) -> None:
+        self.recomputer.reportReady.connect(self._on_recomputer_report_ready)
+        self.recomputer.cellExplained.connect(self._on_recomputer_cell_explained)
+        self.recomputer.busyChanged.connect(self._on_recomputer_busy_changed)
+        self.recomputer.progressChanged.connect(self.progress.setValue)
+        self.recomputer.failed.connect(self._on_recomputer_failed)
+        self.grid.message.connect(self.show_message)
+        self.controls.message.connect(self.show_message)
+        self.grid.currentCellChanged.connect(self._on_grid_current_cell_changed)
+        self.heatmaps.cellClicked.connect(self._on_heatmap_cell_clicked)
+        self.heatmaps.cellHovered.connect(self._on_heatmap_cell_hovered)
+        self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
+        self.state.changed.connect(self._on_state_changed)
+        self.controller.stack.cleanChanged.connect(self._update_title)
+        self._on_error_view_changed()
+
+    # ----------------------------------------------------------------- slots
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, STATUS_TIMEOUT_MS)
+
+    def _on_state_changed(self, change: Change) -> None:
+        if change.shape:
+            self.heatmaps.reset_levels()
+        self._update_title()
+
+    def _on_recomputer_report_ready(self, report: Report) -> None:
+        self.report = report
+        self.heatmaps.show_report(report)
+        self.summary.setHtml(summary_html(report, self.recomputer.last_duration))
+        self.timing_label.setText(f"{self.recomputer.last_duration * 1e3:.1f} ms")
+        cell = self.grid.current_cell()
+        self.heatmaps.set_selected(cell)
+
+    def _on_recomputer_cell_explained(self, explanation: CellExplanation | None) -> None:
+        if explanation is None:
+            self.inspector.setHtml("<p>Select a cell in the grid or click a heatmap.</p>")
+        else:
+            self.inspector.setHtml(explanation_html(explanation))
+
+    def _on_recomputer_busy_changed(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.statusBar().showMessage("Computing in the background…")
+        else:
+            self.statusBar().clearMessage()
+
+    def _on_recomputer_failed(self, message: str) -> None:
+        self.show_message(f"Computation failed: {message}")
+
+    def _on_cancel_clicked(self) -> None:
+        if self.recomputer.busy:
+            self.recomputer.cancel()
+            self.show_message("Computation cancelled; the maps show the previous result")
+
+    def _on_grid_current_cell_changed(self, i: int, j: int) -> None:
+        self.heatmaps.set_selected((i, j))
+        self.recomputer.set_cell((i, j))
+
+    def _on_heatmap_cell_clicked(self, i: int, j: int) -> None:
+        self.grid.select_cell(i, j)
+
+    def _on_heatmap_cell_hovered(self, i: int, j: int) -> None:
+        report = self.report
+        if report is None or i < 0 or i >= report.grad_analytic.shape[0] or j >= report.grad_analytic.shape[1]:
+            QToolTip.hideText()
+            return
+        text = cell_tooltip(report, i, j)
+        self.statusBar().showMessage(text.replace("\n", "   "), STATUS_TIMEOUT_MS)
+        QToolTip.showText(QCursor.pos(), text)
+
+    def _on_error_view_changed(self, _index: int = 0) -> None:
+        key = self.heatmaps.error_view
+        for k, act in self.error_view_actions.items():
+            act.setChecked(k == key)
+
+    def _update_title(self) -> None:
+        n, c = self.state.shape
+        self.setWindowTitle(f"{APPLICATION} — {n} × {c}")
+
+    def _reset_layout(self) -> None:
+        self.restoreState(self._default_state, SETTINGS_VERSION)
+        for dock in (self._controls_dock, self._summary_dock, self._inspector_dock):
+            dock.setVisible(True)
+
+    def _show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Gradient Explorer",
+            f"<h3>Gradient Explorer {__version__}</h3>"
+            "<p>Is my gradient right, and why does my finite-difference check say something else?</p>"
+            f"<p>Python {platform.python_version()}, NumPy {np.__version__}, PySide6 {pyside_version}, "
+            f"pyqtgraph {pg.__version__}</p>",
+        )
+
+    # -------------------------------------------------------------- settings
+    def _restore_settings(self) -> None:
+        st = app_settings()
+        geometry = st.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = st.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state, SETTINGS_VERSION)
+        splitter = st.value("window/splitter")
+        if isinstance(splitter, QByteArray):
+            self.central_splitter.restoreState(splitter)
+        self.heatmaps.set_error_view(str(st.value("view/error", "abs")))
+        kind = st.value("random/kind")
+        if kind is not None:
+            self.controls.random_kind.setCurrentIndex(max(0, self.controls.random_kind.findData(kind)))
+        self.controls.seed_spin.setValue(int(st.value("random/seed", 0) or 0))
+        saved = {}
+        for key in _REMEMBERED:
+            value = st.value(f"check/{key}")
+            if value is not None:
+                saved[key] = value
+        if saved:
+            try:
+                self.state.set_settings(**_typed_settings(saved))
+            except (TypeError, ValueError):
+                self.show_message("Saved settings were not valid and were ignored")
+
+    def save_settings(self) -> None:
+        st = app_settings()
+        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/state", self.saveState(SETTINGS_VERSION))
+        st.setValue("window/splitter", self.central_splitter.saveState())
+        st.setValue("view/error", self.heatmaps.error_view)
+        st.setValue("random/kind", self.controls.random_kind.currentData())
+        st.setValue("random/seed", self.controls.seed_spin.value())
+        s = self.state.settings
+        for key in _REMEMBERED:
+            st.setValue(f"check/{key}", getattr(s, key))
+        st.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        self.recomputer.shutdown()
+        super().closeEvent(event)
+
+
+def _typed_settings(saved: dict[str, object]) -> dict[str, object]:
+    """QSettings (INI) hands back strings: convert each remembered field to its type."""
+    out: dict[str, object] = {}
+    for key, value in saved.items():
+        if key in ("eps", "label_smoothing"):
+            out[key] = float(value)  # type: ignore[arg-type]
+        elif key == "ignore_index":
+            out[key] = int(value)  # type: ignore[call-overload]
+        else:
+            out[key] = str(value)
+    return out
+

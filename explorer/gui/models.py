@@ -1,0 +1,199 @@
+"""Item models over ExplorerState: the logits grid and the labels column.
+
+Models never open dialogs and never compute gradients. ``setData`` parses, asks
+the EditController to apply the change, and returns False (emitting
+``rejected(message)``) for bad input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from explorer.state import Change
+from explorer.textio import parse_number
+from explorer.undo import EditController
+
+__all__ = ["LABEL_CELL_COLOR", "LabelsModel", "LogitsModel"]
+
+#: Background of each row's label cell in the grid.
+LABEL_CELL_COLOR = QColor(255, 221, 128)
+_IGNORED_ROW_COLOR = QColor(225, 225, 225)
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def format_value(v: float) -> str:
+    """Short display text: 6 significant digits."""
+    return f"{v:.6g}"
+
+
+class _StateModel(QAbstractTableModel):
+    rejected = Signal(str)
+
+    def __init__(self, controller: EditController, parent: Any = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.state = controller.state
+        self._shape = self.state.shape
+        self.state.changed.connect(self._on_state_changed)
+
+    def _on_state_changed(self, change: Change) -> None:
+        raise NotImplementedError
+
+    def _reset_if_shape_changed(self) -> bool:
+        if self.state.shape != self._shape:
+            self.beginResetModel()
+            self._shape = self.state.shape
+            self.endResetModel()
+            return True
+        return False
+
+
+class LogitsModel(_StateModel):
+    """Rows are samples, columns are classes; EditRole data is the float value."""
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._shape[0]
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._shape[1]
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        i, j = index.row(), index.column()
+        if not (0 <= i < self._shape[0] and 0 <= j < self._shape[1]):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return format_value(float(self.state.logits[i, j]))
+        if role == Qt.ItemDataRole.EditRole:
+            return float(self.state.logits[i, j])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            label = int(self.state.labels[i])
+            mark = " (this row's label)" if label == j else ""
+            return f"sample {i}, class {j}{mark}: {float(self.state.logits[i, j])!r}"
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        label = int(self.state.labels[i])
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if label == j:
+                return QBrush(LABEL_CELL_COLOR)
+            if not 0 <= label < self._shape[1]:
+                return QBrush(_IGNORED_ROW_COLOR)
+            return None
+        if role == Qt.ItemDataRole.FontRole and label == j:
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return str(section)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"class {section}" if orientation == Qt.Orientation.Horizontal else f"sample {section}"
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+
+    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        i, j = index.row(), index.column()
+        dtype_max = float(np.finfo(self.state.settings.dtype).max)
+        try:
+            v = parse_number(str(value), dtype_max, "logit") if isinstance(value, str) else float(value)
+            if not np.isfinite(v):
+                raise ValueError(f"{value!r} is not a finite number")
+            if abs(v) > dtype_max:
+                raise ValueError(f"{v:g} overflows {self.state.settings.dtype} (largest finite {dtype_max:g})")
+            self.controller.set_logit(i, j, v)
+        except (ValueError, TypeError) as exc:
+            self.rejected.emit(f"Cell ({i}, {j}) unchanged: {exc}")
+            return False
+        return True
+
+    def _on_state_changed(self, change: Change) -> None:
+        if change.shape and self._reset_if_shape_changed():
+            return
+        n, c = self._shape
+        if change.logits is not None:
+            r0, c0, r1, c1 = change.logits
+            self.dataChanged.emit(self.index(r0, c0), self.index(min(r1, n) - 1, min(c1, c) - 1))
+        if change.labels and n and c:
+            roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.FontRole, Qt.ItemDataRole.ToolTipRole]
+            self.dataChanged.emit(self.index(0, 0), self.index(n - 1, c - 1), roles)
+
+
+class LabelsModel(_StateModel):
+    """One column: each row's label (class index, or the ignore index); EditRole data is the int."""
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._shape[0]
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else 1
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.column() != 0 or not 0 <= index.row() < self._shape[0]:
+            return None
+        label = int(self.state.labels[index.row()])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return str(label) if 0 <= label < self._shape[1] else f"{label} (ignored)"
+        if role == Qt.ItemDataRole.EditRole:
+            return label
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (
+                f"Label of sample {index.row()}: a class index 0..{self._shape[1] - 1}, "
+                f"or {self.state.settings.ignore_index} (the ignore index) to leave the row out"
+            )
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return QBrush(LABEL_CELL_COLOR if 0 <= label < self._shape[1] else _IGNORED_ROW_COLOR)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "label" if orientation == Qt.Orientation.Horizontal else str(section)
+        if role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal:
+            return "The target class of each sample"
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+
+    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        i = index.row()
+        try:
+            if isinstance(value, str):
+                text = value.strip().removesuffix("(ignored)").strip()
+                v = parse_number(text, what="label")
+            else:
+                v = float(value)
+            if v != int(v):
+                raise ValueError(f"{value!r} is not a whole number")
+            self.controller.set_label(i, int(v))
+        except (ValueError, TypeError, OverflowError) as exc:
+            self.rejected.emit(f"Label of row {i} unchanged: {exc}")
+            return False
+        return True
+
+    def _on_state_changed(self, change: Change) -> None:
+        if change.shape and self._reset_if_shape_changed():
+            return
+        if change.labels or "ignore_index" in change.settings:
+            n = self._shape[0]
+            if n:
+                self.dataChanged.emit(self.index(0, 0), self.index(n - 1, 0))
