@@ -7,8 +7,6 @@ import os
 # Must happen before any QApplication exists: without a display (and without this),
 # Qt aborts the whole test run. Tests that need a real window start Xvfb themselves.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# Keep the tests' QSettings away from the user's own.
-os.environ.setdefault("GRADIENT_EXPLORER_SETTINGS", "tests")
 
 from hypothesis import HealthCheck, settings
 
@@ -17,3 +15,24 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own settings file, so no test sees another's (or the user's) settings."""
+    monkeypatch.setenv("GRADIENT_EXPLORER_SETTINGS", str(tmp_path / "settings.ini"))  # type: ignore[operator]
+
+
+@pytest.fixture
+def window(qtbot):  # type: ignore[no-untyped-def]
+    """The real MainWindow, shown, with its first report drawn."""
+    from explorer.gui import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.recomputer.reportReady, timeout=5000):
+        w.show()
+    yield w
+    w.recomputer.shutdown()

@@ -127,21 +127,21 @@ class ControlsPanel(QWidget):
         for name, sch in SCHEMES.items():
             self.scheme_combo.addItem(sch.label, name)
         self.scheme_combo.setToolTip("Difference scheme: forward/backward O(h), central O(h²), 5-point O(h⁴), complex step")
-        self.scheme_combo.activated.connect(self._on_scheme_combo_activated)
+        self.scheme_combo.currentIndexChanged.connect(self._on_scheme_combo_changed)
         form.addRow("Scheme", self.scheme_combo)
 
         self.dtype_combo = QComboBox(objectName="dtypeCombo")
         for name in DTYPE_NAMES:
             self.dtype_combo.addItem(name, name)
         self.dtype_combo.setToolTip("Precision the logits are rounded to and the check runs in (float16 computes in float32)")
-        self.dtype_combo.activated.connect(self._on_dtype_combo_activated)
+        self.dtype_combo.currentIndexChanged.connect(self._on_dtype_combo_changed)
         form.addRow("dtype", self.dtype_combo)
 
         self.perturb_combo = QComboBox(objectName="perturbCombo")
         for key, text in PERTURB_LABELS.items():
             self.perturb_combo.addItem(text, key)
         self.perturb_combo.setToolTip("Pitfall mode: perturbing a whole row or all logits at once gives about 0 (shift invariance)")
-        self.perturb_combo.activated.connect(self._on_perturb_combo_activated)
+        self.perturb_combo.currentIndexChanged.connect(self._on_perturb_combo_changed)
         form.addRow("Perturb", self.perturb_combo)
         return box
 
@@ -153,7 +153,7 @@ class ControlsPanel(QWidget):
             self.reduction_combo.addItem(name, name)
             self.reduction_combo.setItemData(self.reduction_combo.count() - 1, REDUCTION_TIPS[name], Qt.ItemDataRole.ToolTipRole)
         self.reduction_combo.setToolTip("How row losses are combined")
-        self.reduction_combo.activated.connect(self._on_reduction_combo_activated)
+        self.reduction_combo.currentIndexChanged.connect(self._on_reduction_combo_changed)
         form.addRow("Reduction", self.reduction_combo)
 
         self.smoothing_spin = QDoubleSpinBox(objectName="smoothingSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
@@ -270,16 +270,16 @@ class ControlsPanel(QWidget):
         s = self.state.settings
         self._apply("eps", eps=default_eps(s.scheme, s.dtype))
 
-    def _on_scheme_combo_activated(self, index: int) -> None:
+    def _on_scheme_combo_changed(self, index: int) -> None:
         self._apply("Scheme", scheme=self.scheme_combo.itemData(index))
 
-    def _on_dtype_combo_activated(self, index: int) -> None:
+    def _on_dtype_combo_changed(self, index: int) -> None:
         self._apply("dtype", dtype=self.dtype_combo.itemData(index))
 
-    def _on_perturb_combo_activated(self, index: int) -> None:
+    def _on_perturb_combo_changed(self, index: int) -> None:
         self._apply("Perturbation", perturb=self.perturb_combo.itemData(index))
 
-    def _on_reduction_combo_activated(self, index: int) -> None:
+    def _on_reduction_combo_changed(self, index: int) -> None:
         self._apply("Reduction", reduction=self.reduction_combo.itemData(index))
 
     def _on_smoothing_spin_changed(self, value: float) -> None:
