@@ -33,6 +33,7 @@ def summary_html(report: Report, duration_s: float | None = None) -> str:
         else f"<b style='color:#c62828'>FAIL</b>: {cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
     )
     worst = cmp.worst
+    row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
     rows = [
         ("Loss", f"{_g(report.loss, 10)} ({s.reduction})"),
         ("Max |num − ana|", _g(cmp.max_abs_err, 3)),
@@ -47,13 +48,18 @@ def summary_html(report: Report, duration_s: float | None = None) -> str:
             else "—",
         ),
         ("Verdict", f"{verdict}<br><small>|num − ana| ≤ atol + rtol·|ana|, atol={atol:g}, rtol={rtol:g}</small>"),
-        ("Row sums of ∂L/∂x", f"max |Σ_j g_ij| = {_g(float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0, 3)} (0 by shift invariance)"),
+        (
+            "Row sums of ∂L/∂x",
+            f"max |Σ_j g_ij| = {_g(row_sum, 3)} (0 by shift invariance)",
+        ),
         ("Check", f"{s.scheme}, eps = {s.eps:g}, {s.dtype}, perturb: {s.perturb}"),
     ]
     notes = []
     if s.perturb != "element":
         what = "every logit" if s.perturb == "all" else "each whole row"
-        notes.append(f"<p style='color:#8a4b00'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>")
+        notes.append(
+            f"<p style='color:#8a4b00'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>"
+        )
     nonfinite = int(np.count_nonzero(~np.isfinite(report.grad_numeric.astype(np.float64))))
     if nonfinite or not np.all(np.isfinite(report.logits.astype(np.float64))):
         notes.append(

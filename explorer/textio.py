@@ -94,7 +94,9 @@ def parse_block(text: str, max_cells: int = 4_000_000) -> NDArray:
         raise ValueError("the clipboard holds no numbers")
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise ValueError(f"the pasted rows have different lengths ({', '.join(map(str, sorted(widths)))}): not a rectangle")
+        raise ValueError(
+            f"the pasted rows have different lengths ({', '.join(map(str, sorted(widths)))}): not a rectangle"
+        )
     return np.array(rows, dtype=np.float64)
 
 

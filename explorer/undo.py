@@ -79,7 +79,9 @@ class EditController(QObject):
         if old == new and np.signbit(old) == np.signbit(new):
             return
         st = self.state
-        self.stack.push(_Command(f"Edit cell ({i}, {j})", lambda: st.set_logit(i, j, old), lambda: st.set_logit(i, j, new)))
+        self.stack.push(
+            _Command(f"Edit cell ({i}, {j})", lambda: st.set_logit(i, j, old), lambda: st.set_logit(i, j, new))
+        )
 
     def set_block(self, r0: int, c0: int, block: ArrayLike, text: str = "Paste") -> None:
         b = np.asarray(block, dtype=np.float64)
@@ -119,7 +121,9 @@ class EditController(QObject):
         after = self.state.settings
         if after == before:
             return
-        names = sorted(f.name for f in dataclasses.fields(CheckSettings) if getattr(before, f.name) != getattr(after, f.name))
+        names = sorted(
+            f.name for f in dataclasses.fields(CheckSettings) if getattr(before, f.name) != getattr(after, f.name)
+        )
         old = {k: getattr(before, k) for k in names}
         new = {k: getattr(after, k) for k in names}
         labels_after = self.state.labels.copy()
@@ -148,9 +152,9 @@ class EditController(QObject):
         old = self.state.snapshot()
         action()
         new = self.state.snapshot()
-        if old[0].shape == new[0].shape and np.array_equal(old[0], new[0]) and np.array_equal(old[1], new[1]):
-            if old[2] == new[2]:
-                return
+        same_data = old[0].shape == new[0].shape and np.array_equal(old[0], new[0]) and np.array_equal(old[1], new[1])
+        if same_data and old[2] == new[2]:
+            return
         st = self.state
 
         def restore(snap: tuple[NDArray, NDArray, CheckSettings]) -> Callable[[], None]:

@@ -53,7 +53,14 @@ def test_edits_reach_the_state_and_the_undo_stack(controller: EditController) ->
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("abc", "not a number"), ("", "empty"), ("1,5", "dot"), ("nan", "NaN"), ("1e400", "overflows"), ("inf", "overflows")],
+    [
+        ("abc", "not a number"),
+        ("", "empty"),
+        ("1,5", "dot"),
+        ("nan", "NaN"),
+        ("1e400", "overflows"),
+        ("inf", "overflows"),
+    ],
 )
 def test_bad_cell_text_is_refused_with_a_message(qtbot, controller: EditController, text: str, fragment: str) -> None:
     model = LogitsModel(controller)

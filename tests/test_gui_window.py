@@ -21,7 +21,10 @@ def _expected(w: MainWindow):  # type: ignore[no-untyped-def]
 
 
 def _images(w: MainWindow) -> list[np.ndarray]:
-    return [w.findChild(HeatmapView, name).image_item.image for name in ("analyticHeatmap", "numericHeatmap", "errorHeatmap")]
+    return [
+        w.findChild(HeatmapView, name).image_item.image
+        for name in ("analyticHeatmap", "numericHeatmap", "errorHeatmap")
+    ]
 
 
 def _assert_maps_show_state(w: MainWindow) -> None:
@@ -57,7 +60,11 @@ def test_automation_names(window: MainWindow) -> None:
     for name in ("logitsTable", "labelsTable"):
         assert isinstance(window.findChild(QTableView, name), QTableView)
     assert isinstance(window.findChild(QLineEdit, "epsEdit"), QLineEdit)
-    expected_items = {"schemeCombo": list(SCHEME_NAMES), "dtypeCombo": list(DTYPE_NAMES), "reductionCombo": ["mean", "sum", "none"]}
+    expected_items = {
+        "schemeCombo": list(SCHEME_NAMES),
+        "dtypeCombo": list(DTYPE_NAMES),
+        "reductionCombo": ["mean", "sum", "none"],
+    }
     for name, items in expected_items.items():
         combo = window.findChild(QComboBox, name)
         assert [combo.itemData(i) for i in range(combo.count())] == items
@@ -167,7 +174,9 @@ def test_undo_shortcut(qtbot, window: MainWindow) -> None:
     window.grid.logits_view.setFocus()
     qtbot.keyClick(window.grid.logits_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(window.state.logits, before)
-    qtbot.keyClick(window.grid.logits_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(
+        window.grid.logits_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
     assert window.state.logits[2, 2] == 0.5
 
 

@@ -55,12 +55,18 @@ def test_real_window_typing_changes_the_heatmaps(x_display: str, tmp_path: Path)
     }
     shot = tmp_path / "xvfb-window.png"
     with subprocess.Popen(
-        [sys.executable, str(HARNESS), str(shot), "120"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(HARNESS), str(shot), "120"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
         try:
             ready = _read_json(proc)
             assert ready["platform"] == "xcb"
-            subprocess.run(["xdotool", "mousemove", str(ready["x"]), str(ready["y"]), "click", "1"], env=env, check=True)
+            subprocess.run(
+                ["xdotool", "mousemove", str(ready["x"]), str(ready["y"]), "click", "1"], env=env, check=True
+            )
             subprocess.run(["xdotool", "type", "--delay", "30", "120"], env=env, check=True)
             subprocess.run(["xdotool", "key", "Return"], env=env, check=True)
             done = _read_json(proc)

@@ -44,7 +44,10 @@ def main() -> int:
             view = w.grid.logits_view
             rect = view.visualRect(view.model().index(0, 0))
             centre = view.viewport().mapToGlobal(rect.center())
-            print(json.dumps({"ready": True, "x": centre.x(), "y": centre.y(), "platform": app.platformName()}), flush=True)
+            print(
+                json.dumps({"ready": True, "x": centre.x(), "y": centre.y(), "platform": app.platformName()}),
+                flush=True,
+            )
             return
         if w.state.logits[0, 0] == target and report_matches_state(w.report, w.state):
             changed = [not np.array_equal(a, v.image_item.image) for a, v in zip(first, views, strict=True)]

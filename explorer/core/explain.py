@@ -132,7 +132,7 @@ def explain_cell(
         weights: tuple[float, ...] = (1.0,)
     else:
         l0 = float(round_to(np.asarray(big_a * np.log(s) - u), storage))
-        for o, w in sch.stencil:
+        for o in sch.offsets:
             if o == 0.0:
                 xp_val, lp = float(x[i, j]), l0
             else:

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._dtypes import as_float_array, round_to, unit_roundoff, work_dtype
-from .losses import cross_entropy_grad, loss_terms
+from .losses import LossTerms, cross_entropy_grad, loss_terms
 from .numeric import complex_step_row_loss_imag, cross_entropy_numeric_grad, perturbed_row_loss
 from .schemes import SCHEME_NAMES, get_scheme
 
@@ -26,6 +26,7 @@ __all__ = [
     "eps_sweep",
     "error_model",
     "measured_best",
+    "row_noise_scale",
 ]
 
 #: The range of steps the app offers and sweeps over.
@@ -228,6 +229,50 @@ def cell_derivatives(input: ArrayLike, target: ArrayLike, cell: tuple[int, int],
     return np.array(derivs[:6])
 
 
+def row_noise_scale(
+    rows: ArrayLike, target: ArrayLike | None, terms: LossTerms | None = None, first_row: int = 0, **loss_kwargs: object
+) -> NDArray:
+    r"""Absolute rounding scale of each evaluated row loss, in units of ``u``.
+
+    An evaluated row loss :math:`\ell_i = A_i \log S_i - U_i` rounds :math:`S_i \ge 1`
+    (to relative :math:`u`, so :math:`\log S_i` to absolute :math:`u`),
+    :math:`A_i \log S_i`, :math:`U_i` and :math:`\ell_i`; its error is about
+    :math:`u (A_i (1 + \log S_i) + |U_i| + |\ell_i|)`, which can be far more than
+    :math:`u |\ell_i|` when the loss is a small difference of large terms.
+
+    Parameters
+    ----------
+    rows : array_like, shape (n, C)
+        Logits of the rows.
+    target : array_like
+        Their targets (ignored when ``terms`` is given).
+    terms : LossTerms, optional
+        Precomputed terms of the whole problem; ``first_row`` is the index of ``rows[0]`` in it.
+    **loss_kwargs
+        Loss options, when ``terms`` is not given.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> row_noise_scale(np.array([[0.0, 0.0]]), np.array([0])).round(3)
+    array([2.386])
+    """
+    x = as_float_array(rows).astype(np.float64)
+    if terms is None:
+        terms = loss_terms(x.shape, target, **loss_kwargs)  # type: ignore[arg-type]
+    sel = slice(first_row, first_row + x.shape[0])
+    z = x - x.max(axis=1, keepdims=True)
+    a = terms.coefficients(sel)
+    big_a = terms.total[sel]
+    u_sum = np.sum(a * z, axis=1)
+    log_s = np.log(np.exp(z).sum(axis=1))
+    loss = big_a * log_s - u_sum
+    return big_a * (1.0 + log_s) + np.abs(u_sum) + np.abs(loss)
+
+
 def cell_error_model(
     input: ArrayLike,
     target: ArrayLike,
@@ -255,18 +300,16 @@ def cell_error_model(
 
     Notes
     -----
-    Uses the exact derivatives from :func:`cell_derivatives`. An evaluated row
-    loss :math:`\ell_i = A_i \log S_i - U_i` rounds :math:`S_i \ge 1` (to relative
-    :math:`u`, so :math:`\log S_i` to absolute :math:`u`), :math:`A_i \log S_i`,
-    :math:`U_i` and :math:`\ell_i`, so the model's :math:`|f|` is the sum of
-    those magnitudes, :math:`(A_i (1 + \log S_i) + |U_i| + |\ell_i|) / D`,
-    not just :math:`|\ell_i| / D`.
+    Uses the exact derivatives from :func:`cell_derivatives`; the model's
+    :math:`|f|` is the row's rounding scale :func:`row_noise_scale` plus
+    :math:`A_i p_{ij}` (the rounding of :math:`e^{x'_{ij} - m_i}` itself), divided
+    by :math:`D`: not just :math:`|\ell_i| / D`.
 
     Examples
     --------
     >>> m = cell_error_model(np.zeros((1, 3)), np.array([0]), (0, 1), "forward")
     >>> f"{m.best_eps:.0e}"
-    '5e-08'
+    '8e-08'
     """
     x = as_float_array(input)
     i, j = int(cell[0]), int(cell[1])
@@ -276,17 +319,17 @@ def cell_error_model(
     row = x[i].astype(np.float64)
     z = row - row.max()
     big_a = float(terms.total[i])
-    u_sum = float(terms.coefficients(slice(i, i + 1))[0] @ z)
-    log_s = math.log(float(np.exp(z).sum()))
-    # One rounding of each quantity the evaluation forms: S (relative), A log S, U and the loss.
-    noise = (big_a * (1.0 + log_s) + abs(u_sum) + abs(float(d[0])) * scale) / scale
+    p = float(np.exp(z[j]) / np.exp(z).sum())
+    # The row's rounding scale, plus exp of the moved logit itself (up to A p relative to S).
+    noise = (float(row_noise_scale(x[i : i + 1], None, terms, i)[0]) + big_a * p) / scale
     sch = get_scheme(scheme)
     dt = x.dtype if dtype is None else dtype
     grad_abs = abs(float(d[1]))
     if sch.is_complex:
-        # Im l' / h = A p - a is formed by a subtraction: its rounding is relative to A p + a.
-        p = float(np.exp(z[j]) / np.exp(z).sum())
-        grad_abs += (big_a * p + float(terms.coefficients(slice(i, i + 1))[0, j])) / scale
+        # Im l' / h = A p - a is formed by a subtraction, so its rounding is relative to
+        # A p + a; and exp(x_ij - m_i) carries the rounding of its argument, u |x_ij - m_i|.
+        a_ij = float(terms.coefficients(slice(i, i + 1))[0, j])
+        grad_abs += (big_a * p * (1.0 + abs(float(z[j]))) + a_ij) / scale
     return error_model(sch.name, dt, noise, abs(float(d[sch.order + 1])), grad_abs, abs(float(x[i, j])))
 
 

@@ -39,7 +39,11 @@ PERTURB_LABELS: dict[str, str] = {
     "row": "A whole row at once (pitfall)",
     "all": "All logits at once (pitfall)",
 }
-REDUCTION_TIPS = {"mean": "Mean over rows (weighted by the label's class weight)", "sum": "Sum of row losses", "none": "Per-row losses; the gradient is that of their sum"}
+REDUCTION_TIPS = {
+    "mean": "Mean over rows (weighted by the label's class weight)",
+    "sum": "Sum of row losses",
+    "none": "Per-row losses; the gradient is that of their sum",
+}
 
 
 class ControlsPanel(QWidget):
@@ -106,12 +110,16 @@ class ControlsPanel(QWidget):
         box = QGroupBox("Finite differences")
         form = QFormLayout(box)
         self.eps_edit = QLineEdit(objectName="epsEdit")
-        self.eps_edit.setToolTip(f"Step eps, e.g. 1e-5 (between {EPS_MIN:g} and {EPS_MAX:g} on the slider; press Enter)")
+        self.eps_edit.setToolTip(
+            f"Step eps, e.g. 1e-5 (between {EPS_MIN:g} and {EPS_MAX:g} on the slider; press Enter)"
+        )
         self.eps_edit.setLocale(QLocale.c())
         self.eps_edit.returnPressed.connect(self._on_eps_edit_return_pressed)
         self.eps_edit.editingFinished.connect(self._on_eps_edit_editing_finished)
         self.eps_slider = QSlider(Qt.Orientation.Horizontal, objectName="epsSlider")
-        self.eps_slider.setRange(round(math.log10(EPS_MIN) * SLIDER_STEPS_PER_DECADE), round(math.log10(EPS_MAX) * SLIDER_STEPS_PER_DECADE))
+        self.eps_slider.setRange(
+            round(math.log10(EPS_MIN) * SLIDER_STEPS_PER_DECADE), round(math.log10(EPS_MAX) * SLIDER_STEPS_PER_DECADE)
+        )
         self.eps_slider.setToolTip("eps on a log scale, 1e-20 … 1e-1")
         self.eps_slider.valueChanged.connect(self._on_eps_slider_value_changed)
         self.default_eps_button = QPushButton("Default", objectName="defaultEpsButton")
@@ -126,21 +134,27 @@ class ControlsPanel(QWidget):
         self.scheme_combo = QComboBox(objectName="schemeCombo")
         for name, sch in SCHEMES.items():
             self.scheme_combo.addItem(sch.label, name)
-        self.scheme_combo.setToolTip("Difference scheme: forward/backward O(h), central O(h²), 5-point O(h⁴), complex step")
+        self.scheme_combo.setToolTip(
+            "Difference scheme: forward/backward O(h), central O(h²), 5-point O(h⁴), complex step"
+        )
         self.scheme_combo.currentIndexChanged.connect(self._on_scheme_combo_changed)
         form.addRow("Scheme", self.scheme_combo)
 
         self.dtype_combo = QComboBox(objectName="dtypeCombo")
         for name in DTYPE_NAMES:
             self.dtype_combo.addItem(name, name)
-        self.dtype_combo.setToolTip("Precision the logits are rounded to and the check runs in (float16 computes in float32)")
+        self.dtype_combo.setToolTip(
+            "Precision the logits are rounded to and the check runs in (float16 computes in float32)"
+        )
         self.dtype_combo.currentIndexChanged.connect(self._on_dtype_combo_changed)
         form.addRow("dtype", self.dtype_combo)
 
         self.perturb_combo = QComboBox(objectName="perturbCombo")
         for key, text in PERTURB_LABELS.items():
             self.perturb_combo.addItem(text, key)
-        self.perturb_combo.setToolTip("Pitfall mode: perturbing a whole row or all logits at once gives about 0 (shift invariance)")
+        self.perturb_combo.setToolTip(
+            "Pitfall mode: perturbing a whole row or all logits at once gives about 0 (shift invariance)"
+        )
         self.perturb_combo.currentIndexChanged.connect(self._on_perturb_combo_changed)
         form.addRow("Perturb", self.perturb_combo)
         return box
@@ -151,12 +165,16 @@ class ControlsPanel(QWidget):
         self.reduction_combo = QComboBox(objectName="reductionCombo")
         for name in REDUCTIONS:
             self.reduction_combo.addItem(name, name)
-            self.reduction_combo.setItemData(self.reduction_combo.count() - 1, REDUCTION_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+            self.reduction_combo.setItemData(
+                self.reduction_combo.count() - 1, REDUCTION_TIPS[name], Qt.ItemDataRole.ToolTipRole
+            )
         self.reduction_combo.setToolTip("How row losses are combined")
         self.reduction_combo.currentIndexChanged.connect(self._on_reduction_combo_changed)
         form.addRow("Reduction", self.reduction_combo)
 
-        self.smoothing_spin = QDoubleSpinBox(objectName="smoothingSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3)
+        self.smoothing_spin = QDoubleSpinBox(
+            objectName="smoothingSpin", minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3
+        )
         self.smoothing_spin.setKeyboardTracking(False)
         self.smoothing_spin.setToolTip("Label smoothing s: the target becomes (1 − s)·onehot + s/C")
         self.smoothing_spin.valueChanged.connect(self._on_smoothing_spin_changed)
@@ -170,7 +188,9 @@ class ControlsPanel(QWidget):
 
         self.ignore_spin = QSpinBox(objectName="ignoreIndexSpin", minimum=-1000, maximum=MAX_CLASSES)
         self.ignore_spin.setKeyboardTracking(False)
-        self.ignore_spin.setToolTip("Rows whose label equals this value are left out (PyTorch's ignore_index, default -100)")
+        self.ignore_spin.setToolTip(
+            "Rows whose label equals this value are left out (PyTorch's ignore_index, default -100)"
+        )
         self.ignore_spin.valueChanged.connect(self._on_ignore_spin_changed)
         form.addRow("ignore_index", self.ignore_spin)
         return box
@@ -235,7 +255,9 @@ class ControlsPanel(QWidget):
         n, c = self.state.shape
         kind = str(self.random_kind.currentData())
         seed = self.seed_spin.value()
-        self.controller.replace(random_logits(n, c, kind, seed), random_labels(n, c, seed), text=f"Randomize ({kind}, seed {seed})")
+        self.controller.replace(
+            random_logits(n, c, kind, seed), random_labels(n, c, seed), text=f"Randomize ({kind}, seed {seed})"
+        )
         self.message.emit(f"Random {kind} logits, seed {seed}")
 
     def _eps_from_text(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QLocale, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
@@ -14,8 +15,6 @@ from PySide6.QtWidgets import (
     QTableView,
     QWidget,
 )
-
-import numpy as np
 
 from explorer.gui.models import LabelsModel, LogitsModel
 from explorer.textio import format_block, parse_block
@@ -33,7 +32,9 @@ class NumberDelegate(QStyledItemDelegate):
     explains a refusal in the status bar (a validator would silently eat the key).
     """
 
-    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QWidget:
+    def createEditor(
+        self, parent: QWidget, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QWidget:
         editor = QLineEdit(parent)
         editor.setLocale(QLocale.c())
         editor.setFrame(False)

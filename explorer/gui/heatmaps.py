@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
-from PySide6.QtCore import Qt
 
 from explorer.core import Report
 from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit

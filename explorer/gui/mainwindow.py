@@ -92,9 +92,13 @@ class MainWindow(QMainWindow):
         splitter.setSizes([190, 560])
         self.central_splitter = splitter
         self.setCentralWidget(splitter)
-        self._controls_dock = self._dock("Controls", "controlsDock", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._controls_dock = self._dock(
+            "Controls", "controlsDock", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
         self._summary_dock = self._dock("Summary", "summaryDock", self.summary, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._inspector_dock = self._dock("Cell inspector", "inspectorDock", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._inspector_dock = self._dock(
+            "Cell inspector", "inspectorDock", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
+        )
 
         self._build_status_bar()
         self._build_actions()
@@ -143,20 +147,30 @@ class MainWindow(QMainWindow):
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.redo_action = stack.createRedoAction(self, "&Redo")
         self.redo_action.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
-        self.copy_action = self._action("&Copy", self.grid.copy, QKeySequence.StandardKey.Copy, "Copy the selected logits as tab-separated text")
-        self.paste_action = self._action("&Paste", self.grid.paste, QKeySequence.StandardKey.Paste, "Paste a block of numbers at the selected cell")
+        self.copy_action = self._action(
+            "&Copy", self.grid.copy, QKeySequence.StandardKey.Copy, "Copy the selected logits as tab-separated text"
+        )
+        self.paste_action = self._action(
+            "&Paste", self.grid.paste, QKeySequence.StandardKey.Paste, "Paste a block of numbers at the selected cell"
+        )
         for a in (self.copy_action, self.paste_action):
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.grid.addAction(a)
-        self.randomize_action = self._action("&Randomize", self.controls.randomize, "Ctrl+R", "Fill the grid with random logits")
+        self.randomize_action = self._action(
+            "&Randomize", self.controls.randomize, "Ctrl+R", "Fill the grid with random logits"
+        )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit Gradient Explorer")
-        self.cancel_action = self._action("Cancel computation", self._on_cancel_clicked, "Esc", "Stop the running computation")
+        self.cancel_action = self._action(
+            "Cancel computation", self._on_cancel_clicked, "Esc", "Stop the running computation"
+        )
 
         file_menu = self.menuBar().addMenu("&File")
         presets_menu = file_menu.addMenu("Load &preset")
         for index in range(1, self.controls.preset_combo.count()):
             name = self.controls.preset_combo.itemData(index)
-            act = self._action(self.controls.preset_combo.itemText(index), lambda _=False, n=name: self.controls.load_preset(n))
+            act = self._action(
+                self.controls.preset_combo.itemText(index), lambda _=False, n=name: self.controls.load_preset(n)
+            )
             presets_menu.addAction(act)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -182,10 +196,14 @@ class MainWindow(QMainWindow):
         for dock in (self._controls_dock, self._summary_dock, self._inspector_dock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
-        view_menu.addAction(self._action("Reset &layout", self._reset_layout, tip="Put the panels back where they started"))
+        view_menu.addAction(
+            self._action("Reset &layout", self._reset_layout, tip="Put the panels back where they started")
+        )
 
         help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("&About Gradient Explorer", self._show_about, QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(
+            self._action("&About Gradient Explorer", self._show_about, QKeySequence.StandardKey.HelpContents)
+        )
         help_menu.addAction(self._action("About &Qt", QApplication.aboutQt))
         self._default_state = self.saveState(SETTINGS_VERSION)
 
@@ -343,4 +361,3 @@ def _typed_settings(saved: dict[str, object]) -> dict[str, object]:
         else:
             out[key] = str(value)
     return out
-
