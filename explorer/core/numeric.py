@@ -234,57 +234,99 @@ def apply_denominator(out: NDArray, terms: LossTerms) -> NDArray:
 
 
 def element_block(xb: NDArray, terms: LossTerms, rows: slice, h: float, sch: Scheme) -> NDArray:
-    """Unscaled row-loss difference quotients for a block of rows."""
+    """Unscaled row-loss difference quotients for a block of rows, in working precision.
+
+    Each stencil point costs one ``exp`` and one ``log`` per element and a handful of
+    in-place passes: ``S - e`` is shared by all points, the linear term ``a (x' - x)``
+    touches only the label column when the coefficients are one-hot, and the factor
+    ``A`` is skipped when it is 1 (multiplying by 1 is exact, so the values do not change).
+    """
     storage = xb.dtype
-    xw = xb.astype(work_dtype(storage))
+    work = work_dtype(storage)
+    xw = xb if xb.dtype == work else xb.astype(work)
     m = np.max(xw, axis=1, keepdims=True)
     z = xw - m
     e = np.exp(z)
     s = np.sum(e, axis=1, keepdims=True)
-    a = terms.coefficients(rows)
-    big_a = terms.total[rows, None].astype(xw.dtype)
+    big_a = terms.total[rows, None].astype(work)
+    unit_a = bool(np.all(big_a == 1))
+    sparse = terms.dense is None and not np.any(terms.smooth)
+    n = xw.shape[0]
+    r_idx = np.arange(n)
+    if sparse:
+        cols = terms.target[rows]
+        a_sparse = terms.onehot[rows].astype(work)
+        a = None
+        u = (a_sparse * z[r_idx, cols])[:, None]
+    else:
+        a = terms.coefficients(rows).astype(work)
+        u = np.sum(a * z, axis=1, keepdims=True)
     if sch.is_complex:
-        num = complex_step_row_loss_imag(h, e, s, a, big_a)
+        a_full = a if a is not None else _one_hot(n, xw.shape[1], cols, a_sparse, work)
+        num = complex_step_row_loss_imag(h, e, s, a_full, big_a)
         num /= h
         return num
-    u = np.sum(a * z, axis=1, keepdims=True)
-    l0 = round_to(big_a * np.log(s) - u, storage)
+    s_minus_e = s - e
+    l0 = round_to(_scaled_log(s, big_a, unit_a) - u, storage)
     acc = np.zeros_like(xw)
+    buf = np.empty_like(xw)
     for o, wgt in sch.stencil:
         if o == 0.0:
             acc += wgt * l0  # broadcast over the columns
             continue
-        xp = xw + o * h
-        if storage != xw.dtype:
-            xp = round_to(xp, storage)
-        lp = perturbed_row_loss(xp - m, z, e, s, a, big_a, u)
+        np.add(xw, o * h, out=buf)
+        if storage != work:
+            buf = round_to(buf, storage)
+        np.subtract(buf, m, out=buf)  # zp = x' - m, the perturbed shifted logit
+        lp = np.exp(buf)
+        lp += s_minus_e
+        np.log(lp, out=lp)
+        if not unit_a:
+            lp *= big_a
+        lp -= u
+        if sparse:
+            dz = buf[r_idx, cols] - z[r_idx, cols]
+            lp[r_idx, cols] -= a_sparse * dz
+        else:
+            np.subtract(buf, z, out=buf)
+            buf *= a
+            lp -= buf
         lp = round_to(lp, storage)
-        if wgt != 1.0:
+        if wgt == 1.0:
+            acc += lp
+        elif wgt == -1.0:
+            acc -= lp
+        else:
             lp *= wgt
-        acc += lp
+            acc += lp
     acc /= h
     return acc
+
+
+def _scaled_log(s: NDArray, big_a: NDArray, unit_a: bool) -> NDArray:
+    out = np.log(s)
+    return out if unit_a else out * big_a
+
+
+def _one_hot(n: int, c: int, cols: NDArray, values: NDArray, dtype: np.dtype) -> NDArray:
+    a = np.zeros((n, c), dtype=dtype)
+    a[np.arange(n), cols] = values
+    return a
 
 
 def perturbed_row_loss(
     zp: NDArray, z: NDArray, e: NDArray, s: NDArray, a: NDArray, big_a: NDArray, u: NDArray
 ) -> NDArray:
-    """Row loss after one logit moved: ``A log(S - e + exp(zp)) - (U + a (zp - z))``.
+    """Row loss after one logit moved: ``A log(exp(zp) + (S - e)) - U - a (zp - z)``.
 
-    All arguments broadcast; ``zp`` and ``z`` are shifted by the row's unperturbed
-    maximum, ``e = exp(z)``, ``S`` and ``U`` are the row's unperturbed sums. ``zp``
-    is overwritten.
+    The same operations, in the same order, as :func:`element_block`; all arguments
+    broadcast. ``zp`` and ``z`` are shifted by the row's unperturbed maximum,
+    ``e = exp(z)``, ``S`` and ``U`` are the row's unperturbed sums.
     """
-    sp = np.exp(zp)
-    sp -= e
-    sp += s
-    lp = np.log(sp)
-    lp *= big_a
-    zp -= z
-    zp *= a
-    zp += u
-    lp -= zp
-    return lp
+    lp = np.exp(zp) + (s - e)
+    lp = np.log(lp) * big_a
+    lp = lp - u
+    return lp - a * (zp - z)
 
 
 def complex_step_row_loss_imag(h: float | NDArray, e: NDArray, s: NDArray, a: NDArray, big_a: NDArray) -> NDArray:
