@@ -25,7 +25,7 @@ from explorer.state import Change, ExplorerState
 __all__ = ["DEBOUNCE_MS", "WORKER_THRESHOLD", "Recomputer"]
 
 #: Coalescing window for bursts of changes (slider drags, key repeat).
-DEBOUNCE_MS = 4
+DEBOUNCE_MS = 2
 #: Grids with more elements than this are computed in the worker thread.
 WORKER_THRESHOLD = 100_000
 

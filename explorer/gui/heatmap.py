@@ -95,11 +95,15 @@ class ColorBar(pg.PlotItem):
         rect.setBrush(QBrush(cmap.getGradient(QPointF(0.0, 0.0), QPointF(0.0, 1.0))))
         self.addItem(rect)
         self.levels = (0.0, 1.0)
+        self._drawn = False
         self.set_levels(0.0, 1.0)
 
     def set_levels(self, lo: float, hi: float) -> None:
         if not hi > lo:
             hi = lo + 1.0
+        if (lo, hi) == self.levels and self._drawn:
+            return  # unchanged: keep the axis's cached picture
+        self._drawn = True
         self.levels = (lo, hi)
         self.getAxis("right").setRange(lo, hi)
 
@@ -135,6 +139,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.image_item.setColorMap(cmap)
         self.plot.addItem(self.image_item)
         self.colorbar = ColorBar(cmap, bar_label)
+        self._bar_label = bar_label
         self.addItem(self.colorbar, row=0, col=1)
         self._marker = QGraphicsRectItem(0, 0, 1, 1)
         self._marker.setPen(pg.mkPen(QColor(0, 0, 0), width=2, cosmetic=True))
@@ -166,7 +171,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.plot.setTitle(title)
 
     def set_bar_label(self, label: str) -> None:
-        self.colorbar.setLabel("right", label)
+        if label != self._bar_label:
+            self._bar_label = label
+            self.colorbar.setLabel("right", label)
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         """Outline the selected cell (or hide the outline)."""
