@@ -141,7 +141,7 @@ def explain_cell(
                 xp_val, lp = float(xp_arr), float(round_to(np.asarray(lp_arr), storage))
             points.append(complex(xp_val))
             losses.append(lp / d if d else 0.0)
-        weights = tuple(w for _, w in sch.stencil)
+        weights = tuple(w / sch.divisor for _, w in sch.stencil)
     # The quotient itself comes from the very code path that fills the numeric map.
     rows = slice(i, i + 1)
     quotient = float(apply_denominator(element_block(x[rows], terms, rows, h, sch).astype(storage), terms)[0, j])

@@ -93,7 +93,8 @@ def numeric_grad(
         \text{central: } \frac{f(x + h e_k) - f(x - h e_k)}{2h}, \quad
         \text{complex: } \frac{\operatorname{Im} f(x + i h e_k)}{h}
 
-    and central4 :math:`\frac{-f_{+2} + 8 f_{+1} - 8 f_{-1} + f_{-2}}{12 h}`.
+    and central4 :math:`\frac{-f_{+2} + 8 f_{+1} - 8 f_{-1} + f_{-2}}{12 h}`
+    (each stencil is summed with its integer weights, then divided once).
     The perturbed point is rounded to the dtype of ``x`` before ``f`` sees it,
     and the quotient divides by the nominal ``h``: where ``x + h == x`` the
     difference is exactly 0. ``f`` is called once per element and stencil point.
@@ -130,7 +131,7 @@ def numeric_grad(
                 xp[mask] = (base[mask].astype(work) + o * h).astype(storage)
                 fv = _as_scalar(f(xp))
             total += wgt * fv.real
-        return total / h
+        return total / (sch.divisor * h)
 
     if perturb == "all":
         out[...] = quotient(slice(None)) if xf.ndim else quotient(())
@@ -233,6 +234,100 @@ def apply_denominator(out: NDArray, terms: LossTerms) -> NDArray:
     return out
 
 
+class RowBlock:
+    """A block of rows prepared once for many difference quotients (any steps, any schemes).
+
+    Holds the row sums every perturbed evaluation starts from: the shift ``m``,
+    ``z = x - m``, ``e = exp(z)``, ``S``, ``S - e``, the coefficients and ``U``.
+    """
+
+    def __init__(self, xb: NDArray, terms: LossTerms, rows: slice):
+        self.storage = xb.dtype
+        self.work = work = work_dtype(self.storage)
+        self.xw = xw = xb if xb.dtype == work else xb.astype(work)
+        self.m = np.max(xw, axis=1, keepdims=True)
+        self.z = z = xw - self.m
+        self.e = np.exp(z)
+        self.s = np.sum(self.e, axis=1, keepdims=True)
+        self.s_minus_e = self.s - self.e
+        self.big_a = terms.total[rows, None].astype(work)
+        self.unit_a = bool(np.all(self.big_a == 1))
+        self.sparse = terms.dense is None and not np.any(terms.smooth)
+        n = xw.shape[0]
+        self.r_idx = np.arange(n)
+        if self.sparse:
+            self.cols = terms.target[rows]
+            self.a_sparse = terms.onehot[rows].astype(work)
+            self.a: NDArray | None = None
+            self.u = (self.a_sparse * z[self.r_idx, self.cols])[:, None]
+        else:
+            self.a = terms.coefficients(rows).astype(work)
+            self.u = np.sum(self.a * z, axis=1, keepdims=True)
+        self.l0 = round_to(_scaled_log(self.s, self.big_a, self.unit_a) - self.u, self.storage)
+
+    def losses(self, step: float) -> NDArray:
+        """Row losses with each element moved by ``step`` on its own, rounded to the storage dtype.
+
+        The same operations, in the same order, as :func:`perturbed_row_loss`.
+        """
+        buf = self.xw + step
+        if self.storage != self.work:
+            buf = round_to(buf, self.storage)
+        np.subtract(buf, self.m, out=buf)  # zp = x' - m, the perturbed shifted logit
+        lp = np.exp(buf)
+        lp += self.s_minus_e
+        np.log(lp, out=lp)
+        if not self.unit_a:
+            lp *= self.big_a
+        lp -= self.u
+        if self.a is None:
+            r, c = self.r_idx, self.cols
+            lp[r, c] -= self.a_sparse * (buf[r, c] - self.z[r, c])
+        else:
+            np.subtract(buf, self.z, out=buf)
+            buf *= self.a
+            lp -= buf
+        return round_to(lp, self.storage)
+
+    def quotient(self, sch: Scheme, h: float, cache: dict[float, NDArray] | None = None) -> NDArray:
+        """Unscaled difference quotients for a scheme and step.
+
+        ``cache`` maps a step actually added (``offset * h``) to its perturbed row
+        losses, so schemes and steps that evaluate the same point share it.
+        """
+        if sch.is_complex:
+            a = self.a
+            if a is None:
+                a = _one_hot(len(self.r_idx), self.xw.shape[1], self.cols, self.a_sparse, self.work)
+            num = complex_step_row_loss_imag(h, self.e, self.s, a, self.big_a)
+            num /= h
+            return num
+        acc: NDArray | None = None
+        for o, wgt in sch.stencil:
+            step = o * h
+            if o == 0.0:
+                lp = self.l0  # (n, 1): broadcast over the columns
+            elif cache is not None and step in cache:
+                lp = cache[step]
+            else:
+                lp = self.losses(step)
+                if cache is not None:
+                    cache[step] = lp
+            if acc is None:
+                acc = lp * wgt if wgt != 1.0 else lp.copy()
+                if acc.shape != self.xw.shape:
+                    acc = np.broadcast_to(acc, self.xw.shape).copy()
+            elif wgt == 1.0:
+                acc += lp
+            elif wgt == -1.0:
+                acc -= lp
+            else:
+                acc += wgt * lp
+        assert acc is not None
+        acc /= sch.divisor * h
+        return acc
+
+
 def element_block(xb: NDArray, terms: LossTerms, rows: slice, h: float, sch: Scheme) -> NDArray:
     """Unscaled row-loss difference quotients for a block of rows, in working precision.
 
@@ -241,66 +336,7 @@ def element_block(xb: NDArray, terms: LossTerms, rows: slice, h: float, sch: Sch
     touches only the label column when the coefficients are one-hot, and the factor
     ``A`` is skipped when it is 1 (multiplying by 1 is exact, so the values do not change).
     """
-    storage = xb.dtype
-    work = work_dtype(storage)
-    xw = xb if xb.dtype == work else xb.astype(work)
-    m = np.max(xw, axis=1, keepdims=True)
-    z = xw - m
-    e = np.exp(z)
-    s = np.sum(e, axis=1, keepdims=True)
-    big_a = terms.total[rows, None].astype(work)
-    unit_a = bool(np.all(big_a == 1))
-    sparse = terms.dense is None and not np.any(terms.smooth)
-    n = xw.shape[0]
-    r_idx = np.arange(n)
-    if sparse:
-        cols = terms.target[rows]
-        a_sparse = terms.onehot[rows].astype(work)
-        a = None
-        u = (a_sparse * z[r_idx, cols])[:, None]
-    else:
-        a = terms.coefficients(rows).astype(work)
-        u = np.sum(a * z, axis=1, keepdims=True)
-    if sch.is_complex:
-        a_full = a if a is not None else _one_hot(n, xw.shape[1], cols, a_sparse, work)
-        num = complex_step_row_loss_imag(h, e, s, a_full, big_a)
-        num /= h
-        return num
-    s_minus_e = s - e
-    l0 = round_to(_scaled_log(s, big_a, unit_a) - u, storage)
-    acc = np.zeros_like(xw)
-    buf = np.empty_like(xw)
-    for o, wgt in sch.stencil:
-        if o == 0.0:
-            acc += wgt * l0  # broadcast over the columns
-            continue
-        np.add(xw, o * h, out=buf)
-        if storage != work:
-            buf = round_to(buf, storage)
-        np.subtract(buf, m, out=buf)  # zp = x' - m, the perturbed shifted logit
-        lp = np.exp(buf)
-        lp += s_minus_e
-        np.log(lp, out=lp)
-        if not unit_a:
-            lp *= big_a
-        lp -= u
-        if sparse:
-            dz = buf[r_idx, cols] - z[r_idx, cols]
-            lp[r_idx, cols] -= a_sparse * dz
-        else:
-            np.subtract(buf, z, out=buf)
-            buf *= a
-            lp -= buf
-        lp = round_to(lp, storage)
-        if wgt == 1.0:
-            acc += lp
-        elif wgt == -1.0:
-            acc -= lp
-        else:
-            lp *= wgt
-            acc += lp
-    acc /= h
-    return acc
+    return RowBlock(xb, terms, rows).quotient(sch, h)
 
 
 def _scaled_log(s: NDArray, big_a: NDArray, unit_a: bool) -> NDArray:
@@ -335,9 +371,11 @@ def complex_step_row_loss_imag(h: float | NDArray, e: NDArray, s: NDArray, a: ND
     ``exp(z + ih) = e cos h + i e sin h``, so
     ``Im l' = A arg(S - e + e cos h + i e sin h) - a h``.
     """
-    re = s + (e * np.cos(h) - e)
-    im = e * np.sin(h)
-    return big_a * np.arctan2(im, re) - a * h
+    h64 = np.asarray(h, dtype=np.float64)
+    cos_h, sin_h, h_w = (v.astype(e.dtype) for v in (np.cos(h64), np.sin(h64), h64))  # in e's precision
+    re = s + (e * cos_h - e)
+    im = e * sin_h
+    return big_a * np.arctan2(im, re) - a * h_w
 
 
 def _shifted_quotient(x: NDArray, terms: LossTerms, h: float, sch: Scheme, perturb: str) -> NDArray:
@@ -371,7 +409,7 @@ def _shifted_quotient(x: NDArray, terms: LossTerms, h: float, sch: Scheme, pertu
     if sch.is_complex:
         q = evaluate(1j * h) / h
     else:
-        q = np.asarray(sum(wgt * evaluate(o * h) for o, wgt in sch.stencil)) / h
+        q = np.asarray(sum(wgt * evaluate(o * h) for o, wgt in sch.stencil)) / (sch.divisor * h)
     if perturb == "row" and terms.reduction == "mean":
         q = q / terms.denom
     out = np.empty(x.shape, dtype=storage)

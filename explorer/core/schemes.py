@@ -23,8 +23,11 @@ class Scheme:
     label : str
         A short human-readable label.
     offsets, weights : tuple of float
-        The stencil: ``f'(x) ~ sum(w * f(x + o * h)) / h``. Empty for the
+        The stencil, in its textbook form with integer weights over a common
+        divisor: ``f'(x) ~ sum(w * f(x + o * h)) / (divisor * h)``, for example
+        ``(-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / (12 h)``. Empty for the
         complex step.
+    divisor : float
     order : int
         Order of accuracy ``p``: the truncation error is ``~ h**p``.
     truncation_coef : float
@@ -39,6 +42,7 @@ class Scheme:
     label: str
     offsets: tuple[float, ...]
     weights: tuple[float, ...]
+    divisor: float
     order: int
     truncation_coef: float
     rounding_coef: float
@@ -57,21 +61,22 @@ class Scheme:
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
-        Scheme("forward", "Forward", (1.0, 0.0), (1.0, -1.0), 1, 1 / 2, 2.0),
-        Scheme("backward", "Backward", (0.0, -1.0), (1.0, -1.0), 1, 1 / 2, 2.0),
-        Scheme("central", "Central", (1.0, -1.0), (0.5, -0.5), 2, 1 / 6, 1.0),
+        Scheme("forward", "Forward", (1.0, 0.0), (1.0, -1.0), 1.0, 1, 1 / 2, 2.0),
+        Scheme("backward", "Backward", (0.0, -1.0), (1.0, -1.0), 1.0, 1, 1 / 2, 2.0),
+        Scheme("central", "Central", (1.0, -1.0), (1.0, -1.0), 2.0, 2, 1 / 6, 1.0),
         Scheme(
             "central4",
             "Central, 4th order (5-point)",
             (2.0, 1.0, -1.0, -2.0),
-            (-1 / 12, 8 / 12, -8 / 12, 1 / 12),
+            (-1.0, 8.0, -8.0, 1.0),
+            12.0,
             4,
             1 / 30,
             18 / 12,
         ),
         # No cancellation between evaluations; the few roundings that form Im f / h
         # (argument, product, difference) stay relative to the gradient's scale.
-        Scheme("complex", "Complex step", (), (), 2, 1 / 6, 3.0),
+        Scheme("complex", "Complex step", (), (), 1.0, 2, 1 / 6, 3.0),
     )
 }
 SCHEME_NAMES: tuple[str, ...] = tuple(SCHEMES)

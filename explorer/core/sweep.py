@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._dtypes import as_float_array, round_to, unit_roundoff, work_dtype
 from .losses import LossTerms, cross_entropy_grad, loss_terms
-from .numeric import complex_step_row_loss_imag, cross_entropy_numeric_grad, perturbed_row_loss
+from .numeric import BLOCK_ELEMENTS, RowBlock, apply_denominator, complex_step_row_loss_imag, perturbed_row_loss
 from .schemes import SCHEME_NAMES, get_scheme
 
 __all__ = [
@@ -34,14 +34,26 @@ EPS_MIN = 1e-20
 EPS_MAX = 1e-1
 
 
-def eps_grid(n: int = 61, lo: float = EPS_MIN, hi: float = EPS_MAX) -> NDArray:
-    """``n`` steps evenly spaced in log10 from ``lo`` to ``hi``.
+def eps_grid(n: int | None = None, lo: float = EPS_MIN, hi: float = EPS_MAX) -> NDArray:
+    """Steps for a sweep, ascending.
+
+    With ``n`` None (the default), a power-of-two ladder ``hi * 2**-k`` reaching
+    just below ``lo`` (65 steps from 5.4e-21 to 0.1 by default): every step is
+    exactly twice the previous one, so a 5-point stencil's ``x ± 2h`` is the next
+    step's ``x ± h`` and is evaluated once. With ``n``, ``n`` steps evenly spaced
+    in log10 from ``lo`` to ``hi``.
 
     Examples
     --------
     >>> eps_grid(3, 1e-4, 1e-2)
     array([0.0001, 0.001 , 0.01  ])
+    >>> g = eps_grid()
+    >>> len(g), bool(g[0] < 1e-20), float(g[-1]), bool(np.all(g[1:] == 2 * g[:-1]))
+    (65, True, 0.1, True)
     """
+    if n is None:
+        count = math.ceil(math.log2(hi / lo)) + 1
+        return hi * 2.0 ** -np.arange(count)[::-1]
     return np.logspace(math.log10(lo), math.log10(hi), int(n))
 
 
@@ -341,7 +353,8 @@ class Sweep:
     ----------
     eps : ndarray (K,)
     errors : dict of str to ndarray (K,)
-        ``|numeric - analytic|`` at the cell (or the grid maximum) per scheme.
+        ``|numeric - analytic|`` at the cell (or the grid maximum) per scheme,
+        against the exact (float64) gradient at the logits as rounded to the dtype.
     models : dict of str to ErrorModel
     measured_best_eps, measured_best_err : dict of str to float
     cell : (i, j) or None
@@ -364,6 +377,7 @@ def eps_sweep(
     cell: tuple[int, int] | None = None,
     eps: ArrayLike | None = None,
     schemes: Sequence[str] = SCHEME_NAMES,
+    progress: Callable[[float], None] | None = None,
     **loss_kwargs: object,
 ) -> Sweep:
     r"""Error of each scheme against the analytic gradient over a range of steps.
@@ -376,8 +390,10 @@ def eps_sweep(
     cell : (i, j), optional
         The element to study; None takes the maximum error over the grid.
     eps : array_like, shape (K,), optional
-        Steps; default :func:`eps_grid` (61 steps from 1e-20 to 1e-1).
+        Steps; default :func:`eps_grid` (65 steps, a power-of-two ladder up to 0.1).
     schemes : sequence of str
+    progress : callable, optional
+        For the grid maximum: called with the fraction done; it may raise to abandon.
     **loss_kwargs
         As in :func:`~explorer.core.cross_entropy`.
 
@@ -389,7 +405,9 @@ def eps_sweep(
     -----
     For one cell the quotients for all K steps are formed at once from the row's
     sums (the same evaluation as :func:`cross_entropy_numeric_grad`), so the cost
-    is O(C + K) per scheme. The model uses :func:`cell_derivatives` of that cell;
+    is O(C + K) per scheme. For the grid maximum every row block is prepared once
+    and the schemes at each step share their stencil points (central, central4,
+    forward and backward all use x ± h). The model uses :func:`cell_derivatives` of that cell;
     for the grid maximum, of the cell with the largest analytic gradient.
 
     Examples
@@ -403,15 +421,11 @@ def eps_sweep(
     if hs.ndim != 1 or not np.all(np.isfinite(hs)) or np.any(hs <= 0):
         raise ValueError("eps must be a 1-D array of finite steps > 0")
     names = [get_scheme(s).name for s in schemes]
-    grad = cross_entropy_grad(x, target, **loss_kwargs).astype(np.float64)  # type: ignore[arg-type]
+    # The reference is the exact (float64) gradient at the logits as rounded to their dtype.
+    grad = cross_entropy_grad(x.astype(np.float64), target, **loss_kwargs)  # type: ignore[arg-type]
     errors: dict[str, NDArray] = {}
     if cell is None:
-        for name in names:
-            errs = np.empty(hs.shape)
-            for k, h in enumerate(hs):
-                num = cross_entropy_numeric_grad(x, target, float(h), name, **loss_kwargs)  # type: ignore[arg-type]
-                errs[k] = np.max(np.abs(num.astype(np.float64) - grad)) if grad.size else 0.0
-            errors[name] = errs
+        errors = _grid_max_errors(x, target, hs, names, grad, loss_kwargs, progress)
         model_cell = np.unravel_index(int(np.argmax(np.abs(grad))), grad.shape) if grad.size else (0, 0)
     else:
         i, j = int(cell[0]), int(cell[1])
@@ -462,6 +476,52 @@ def measured_best(eps: NDArray, errors: NDArray, window: int = BEST_WINDOW) -> t
     return float(eps[k]), float(10.0 ** smooth[k])
 
 
+def _grid_max_errors(
+    x: NDArray,
+    target: ArrayLike,
+    hs: NDArray,
+    names: list[str],
+    grad: NDArray,
+    loss_kwargs: dict,
+    progress: Callable[[float], None] | None,
+) -> dict[str, NDArray]:
+    """Max over the grid of |numeric - analytic| for each scheme and step (NaN if any is NaN).
+
+    Perturbed row losses are cached by the step actually added, so schemes share
+    points at one step, and on a power-of-two grid ``x ± 2h`` is reused as the
+    next step's ``x ± h``.
+    """
+    terms = loss_terms(x.shape, target, **loss_kwargs)
+    n, c = x.shape
+    rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
+    schemes = [get_scheme(name) for name in names]
+    errors = np.zeros((len(schemes), hs.size))
+    order = np.argsort(hs)[::-1]  # largest step first, so 2h is computed before it is h
+    for r0 in range(0, n, rows_per_block):
+        rows = slice(r0, min(n, r0 + rows_per_block))
+        block = RowBlock(x[rows], terms, rows)
+        exact = grad[rows]
+        cache: dict[float, NDArray] = {}
+        for k in order:
+            h = float(hs[k])
+            for s_idx, sch in enumerate(schemes):
+                q = block.quotient(sch, h, cache)
+                if q.dtype != x.dtype:
+                    q = q.astype(x.dtype)
+                q = apply_denominator(q, terms)
+                if q.dtype != exact.dtype:
+                    q = q.astype(exact.dtype)
+                np.subtract(q, exact, out=q)
+                np.abs(q, out=q)
+                worst = np.max(q) if q.size else 0.0
+                errors[s_idx, k] = max(errors[s_idx, k], worst) if not np.isnan(worst) else np.nan
+            for step in [st for st in cache if abs(st) > 2.5 * h]:
+                del cache[step]  # no smaller step will need it
+        if progress is not None:
+            progress(rows.stop / n)
+    return {name: errors[s_idx] for s_idx, name in enumerate(names)}
+
+
 def _cell_quotients(
     x: NDArray, target: ArrayLike, cell: tuple[int, int], hs: NDArray, scheme: str, loss_kwargs: dict
 ) -> NDArray:
@@ -475,16 +535,17 @@ def _cell_quotients(
     z = xw - m
     e = np.exp(z)
     s = e.sum()
-    a = terms.coefficients(slice(i, i + 1))[0]
+    a = terms.coefficients(slice(i, i + 1))[0].astype(xw.dtype)
     big_a = xw.dtype.type(terms.total[i])
     u = (a * z).sum()
     scale = 1.0 if terms.reduction != "mean" else terms.denom
     if scale == 0.0:
         return np.zeros(hs.shape)
     h_work = hs.astype(xw.dtype)
+    denom = storage.type(scale) if storage.kind == "f" else scale
     if sch.is_complex:
-        num = complex_step_row_loss_imag(h_work, e[j], s, a[j], big_a) / h_work
-        return num.astype(storage).astype(np.float64) / scale
+        num = complex_step_row_loss_imag(hs, e[j], s, a[j], big_a) / h_work
+        return (num.astype(storage) / denom).astype(np.float64)
     l0 = round_to(np.asarray(big_a * np.log(s) - u), storage)
     acc = np.zeros(hs.shape, dtype=xw.dtype)
     for o, wgt in sch.stencil:
@@ -494,4 +555,5 @@ def _cell_quotients(
         xp = round_to(xw[j] + o * h_work, storage)
         lp = round_to(perturbed_row_loss(xp - m, z[j], e[j], s, a[j], big_a, u), storage)
         acc += wgt * lp
-    return (acc / h_work).astype(storage).astype(np.float64) / scale
+    step = (sch.divisor * hs).astype(xw.dtype)  # as the block path divides: by (divisor * h) in one go
+    return ((acc / step).astype(storage) / denom).astype(np.float64)
