@@ -1,33 +1,50 @@
-"""Recomputer: the only place where numerics run for the window.
+"""Recomputation: the only place where numerics run for the window.
 
-It listens to ``ExplorerState.changed``, debounces with a single-shot timer,
-takes a snapshot and calls the core. Small grids are computed on the GUI thread
-(they take well under a frame); large ones in a worker thread with progress and
-cancel. Every request carries a generation number: a result or progress report
-from an older generation is dropped, and a running worker stops at its next
-block once it is superseded.
+``BackgroundJob`` holds the mechanics: it listens to ``ExplorerState.changed``,
+debounces with a single-shot timer, takes a snapshot and calls the core, on the
+GUI thread when the work takes well under a frame and in a worker thread
+otherwise (with progress and cancel). Every request carries a generation number:
+a result or progress report from an older generation is dropped, and a running
+worker stops at its next block once it is superseded.
+
+``Recomputer`` turns the state into a :class:`~explorer.core.Report` (and explains
+the selected cell); ``SweepComputer`` turns it into error-versus-eps curves.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from explorer.core import CheckSettings, Report, check_gradient
+from explorer.core import DTYPE_NAMES, Report, Sweep, check_gradient, eps_sweep
 from explorer.core.explain import CellExplanation, explain_cell
 from explorer.state import Change, ExplorerState
 
-__all__ = ["DEBOUNCE_MS", "WORKER_THRESHOLD", "Recomputer"]
+__all__ = [
+    "DEBOUNCE_MS",
+    "SWEEP_MODES",
+    "WORKER_THRESHOLD",
+    "BackgroundJob",
+    "Recomputer",
+    "SweepComputer",
+    "SweepResult",
+    "report_matches_state",
+]
 
 #: Coalescing window for bursts of changes (slider drags, key repeat).
 DEBOUNCE_MS = 2
-#: Grids with more elements than this are computed in the worker thread.
+#: Grids with more elements than this are checked in the worker thread.
 WORKER_THRESHOLD = 100_000
+#: Sweep modes: one cell, or the maximum over the whole grid (always in the worker).
+SWEEP_MODES = ("cell", "grid")
+
+Progress = Callable[[float], None]
 
 
 class _Superseded(Exception):
@@ -42,42 +59,32 @@ class _Relay(QObject):
     progress = Signal(int, float)
 
 
-class Recomputer(QObject):
-    """Turns state changes into :class:`~explorer.core.Report` objects.
+class BackgroundJob(QObject):
+    """Debounced, generation-checked computation on the GUI thread or a worker thread.
 
     Signals
     -------
-    reportReady(Report)
-        A new result for the current state.
-    cellExplained(object)
-        A :class:`~explorer.core.explain.CellExplanation` for the selected cell (or None).
     busyChanged(bool)
         A worker computation started or ended.
     progressChanged(int)
         Percent done of the running worker computation.
     failed(str)
-        The computation raised; the message is for the status bar.
+        The computation raised ValueError; the message is for the status bar.
     """
 
-    reportReady = Signal(object)
-    cellExplained = Signal(object)
     busyChanged = Signal(bool)
     progressChanged = Signal(int)
     failed = Signal(str)
 
-    def __init__(self, state: ExplorerState, parent: QObject | None = None, worker_threshold: int = WORKER_THRESHOLD):
+    def __init__(self, state: ExplorerState, parent: QObject | None = None):
         super().__init__(parent)
         self.state = state
-        self.worker_threshold = worker_threshold
-        self.report: Report | None = None
         self.last_duration = 0.0
-        self._cell: tuple[int, int] | None = None
         self._generation = 0
         self._latest_lock = threading.Lock()
         self._latest = 0
         self._busy = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradient-check")
-        self._future: Future | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=type(self).__name__)
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_worker_done)
         self._relay.error.connect(self._on_worker_error)
@@ -86,22 +93,20 @@ class Recomputer(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
-        self._cell_timer = QTimer(self)
-        self._cell_timer.setSingleShot(True)
-        self._cell_timer.setInterval(0)
-        self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
         state.changed.connect(self._on_state_changed)
 
-    # ----------------------------------------------------------------- control
-    def schedule(self) -> None:
-        """Ask for a recomputation soon (restarts the debounce timer)."""
-        self._timer.start()
+    # ------------------------------------------------------------ subclasses
+    def _request(self) -> tuple[Callable[[Progress | None], object], bool] | None:
+        """The work for the current state (a function of a progress callback) and whether it needs the worker."""
+        raise NotImplementedError
 
-    def set_cell(self, cell: tuple[int, int] | None) -> None:
-        """Select the cell to explain; its explanation follows soon."""
-        if cell != self._cell:
-            self._cell = cell
-            self._cell_timer.start()
+    def _publish(self, result: object, duration: float) -> None:
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- control
+    def schedule(self) -> None:
+        """Ask for a computation soon (restarts the debounce timer)."""
+        self._timer.start()
 
     @property
     def busy(self) -> bool:
@@ -113,40 +118,41 @@ class Recomputer(QObject):
         self._set_busy(False)
 
     def shutdown(self) -> None:
-        """Stop timers and the worker thread (called when the window closes)."""
+        """Stop the timer and the worker thread (called when the window closes)."""
         self._timer.stop()
-        self._cell_timer.stop()
         self._bump_generation()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    # ------------------------------------------------------------------- slots
-    def _on_state_changed(self, change: Change) -> None:
+    # ----------------------------------------------------------------- slots
+    def _on_state_changed(self, _change: Change) -> None:
         self.schedule()
 
     def _on_timer_timeout(self) -> None:
-        logits, labels, settings = self.state.snapshot()
+        request = self._request()
         generation = self._bump_generation()
-        if logits.size > self.worker_threshold:
+        if request is None:
+            self._set_busy(False)
+            return
+        work, in_worker = request
+        if in_worker:
             self._set_busy(True)
             self.progressChanged.emit(0)
-            self._future = self._executor.submit(self._work, generation, logits, labels, settings)
+            self._executor.submit(self._work, generation, work)
             return
         start = time.perf_counter()
         try:
-            report = check_gradient(logits, labels, settings)
+            result = work(None)
         except ValueError as exc:
             self.failed.emit(str(exc))
             return
-        self._publish(report, time.perf_counter() - start)
+        self._set_busy(False)
+        self._publish(result, time.perf_counter() - start)
 
-    def _on_cell_timer_timeout(self) -> None:
-        self._explain()
-
-    def _on_worker_done(self, generation: int, report: Report, duration: float) -> None:
+    def _on_worker_done(self, generation: int, result: object, duration: float) -> None:
         if generation != self._generation:
             return  # superseded while it was being computed
         self._set_busy(False)
-        self._publish(report, duration)
+        self._publish(result, duration)
 
     def _on_worker_error(self, generation: int, message: str) -> None:
         if generation != self._generation:
@@ -158,7 +164,7 @@ class Recomputer(QObject):
         if generation == self._generation:
             self.progressChanged.emit(round(100 * fraction))
 
-    # ----------------------------------------------------------------- helpers
+    # --------------------------------------------------------------- helpers
     def _bump_generation(self) -> int:
         self._generation += 1
         with self._latest_lock:
@@ -169,7 +175,7 @@ class Recomputer(QObject):
         with self._latest_lock:
             return generation == self._latest
 
-    def _work(self, generation: int, logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:
+    def _work(self, generation: int, work: Callable[[Progress | None], object]) -> None:
         """Runs in the worker thread."""
 
         def progress(fraction: float) -> None:
@@ -179,35 +185,13 @@ class Recomputer(QObject):
 
         start = time.perf_counter()
         try:
-            report = check_gradient(logits, labels, settings, progress=progress)
+            result = work(progress)
         except _Superseded:
             return
         except (ValueError, MemoryError) as exc:
             self._relay.error.emit(generation, str(exc) or type(exc).__name__)
             return
-        self._relay.done.emit(generation, report, time.perf_counter() - start)
-
-    def _publish(self, report: Report, duration: float) -> None:
-        self.report = report
-        self.last_duration = duration
-        self.reportReady.emit(report)
-        self._explain()
-
-    def _explain(self) -> None:
-        report = self.report
-        cell = self._cell
-        if report is None or cell is None:
-            self.cellExplained.emit(None)
-            return
-        n, c = report.logits.shape
-        if not (0 <= cell[0] < n and 0 <= cell[1] < c):
-            self.cellExplained.emit(None)
-            return
-        try:
-            explanation: CellExplanation | None = explain_cell(report.logits, report.labels, report.settings, cell)
-        except ValueError:
-            explanation = None
-        self.cellExplained.emit(explanation)
+        self._relay.done.emit(generation, result, time.perf_counter() - start)
 
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
@@ -215,8 +199,172 @@ class Recomputer(QObject):
             self.busyChanged.emit(busy)
 
 
-def report_matches_state(report: Report, state: ExplorerState) -> bool:
+class Recomputer(BackgroundJob):
+    """Turns state changes into :class:`~explorer.core.Report` objects.
+
+    Signals
+    -------
+    reportReady(Report)
+        A new result for the current state.
+    cellExplained(object)
+        A :class:`~explorer.core.explain.CellExplanation` for the selected cell (or None).
+    """
+
+    reportReady = Signal(object)
+    cellExplained = Signal(object)
+
+    def __init__(self, state: ExplorerState, parent: QObject | None = None, worker_threshold: int = WORKER_THRESHOLD):
+        super().__init__(state, parent)
+        self.worker_threshold = worker_threshold
+        self.report: Report | None = None
+        self._cell: tuple[int, int] | None = None
+        self._cell_timer = QTimer(self)
+        self._cell_timer.setSingleShot(True)
+        self._cell_timer.setInterval(0)
+        self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
+
+    def set_cell(self, cell: tuple[int, int] | None) -> None:
+        """Select the cell to explain; its explanation follows soon."""
+        if cell != self._cell:
+            self._cell = cell
+            self._cell_timer.start()
+
+    def shutdown(self) -> None:
+        self._cell_timer.stop()
+        super().shutdown()
+
+    def _request(self) -> tuple[Callable[[Progress | None], object], bool]:
+        logits, labels, settings = self.state.snapshot()
+        return (
+            lambda progress: check_gradient(logits, labels, settings, progress)
+        ), logits.size > self.worker_threshold
+
+    def _publish(self, result: object, duration: float) -> None:
+        assert isinstance(result, Report)
+        self.report = result
+        self.last_duration = duration
+        self.reportReady.emit(result)
+        self._explain()
+
+    def _on_cell_timer_timeout(self) -> None:
+        self._explain()
+
+    def _explain(self) -> None:
+        report, cell = self.report, self._cell
+        explanation: CellExplanation | None = None
+        if report is not None and cell is not None:
+            n, c = report.logits.shape
+            if 0 <= cell[0] < n and 0 <= cell[1] < c:
+                try:
+                    explanation = explain_cell(report.logits, report.labels, report.settings, cell)
+                except ValueError:
+                    explanation = None
+        self.cellExplained.emit(explanation)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Error-versus-eps curves for the window.
+
+    Attributes
+    ----------
+    mode : str
+        "cell" or "grid".
+    cell : (i, j) or None
+    sweeps : dict of str to Sweep
+        Keyed by dtype name: the current dtype (all schemes), plus the other
+        dtypes (current scheme only) when ``overlay`` is on.
+    dtype, scheme : str
+        The current dtype and scheme.
+    eps : float
+        The current step.
+    overlay : bool
+    """
+
+    mode: str
+    cell: tuple[int, int] | None
+    sweeps: dict[str, Sweep]
+    dtype: str
+    scheme: str
+    eps: float
+    overlay: bool
+
+
+class SweepComputer(BackgroundJob):
+    """Error-versus-eps curves for the selected cell (GUI thread, a few ms) or the grid maximum (worker).
+
+    Signals
+    -------
+    sweepReady(SweepResult)
+    """
+
+    sweepReady = Signal(object)
+
+    def __init__(self, state: ExplorerState, parent: QObject | None = None):
+        super().__init__(state, parent)
+        self.mode = "cell"
+        self.overlay = False
+        self.cell: tuple[int, int] | None = None
+        self.result: SweepResult | None = None
+
+    #: Settings that do not change the curves (the panel redraws its markers for them).
+    _NOT_SWEPT = frozenset({"eps", "atol", "rtol", "perturb"})
+
+    def _on_state_changed(self, change: Change) -> None:
+        names = change.settings - self._NOT_SWEPT
+        if not self.overlay:
+            names -= {"scheme"}  # every scheme is swept already
+        if change.data or names:
+            self.schedule()
+
+    def configure(
+        self, mode: str | None = None, overlay: bool | None = None, cell: tuple[int, int] | None = None
+    ) -> None:
+        """Change what is swept; recomputes soon."""
+        if mode is not None:
+            if mode not in SWEEP_MODES:
+                raise ValueError(f"unknown sweep mode {mode!r}")
+            self.mode = mode
+        if overlay is not None:
+            self.overlay = overlay
+        if cell is not None:
+            self.cell = cell
+        self.schedule()
+
+    def _request(self) -> tuple[Callable[[Progress | None], object], bool] | None:
+        logits, labels, settings = self.state.snapshot()
+        n, c = logits.shape
+        cell = self.cell if self.cell is not None and self.cell[0] < n and self.cell[1] < c else (0, 0)
+        mode, overlay = self.mode, self.overlay
+        kw = settings.loss_kwargs
+
+        def work(progress: Progress | None) -> SweepResult:
+            with np.errstate(over="ignore"):
+                x = logits.astype(settings.dtype)
+            target = None if mode == "grid" else cell
+            sweeps = {settings.dtype: eps_sweep(x, labels, target, progress=progress, **kw)}
+            if overlay:
+                for dtype in DTYPE_NAMES:
+                    if dtype != settings.dtype:
+                        with np.errstate(over="ignore"):
+                            xd = logits.astype(dtype)
+                        sweeps[dtype] = eps_sweep(xd, labels, target, schemes=[settings.scheme], **kw)
+            return SweepResult(mode, None if mode == "grid" else cell, sweeps, settings.dtype, settings.scheme,
+                               settings.eps, overlay)  # fmt: skip
+
+        return work, mode == "grid"
+
+    def _publish(self, result: object, duration: float) -> None:
+        assert isinstance(result, SweepResult)
+        self.result = result
+        self.last_duration = duration
+        self.sweepReady.emit(result)
+
+
+def report_matches_state(report: Report | None, state: ExplorerState) -> bool:
     """True when ``report`` was computed from the state's current logits, labels and settings."""
+    if report is None:
+        return False
     logits, labels, settings = state.snapshot()
     with np.errstate(over="ignore"):
         rounded = logits.astype(settings.dtype)

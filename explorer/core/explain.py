@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike
 
 from ._dtypes import as_float_array, complex_dtype, round_to, work_dtype
 from .losses import loss_terms
-from .numeric import apply_denominator, complex_step_row_loss_imag, element_block, perturbed_row_loss
+from .numeric import complex_step_row_loss_imag, element_block, perturbed_row_loss
 from .report import CheckSettings
 from .schemes import get_scheme
 
@@ -144,7 +144,7 @@ def explain_cell(
         weights = tuple(w / sch.divisor for _, w in sch.stencil)
     # The quotient itself comes from the very code path that fills the numeric map.
     rows = slice(i, i + 1)
-    quotient = float(apply_denominator(element_block(x[rows], terms, rows, h, sch).astype(storage), terms)[0, j])
+    quotient = float(element_block(x[rows], terms, rows, h, sch).astype(storage)[0, j])
     label = int(np.asarray(labels)[i]) if np.asarray(labels).ndim == 1 else -1
     return CellExplanation(
         (i, j), float(x[i, j]), label, tuple(points), tuple(losses), weights, quotient, analytic,

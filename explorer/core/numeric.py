@@ -221,17 +221,12 @@ def cross_entropy_numeric_grad(
         out[rows] = element_block(x[rows], terms, rows, h, sch)
         if progress is not None:
             progress(rows.stop / n)
-    return apply_denominator(out, terms)
-
-
-def apply_denominator(out: NDArray, terms: LossTerms) -> NDArray:
-    """Divide row-loss quotients by the mean's denominator ``D``, in place, in their dtype (0 if ``D`` is 0)."""
-    if terms.reduction == "mean":
-        if terms.denom == 0.0:
-            out[...] = 0.0
-        else:
-            out /= out.dtype.type(terms.denom)
     return out
+
+
+def mean_denominator(terms: LossTerms) -> float:
+    """``D`` of the reduced loss: the mean's denominator, or 1 for "sum" and "none" (0 if every row is ignored)."""
+    return terms.denom if terms.reduction == "mean" else 1.0
 
 
 class RowBlock:
@@ -242,6 +237,7 @@ class RowBlock:
     """
 
     def __init__(self, xb: NDArray, terms: LossTerms, rows: slice):
+        self.denom = mean_denominator(terms)
         self.storage = xb.dtype
         self.work = work = work_dtype(self.storage)
         self.xw = xw = xb if xb.dtype == work else xb.astype(work)
@@ -290,19 +286,20 @@ class RowBlock:
         return round_to(lp, self.storage)
 
     def quotient(self, sch: Scheme, h: float, cache: dict[float, NDArray] | None = None) -> NDArray:
-        """Unscaled difference quotients for a scheme and step.
+        """Difference quotients of the reduced loss for a scheme and step, in working precision.
 
-        ``cache`` maps a step actually added (``offset * h``) to its perturbed row
-        losses, so schemes and steps that evaluate the same point share it.
+        The stencil is summed with its integer weights and divided once by
+        ``divisor * h * D``. ``cache`` maps a step actually added (``offset * h``)
+        to its perturbed row losses, so schemes that evaluate the same point share it.
         """
+        denom = self.denom
+        if denom == 0.0:  # every row ignored: the loss is constant (PyTorch gives 0 too)
+            return np.zeros_like(self.xw)
         if sch.is_complex:
-            a = self.a
-            if a is None:
-                a = _one_hot(len(self.r_idx), self.xw.shape[1], self.cols, self.a_sparse, self.work)
-            num = complex_step_row_loss_imag(h, self.e, self.s, a, self.big_a)
-            num /= h
+            num = complex_step_row_loss_imag(h, self.e, self.s, self._coefficients_or_sparse(), self.big_a, self.unit_a)
+            num /= h * denom
             return num
-        acc: NDArray | None = None
+        terms: list[tuple[float, NDArray]] = []
         for o, wgt in sch.stencil:
             step = o * h
             if o == 0.0:
@@ -313,23 +310,33 @@ class RowBlock:
                 lp = self.losses(step)
                 if cache is not None:
                     cache[step] = lp
-            if acc is None:
-                acc = lp * wgt if wgt != 1.0 else lp.copy()
-                if acc.shape != self.xw.shape:
-                    acc = np.broadcast_to(acc, self.xw.shape).copy()
-            elif wgt == 1.0:
+            terms.append((wgt, lp))
+        (w0, t0), rest = terms[0], terms[1:]
+        if rest and w0 == 1.0 and rest[0][0] == -1.0:
+            acc = np.subtract(t0, rest[0][1])  # f(x + o1 h) - f(x + o2 h) in one pass
+            rest = rest[1:]
+        else:
+            acc = np.multiply(t0, w0) if t0.shape == self.xw.shape else np.broadcast_to(t0 * w0, self.xw.shape).copy()
+        tmp = None
+        for wgt, lp in rest:
+            if wgt == 1.0:
                 acc += lp
             elif wgt == -1.0:
                 acc -= lp
             else:
-                acc += wgt * lp
-        assert acc is not None
-        acc /= sch.divisor * h
+                tmp = np.multiply(lp, wgt, out=tmp)
+                acc += tmp
+        acc /= sch.divisor * h * denom
         return acc
+
+    def _coefficients_or_sparse(self) -> NDArray | tuple[NDArray, NDArray, NDArray]:
+        if self.a is not None:
+            return self.a
+        return self.r_idx, self.cols, self.a_sparse
 
 
 def element_block(xb: NDArray, terms: LossTerms, rows: slice, h: float, sch: Scheme) -> NDArray:
-    """Unscaled row-loss difference quotients for a block of rows, in working precision.
+    """Difference quotients of the reduced loss for a block of rows, in working precision.
 
     Each stencil point costs one ``exp`` and one ``log`` per element and a handful of
     in-place passes: ``S - e`` is shared by all points, the linear term ``a (x' - x)``
@@ -365,17 +372,37 @@ def perturbed_row_loss(
     return lp - a * (zp - z)
 
 
-def complex_step_row_loss_imag(h: float | NDArray, e: NDArray, s: NDArray, a: NDArray, big_a: NDArray) -> NDArray:
+def complex_step_row_loss_imag(
+    h: float | NDArray,
+    e: NDArray,
+    s: NDArray,
+    a: NDArray | tuple[NDArray, NDArray, NDArray],
+    big_a: NDArray,
+    unit_a: bool = False,
+) -> NDArray:
     """``Im`` of the row loss after one logit moved by ``i h`` (arguments as in :func:`perturbed_row_loss`).
 
     ``exp(z + ih) = e cos h + i e sin h``, so
-    ``Im l' = A arg(S - e + e cos h + i e sin h) - a h``.
+    ``Im l' = A arg(S - e + e cos h + i e sin h) - a h``. ``a`` is dense, or
+    ``(rows, cols, values)`` when only the label column has a coefficient. Where
+    ``cos h`` is exactly 1 the real part is exactly ``S`` and is not recomputed.
     """
     h64 = np.asarray(h, dtype=np.float64)
     cos_h, sin_h, h_w = (v.astype(e.dtype) for v in (np.cos(h64), np.sin(h64), h64))  # in e's precision
-    re = s + (e * cos_h - e)
     im = e * sin_h
-    return big_a * np.arctan2(im, re) - a * h_w
+    if cos_h.ndim == 0 and cos_h == 1:
+        re = np.broadcast_to(s, e.shape)  # S + (e cos h - e) == S exactly
+    else:
+        re = s + (e * cos_h - e)
+    out = np.arctan2(im, re)
+    if not unit_a:
+        out *= big_a
+    if isinstance(a, tuple):
+        rows, cols, values = a
+        out[rows, cols] -= values * h_w
+    else:
+        out -= a * h_w
+    return out
 
 
 def _shifted_quotient(x: NDArray, terms: LossTerms, h: float, sch: Scheme, perturb: str) -> NDArray:

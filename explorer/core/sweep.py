@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._dtypes import as_float_array, round_to, unit_roundoff, work_dtype
 from .losses import LossTerms, cross_entropy_grad, loss_terms
-from .numeric import BLOCK_ELEMENTS, RowBlock, apply_denominator, complex_step_row_loss_imag, perturbed_row_loss
+from .numeric import BLOCK_ELEMENTS, RowBlock, complex_step_row_loss_imag, perturbed_row_loss
 from .schemes import SCHEME_NAMES, get_scheme
 
 __all__ = [
@@ -34,26 +34,18 @@ EPS_MIN = 1e-20
 EPS_MAX = 1e-1
 
 
-def eps_grid(n: int | None = None, lo: float = EPS_MIN, hi: float = EPS_MAX) -> NDArray:
-    """Steps for a sweep, ascending.
+def eps_grid(n: int = 61, lo: float = EPS_MIN, hi: float = EPS_MAX) -> NDArray:
+    """``n`` steps evenly spaced in log10 from ``lo`` to ``hi`` (ascending).
 
-    With ``n`` None (the default), a power-of-two ladder ``hi * 2**-k`` reaching
-    just below ``lo`` (65 steps from 5.4e-21 to 0.1 by default): every step is
-    exactly twice the previous one, so a 5-point stencil's ``x ± 2h`` is the next
-    step's ``x ± h`` and is evaluated once. With ``n``, ``n`` steps evenly spaced
-    in log10 from ``lo`` to ``hi``.
+    The default grid is decimal on purpose: on a power-of-two ladder (h, 2h, 4h, ...)
+    the rounding errors at successive steps are correlated and the measured curve
+    is not representative of the steps people use.
 
     Examples
     --------
     >>> eps_grid(3, 1e-4, 1e-2)
     array([0.0001, 0.001 , 0.01  ])
-    >>> g = eps_grid()
-    >>> len(g), bool(g[0] < 1e-20), float(g[-1]), bool(np.all(g[1:] == 2 * g[:-1]))
-    (65, True, 0.1, True)
     """
-    if n is None:
-        count = math.ceil(math.log2(hi / lo)) + 1
-        return hi * 2.0 ** -np.arange(count)[::-1]
     return np.logspace(math.log10(lo), math.log10(hi), int(n))
 
 
@@ -390,7 +382,7 @@ def eps_sweep(
     cell : (i, j), optional
         The element to study; None takes the maximum error over the grid.
     eps : array_like, shape (K,), optional
-        Steps; default :func:`eps_grid` (65 steps, a power-of-two ladder up to 0.1).
+        Steps; default :func:`eps_grid` (61 steps from 1e-20 to 1e-1).
     schemes : sequence of str
     progress : callable, optional
         For the grid maximum: called with the fraction done; it may raise to abandon.
@@ -454,8 +446,9 @@ def measured_best(eps: NDArray, errors: NDArray, window: int = BEST_WINDOW) -> t
 
     Rounding noise makes single points jitter, and one step can land on a lucky
     cancellation (even an error of exactly 0), so the curve is first smoothed by a
-    running median of ``window`` neighbouring points (about a decade on the default
-    grid) taken on log10 of the error.
+    running median of ``window`` neighbouring points (a factor of 16 in eps on the
+    default grid) taken on log10 of the error, ignoring exact zeros unless the
+    whole window is exact.
 
     Examples
     --------
@@ -465,15 +458,23 @@ def measured_best(eps: NDArray, errors: NDArray, window: int = BEST_WINDOW) -> t
     errs = np.asarray(errors, dtype=np.float64)
     if errs.size == 0:
         return math.nan, math.nan
-    with np.errstate(divide="ignore"):
-        logs = np.log10(errs)
-    logs = np.where(np.isnan(logs), np.inf, logs)
     half = max(0, min(int(window), errs.size) // 2)
-    padded = np.pad(logs, half, mode="edge")
+    padded = np.pad(errs, half, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    smooth = np.median(windows, axis=1)
+    usable = np.isfinite(windows) & (windows > 0)
+    logs = np.log10(np.where(usable, windows, 1.0))
+    counts = usable.sum(axis=1)
+    # Median of the usable (finite, non-zero) log-errors of each window; a lucky exact 0 is
+    # ignored, a window of nothing but exact zeros is exact (-inf), one of NaN/inf is unusable (+inf).
+    ordered = np.sort(np.where(usable, logs, np.inf), axis=1)
+    rows = np.arange(len(ordered))
+    mid_lo = ordered[rows, np.maximum(counts - 1, 0) // 2]
+    mid_hi = ordered[rows, np.maximum(counts, 1) // 2]
+    smooth = np.where(counts > 0, (mid_lo + mid_hi) / 2, np.inf)
+    all_zero = np.all(windows == 0, axis=1)
+    smooth = np.where(all_zero, -np.inf, smooth)
     k = int(np.argmin(smooth))
-    return float(eps[k]), float(10.0 ** smooth[k])
+    return float(eps[k]), float(10.0 ** smooth[k]) if np.isfinite(smooth[k]) else (0.0 if all_zero[k] else math.inf)
 
 
 def _grid_max_errors(
@@ -487,9 +488,8 @@ def _grid_max_errors(
 ) -> dict[str, NDArray]:
     """Max over the grid of |numeric - analytic| for each scheme and step (NaN if any is NaN).
 
-    Perturbed row losses are cached by the step actually added, so schemes share
-    points at one step, and on a power-of-two grid ``x ± 2h`` is reused as the
-    next step's ``x ± h``.
+    Perturbed row losses are cached by the step actually added, so the schemes
+    share their points at each step (x ± h for four of them).
     """
     terms = loss_terms(x.shape, target, **loss_kwargs)
     n, c = x.shape
@@ -508,15 +508,13 @@ def _grid_max_errors(
                 q = block.quotient(sch, h, cache)
                 if q.dtype != x.dtype:
                     q = q.astype(x.dtype)
-                q = apply_denominator(q, terms)
                 if q.dtype != exact.dtype:
                     q = q.astype(exact.dtype)
                 np.subtract(q, exact, out=q)
                 np.abs(q, out=q)
                 worst = np.max(q) if q.size else 0.0
                 errors[s_idx, k] = max(errors[s_idx, k], worst) if not np.isnan(worst) else np.nan
-            for step in [st for st in cache if abs(st) > 2.5 * h]:
-                del cache[step]  # no smaller step will need it
+            cache.clear()
         if progress is not None:
             progress(rows.stop / n)
     return {name: errors[s_idx] for s_idx, name in enumerate(names)}
@@ -541,19 +539,17 @@ def _cell_quotients(
     scale = 1.0 if terms.reduction != "mean" else terms.denom
     if scale == 0.0:
         return np.zeros(hs.shape)
-    h_work = hs.astype(xw.dtype)
-    denom = storage.type(scale) if storage.kind == "f" else scale
+    # Divide once, as the block path does: by (divisor * h * D), in working precision.
     if sch.is_complex:
-        num = complex_step_row_loss_imag(hs, e[j], s, a[j], big_a) / h_work
-        return (num.astype(storage) / denom).astype(np.float64)
+        num = complex_step_row_loss_imag(hs, e[j], s, a[j], big_a) / (hs * scale).astype(xw.dtype)
+        return num.astype(storage).astype(np.float64)
     l0 = round_to(np.asarray(big_a * np.log(s) - u), storage)
     acc = np.zeros(hs.shape, dtype=xw.dtype)
     for o, wgt in sch.stencil:
         if o == 0.0:
             acc += wgt * l0
             continue
-        xp = round_to(xw[j] + o * h_work, storage)
+        xp = round_to(xw[j] + o * hs.astype(xw.dtype), storage)
         lp = round_to(perturbed_row_loss(xp - m, z[j], e[j], s, a[j], big_a, u), storage)
         acc += wgt * lp
-    step = (sch.divisor * hs).astype(xw.dtype)  # as the block path divides: by (divisor * h) in one go
-    return ((acc / step).astype(storage) / denom).astype(np.float64)
+    return (acc / (sch.divisor * hs * scale).astype(xw.dtype)).astype(storage).astype(np.float64)

@@ -32,8 +32,9 @@ from explorer.describe import cell_tooltip, explanation_html, summary_html
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.grid import GridPanel
 from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
+from explorer.gui.sweep import SweepPanel
 from explorer.problems import get_preset
-from explorer.recompute import Recomputer
+from explorer.recompute import Recomputer, SweepComputer, SweepResult
 from explorer.state import Change, ExplorerState
 from explorer.undo import EditController
 
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self.state = ExplorerState(origin.logits, origin.labels, self)
         self.controller = EditController(self.state, self)
         self.recomputer = Recomputer(self.state, self)
+        self.sweeper = SweepComputer(self.state, self)
         self.report: Report | None = None
         with self.state.batch():
             self.state.set_settings(**origin.settings)
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
         self.inspector = QTextBrowser(objectName="cellInspector")
         self.inspector.setToolTip("What the finite difference evaluated for the selected cell")
         self.inspector.setHtml("<p>Select a cell in the grid or click a heatmap.</p>")
+        self.sweep_panel = SweepPanel(self.state)
         for panel in (self.summary, self.inspector):
             panel.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
 
@@ -95,10 +98,15 @@ class MainWindow(QMainWindow):
         self._controls_dock = self._dock(
             "Controls", "controlsDock", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea
         )
+        self._sweep_dock = self._dock(
+            "Error vs eps", "sweepDock", self.sweep_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self._summary_dock = self._dock("Summary", "summaryDock", self.summary, Qt.DockWidgetArea.RightDockWidgetArea)
         self._inspector_dock = self._dock(
             "Cell inspector", "inspectorDock", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
+        self.tabifyDockWidget(self._summary_dock, self._inspector_dock)
+        self._summary_dock.raise_()
 
         self._build_status_bar()
         self._build_actions()
@@ -108,6 +116,11 @@ class MainWindow(QMainWindow):
             self._restore_settings()
         self.controller.stack.clear()
         self.recomputer.schedule()
+        self.sweeper.schedule()
+
+    @property
+    def _docks(self) -> tuple[QDockWidget, ...]:
+        return (self._controls_dock, self._sweep_dock, self._summary_dock, self._inspector_dock)
 
     # ----------------------------------------------------------------- build
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -193,7 +206,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(act)
             self.error_view_actions[key] = act
         view_menu.addSeparator()
-        for dock in (self._controls_dock, self._summary_dock, self._inspector_dock):
+        for dock in self._docks:
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(
@@ -210,9 +223,16 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.recomputer.reportReady.connect(self._on_recomputer_report_ready)
         self.recomputer.cellExplained.connect(self._on_recomputer_cell_explained)
-        self.recomputer.busyChanged.connect(self._on_recomputer_busy_changed)
+        self.recomputer.busyChanged.connect(self._on_job_busy_changed)
         self.recomputer.progressChanged.connect(self.progress.setValue)
-        self.recomputer.failed.connect(self._on_recomputer_failed)
+        self.recomputer.failed.connect(self._on_job_failed)
+        self.sweeper.sweepReady.connect(self._on_sweeper_sweep_ready)
+        self.sweeper.busyChanged.connect(self._on_job_busy_changed)
+        self.sweeper.progressChanged.connect(self.progress.setValue)
+        self.sweeper.failed.connect(self._on_job_failed)
+        self.sweep_panel.epsPicked.connect(self._on_sweep_panel_eps_picked)
+        self.sweep_panel.modeChanged.connect(lambda mode: self.sweeper.configure(mode=mode))
+        self.sweep_panel.overlayChanged.connect(lambda on: self.sweeper.configure(overlay=on))
         self.grid.message.connect(self.show_message)
         self.controls.message.connect(self.show_message)
         self.grid.currentCellChanged.connect(self._on_grid_current_cell_changed)
@@ -239,6 +259,8 @@ class MainWindow(QMainWindow):
         self.timing_label.setText(f"{self.recomputer.last_duration * 1e3:.1f} ms")
         cell = self.grid.current_cell()
         self.heatmaps.set_selected(cell)
+        if cell is None and self.sweeper.cell is None and report.worst:
+            self.sweeper.configure(cell=(int(report.worst[0]), int(report.worst[1])))
 
     def _on_recomputer_cell_explained(self, explanation: CellExplanation | None) -> None:
         if explanation is None:
@@ -246,7 +268,19 @@ class MainWindow(QMainWindow):
         else:
             self.inspector.setHtml(explanation_html(explanation))
 
-    def _on_recomputer_busy_changed(self, busy: bool) -> None:
+    def _on_sweeper_sweep_ready(self, result: SweepResult) -> None:
+        self.sweep_panel.show_result(result)
+
+    def _on_sweep_panel_eps_picked(self, eps: float) -> None:
+        try:
+            self.controller.set_settings(text="Pick eps on the sweep", eps=eps)
+        except ValueError as exc:
+            self.show_message(f"eps unchanged: {exc}")
+            return
+        self.show_message(f"eps = {eps:g} (picked on the error-versus-eps plot)")
+
+    def _on_job_busy_changed(self, _busy: bool) -> None:
+        busy = self.recomputer.busy or self.sweeper.busy
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy:
@@ -255,17 +289,19 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().clearMessage()
 
-    def _on_recomputer_failed(self, message: str) -> None:
+    def _on_job_failed(self, message: str) -> None:
         self.show_message(f"Computation failed: {message}")
 
     def _on_cancel_clicked(self) -> None:
-        if self.recomputer.busy:
+        if self.recomputer.busy or self.sweeper.busy:
             self.recomputer.cancel()
+            self.sweeper.cancel()
             self.show_message("Computation cancelled; the maps show the previous result")
 
     def _on_grid_current_cell_changed(self, i: int, j: int) -> None:
         self.heatmaps.set_selected((i, j))
         self.recomputer.set_cell((i, j))
+        self.sweeper.configure(cell=(i, j))
 
     def _on_heatmap_cell_clicked(self, i: int, j: int) -> None:
         self.grid.select_cell(i, j)
@@ -290,7 +326,7 @@ class MainWindow(QMainWindow):
 
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state, SETTINGS_VERSION)
-        for dock in (self._controls_dock, self._summary_dock, self._inspector_dock):
+        for dock in self._docks:
             dock.setVisible(True)
 
     def _show_about(self) -> None:
@@ -316,6 +352,9 @@ class MainWindow(QMainWindow):
         if isinstance(splitter, QByteArray):
             self.central_splitter.restoreState(splitter)
         self.heatmaps.set_error_view(str(st.value("view/error", "abs")))
+        mode_index = self.sweep_panel.mode_combo.findData(st.value("sweep/mode", "cell"))
+        self.sweep_panel.mode_combo.setCurrentIndex(max(0, mode_index))
+        self.sweep_panel.overlay_check.setChecked(str(st.value("sweep/overlay", "false")).lower() == "true")
         kind = st.value("random/kind")
         if kind is not None:
             self.controls.random_kind.setCurrentIndex(max(0, self.controls.random_kind.findData(kind)))
@@ -337,6 +376,8 @@ class MainWindow(QMainWindow):
         st.setValue("window/state", self.saveState(SETTINGS_VERSION))
         st.setValue("window/splitter", self.central_splitter.saveState())
         st.setValue("view/error", self.heatmaps.error_view)
+        st.setValue("sweep/mode", self.sweep_panel.mode)
+        st.setValue("sweep/overlay", self.sweep_panel.overlay_check.isChecked())
         st.setValue("random/kind", self.controls.random_kind.currentData())
         st.setValue("random/seed", self.controls.seed_spin.value())
         s = self.state.settings
@@ -347,6 +388,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self.recomputer.shutdown()
+        self.sweeper.shutdown()
         super().closeEvent(event)
 
 

@@ -1,0 +1,224 @@
+"""Error versus eps: the V-curves of every scheme for a cell or the grid maximum, with the textbook model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from explorer.core import EPS_MAX, EPS_MIN, ErrorModel, Sweep
+from explorer.recompute import SweepResult
+from explorer.state import Change, ExplorerState
+
+__all__ = ["SCHEME_COLORS", "ZERO_FLOOR", "SweepPanel"]
+
+#: One colour per scheme (colour-blind safe, Okabe-Ito).
+SCHEME_COLORS = {
+    "forward": (230, 159, 0),
+    "backward": (86, 180, 233),
+    "central": (0, 114, 178),
+    "central4": (0, 158, 115),
+    "complex": (204, 121, 167),
+}
+DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "float32": Qt.PenStyle.DashLine, "float64": Qt.PenStyle.SolidLine}
+#: An error of exactly 0 cannot sit on a log axis; it is drawn here (and said in the legend tip).
+ZERO_FLOOR = 1e-22
+
+
+def _log_y(values: np.ndarray) -> np.ndarray:
+    return np.where(values > 0, values, ZERO_FLOOR)
+
+
+class SweepPanel(QWidget):
+    """The error-versus-eps plot (``sweepPlot``), its options, and eps picking.
+
+    Signals
+    -------
+    epsPicked(float)
+        The user clicked the plot or dragged the eps line.
+    modeChanged(str), overlayChanged(bool)
+    """
+
+    epsPicked = Signal(float)
+    modeChanged = Signal(str)
+    overlayChanged = Signal(bool)
+
+    def __init__(self, state: ExplorerState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.mode_combo = QComboBox(objectName="sweepModeCombo")
+        self.mode_combo.addItem("Selected cell", "cell")
+        self.mode_combo.addItem("Maximum over the grid", "grid")
+        self.mode_combo.setToolTip(
+            "Sweep one element, or the largest error over the whole grid (computed in the background)"
+        )
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_combo_changed)
+        self.overlay_check = QCheckBox("Compare dtypes", objectName="dtypeOverlayCheck")
+        self.overlay_check.setToolTip("The current scheme in float16, float32 and float64 together")
+        self.overlay_check.toggled.connect(self.overlayChanged)
+        self.model_check = QCheckBox("Textbook model", objectName="modelCheck", checked=True)
+        self.model_check.setToolTip("Truncation (slope p) and rounding (slope −1) lines, predicted best eps (★)")
+        self.model_check.toggled.connect(self._redraw)
+        self.caption = QLabel(objectName="sweepCaption")
+        self.caption.setWordWrap(True)
+
+        self.plot_widget = pg.PlotWidget(objectName="sweepPlot", background="w")
+        self.plot_widget.setToolTip("Click or drag the vertical line to set eps everywhere")
+        plot = self.plot_widget.getPlotItem()
+        plot.setLogMode(x=True, y=True)
+        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.setLabel("bottom", "eps")
+        plot.setLabel("left", "|numeric − analytic|")
+        plot.setMenuEnabled(False)
+        plot.getViewBox().setMouseEnabled(x=False, y=False)
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).enableAutoSIPrefix(False)  # a log axis must not be rescaled by an SI prefix
+        self.plot = plot
+        self.eps_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((200, 30, 30), width=2))
+        self.eps_line.setToolTip("Current eps: drag to change it")
+        self.eps_line.setBounds((math.log10(EPS_MIN), math.log10(EPS_MAX)))
+        self.eps_line.sigPositionChangeFinished.connect(self._on_eps_line_moved)
+        self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._items: list[object] = []
+        self.result: SweepResult | None = None
+
+        options = QHBoxLayout()
+        options.addWidget(self.mode_combo)
+        options.addWidget(self.overlay_check)
+        options.addWidget(self.model_check)
+        options.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(options)
+        layout.addWidget(self.plot_widget, 1)
+        layout.addWidget(self.caption)
+        state.changed.connect(self._on_state_changed)
+
+    # ----------------------------------------------------------------- input
+    @property
+    def mode(self) -> str:
+        return str(self.mode_combo.currentData())
+
+    def _on_mode_combo_changed(self, _index: int) -> None:
+        self.modeChanged.emit(self.mode)
+
+    def _on_state_changed(self, change: Change) -> None:
+        if change.settings & {"eps", "scheme"}:
+            self._redraw()
+
+    def _pick(self, log_eps: float) -> None:
+        eps = 10.0 ** min(max(log_eps, math.log10(EPS_MIN)), math.log10(EPS_MAX))
+        self.epsPicked.emit(float(f"{eps:.3g}"))
+
+    def _on_eps_line_moved(self, line: pg.InfiniteLine) -> None:
+        self._pick(float(line.value()))
+
+    def _on_scene_clicked(self, event: object) -> None:
+        if getattr(event, "button", lambda: None)() != Qt.MouseButton.LeftButton:
+            return
+        pos: QPointF = event.scenePos()  # type: ignore[attr-defined]
+        vb = self.plot.getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            return
+        self._pick(vb.mapSceneToView(pos).x())
+
+    # ------------------------------------------------------------------ draw
+    def show_result(self, result: SweepResult) -> None:
+        self.result = result
+        self._redraw()
+
+    def _clear(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items.clear()
+
+    def _add(self, item: object) -> None:
+        self.plot.addItem(item)
+        self._items.append(item)
+
+    def _redraw(self) -> None:
+        self._clear()
+        if self.eps_line.scene() is None:
+            self.plot.addItem(self.eps_line, ignoreBounds=True)
+        settings = self.state.settings
+        self.eps_line.setValue(math.log10(settings.eps))
+        result = self.result
+        if result is None:
+            return
+        main = result.sweeps[result.dtype]
+        show_model = self.model_check.isChecked()
+        for name, errs in main.errors.items():
+            current = name == settings.scheme
+            color = SCHEME_COLORS[name]
+            pen = pg.mkPen(color, width=3 if current else 1.5)
+            self._add(pg.PlotDataItem(main.eps, _log_y(errs), pen=pen))
+            best = main.measured_best_eps[name], main.measured_best_err[name]
+            if np.isfinite(best[1]) and best[1] > 0:
+                self._add(
+                    pg.ScatterPlotItem([best[0]], [best[1]], symbol="o", size=9, brush=pg.mkBrush(color), pen=None)
+                )
+            if show_model and (current or len(main.errors) == 1):
+                self._draw_model(main, main.models[name], color)
+        for dtype, sweep in result.sweeps.items():
+            if dtype == result.dtype:
+                continue
+            for name, errs in sweep.errors.items():
+                pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
+                self._add(pg.PlotDataItem(sweep.eps, _log_y(errs), pen=pen))
+        measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
+        positive = measured[np.isfinite(measured) & (measured > 0)]
+        lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
+        if np.any(measured == 0):
+            lo = ZERO_FLOOR / 3  # show the exact zeros
+        hi = float(positive.max()) * 10 if positive.size else 1.0
+        self._place_hints(main.models[settings.scheme], main.eps, hi)
+        self.plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
+        self.plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
+        self.caption.setText(self._caption(result, main))
+
+    def _caption(self, result: SweepResult, main: Sweep) -> str:
+        settings = self.state.settings
+        where = (
+            "maximum over the grid"
+            if result.mode == "grid" or result.cell is None
+            else (f"sample {result.cell[0]}, class {result.cell[1]}")
+        )
+        names = " ".join(
+            f"<b style='color:rgb{SCHEME_COLORS[n]}'>{'▶' if n == settings.scheme else ''}{n}</b>" for n in main.errors
+        )
+        styles = {"float16": "dotted", "float32": "dashed", "float64": "solid"}
+        overlay = (
+            " Other dtypes: " + ", ".join(f"{d} {styles.get(d, '')}" for d in result.sweeps if d != result.dtype) + "."
+            if len(result.sweeps) > 1
+            else ""
+        )
+        model = main.models[settings.scheme]
+        measured = main.measured_best_eps[settings.scheme]
+        return (
+            f"{names}<br>{where}, {result.dtype}.{overlay} {settings.scheme}: predicted best eps "
+            f"{model.best_eps:.1e} (★, error {model.best_err:.1e}), measured {measured:.1e}"
+            f" (●). Exact zeros sit at {ZERO_FLOOR:g}."
+        )
+
+    def _draw_model(self, sweep: Sweep, model: ErrorModel, color: tuple[int, int, int]) -> None:
+        faint = (*color, 110)
+        eps = sweep.eps
+        trunc, rnd = model.truncation(eps), model.rounding(eps)
+        for values in (trunc, rnd):
+            self._add(pg.PlotDataItem(eps, _log_y(values), pen=pg.mkPen(faint, width=1, style=Qt.PenStyle.DashLine)))
+        self._add(pg.ScatterPlotItem([model.best_eps], [max(model.best_err, ZERO_FLOOR)], symbol="star", size=14,
+                                     brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5)))  # fmt: skip
+
+    def _place_hints(self, model: ErrorModel, eps: np.ndarray, top: float) -> None:
+        """Region hints either side of the scheme's predicted best eps, near the top of the plot."""
+        if not self.model_check.isChecked():
+            return
+        x = min(max(model.best_eps, float(eps.min()) * 1e3), float(eps.max()) / 1e3)
+        y = math.log10(top) - 0.3
+        for text, anchor, dx in (("← rounding dominates", (1, 0), -0.2), ("truncation dominates →", (0, 0), 0.2)):
+            item = pg.TextItem(text, color=(90, 90, 90), anchor=anchor)
+            item.setPos(math.log10(x) + dx, y)
+            self._add(item)
