@@ -132,7 +132,7 @@ def _model_bound(x: np.ndarray, labels: np.ndarray, kwargs: dict, scheme: str, h
     order = get_scheme(scheme).order
     bound = np.empty(x.shape)
     for idx in np.ndindex(*x.shape):
-        model = cell_error_model(x, labels, idx, scheme, dtype, **kwargs)
+        model = cell_error_model(x, labels, idx, scheme, dtype, bound=True, **kwargs)
         grad_abs = abs(cell_derivatives(x, labels, idx, **kwargs)[1])
         # Higher-order truncation terms: allow one more order at the same scale. Rounding
         # the result to the dtype: relative u, or half a subnormal spacing near 0.
@@ -169,7 +169,7 @@ def test_fast_path_agrees_with_black_box(scheme: str, problem: tuple) -> None:
     d = terms.denom if kwargs["reduction"] == "mean" else 1.0
     total_noise = float(np.sum(row_noise_scale(x, labels, **kwargs))) / d
     for idx in np.ndindex(*x.shape):
-        model = cell_error_model(x, labels, idx, scheme, **kwargs)
+        model = cell_error_model(x, labels, idx, scheme, bound=True, **kwargs)
         slow_rounding = get_scheme(scheme).rounding_coef * unit_roundoff("float64") * total_noise / h
         assert abs(fast[idx] - slow[idx]) <= 2 * model.total(h) + slow_rounding + 1e-15
 

@@ -7,6 +7,7 @@ A real scheme approximates ``f'(x)`` by a weighted sum of ``f`` at points
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["PERTURB_MODES", "SCHEMES", "SCHEME_NAMES", "Scheme", "get_scheme"]
@@ -51,6 +52,15 @@ class Scheme:
     def stencil(self) -> tuple[tuple[float, float], ...]:
         """``(offset, weight)`` pairs."""
         return tuple(zip(self.offsets, self.weights, strict=True))
+
+    @property
+    def expected_rounding_coef(self) -> float:
+        """``c_r`` for the *expected* rounding error: each evaluated value off by a uniform
+        error of standard deviation ``u |f| / sqrt(3)``, combined in quadrature
+        (``sqrt(sum w**2) / (divisor sqrt(3))``), instead of the worst case ``sum |w| / divisor``."""
+        if self.is_complex:
+            return 1 / math.sqrt(3)
+        return math.sqrt(sum(w * w for w in self.weights)) / (self.divisor * math.sqrt(3))
 
     @property
     def is_complex(self) -> bool:

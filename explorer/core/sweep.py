@@ -100,7 +100,13 @@ class ErrorModel:
 
 
 def error_model(
-    scheme: str, dtype: DTypeLike, f_abs: float = 1.0, deriv_abs: float = 1.0, grad_abs: float = 1.0, x_abs: float = 0.0
+    scheme: str,
+    dtype: DTypeLike,
+    f_abs: float = 1.0,
+    deriv_abs: float = 1.0,
+    grad_abs: float = 1.0,
+    x_abs: float = 0.0,
+    expected: bool = False,
 ) -> ErrorModel:
     r"""Build the textbook error model and its optimal step.
 
@@ -117,6 +123,11 @@ def error_model(
         :math:`|f'(x)|`.
     x_abs : float
         :math:`|x|`, whose rounding in :math:`x + h` adds :math:`u |x| |f'|`.
+    expected : bool
+        False: the textbook worst case, :math:`c_r = \sum |w| / \mathrm{divisor}`.
+        True: the expected size, each value off by a uniform error (standard
+        deviation :math:`u F / \sqrt 3`) combined in quadrature; see
+        :attr:`~explorer.core.schemes.Scheme.expected_rounding_coef`.
 
     Returns
     -------
@@ -140,13 +151,14 @@ def error_model(
     """
     sch = get_scheme(scheme)
     u = unit_roundoff(np.dtype(dtype))
+    c_r = sch.expected_rounding_coef if expected else sch.rounding_coef
     trunc = sch.truncation_coef * max(float(deriv_abs), 1e-300)
     if sch.is_complex:
-        rnd = sch.rounding_coef * u * max(float(grad_abs), 1e-300)
+        rnd = c_r * u * max(float(grad_abs), 1e-300)
         best = min(1.0, max(EPS_MIN, math.sqrt(rnd / trunc)))
         return ErrorModel(sch.name, sch.order, trunc, rnd, best, rnd)
     p = sch.order
-    rnd = sch.rounding_coef * u * (abs(float(f_abs)) + abs(float(x_abs)) * abs(float(grad_abs)))
+    rnd = c_r * u * (abs(float(f_abs)) + abs(float(x_abs)) * abs(float(grad_abs)))
     rnd = max(rnd, 1e-300)
     best = (rnd / (p * trunc)) ** (1.0 / (p + 1))
     best = min(1.0, max(EPS_MIN, best))
@@ -283,6 +295,7 @@ def cell_error_model(
     cell: tuple[int, int],
     scheme: str,
     dtype: DTypeLike | None = None,
+    bound: bool = False,
     **loss_kwargs: object,
 ) -> ErrorModel:
     r"""The textbook error model of one element of the cross-entropy gradient.
@@ -295,6 +308,12 @@ def cell_error_model(
     scheme : str
     dtype : dtype-like, optional
         Defaults to the dtype of ``input``.
+    bound : bool
+        False (default): the *expected* error, each loss value off by a uniform
+        error of up to :math:`u |f|`, combined in quadrature; its optimum is the
+        best eps to expect. True: a conservative *bound*, the worst case of every
+        rounding the evaluation makes (for tests of error bounds; its rounding
+        line lies well above a measured curve).
     **loss_kwargs
         As in :func:`~explorer.core.cross_entropy`.
 
@@ -304,15 +323,17 @@ def cell_error_model(
 
     Notes
     -----
-    Uses the exact derivatives from :func:`cell_derivatives`; the model's
-    :math:`|f|` is the row's rounding scale :func:`row_noise_scale` plus
-    :math:`A_i p_{ij}` (the rounding of :math:`e^{x'_{ij} - m_i}` itself), divided
-    by :math:`D`: not just :math:`|\ell_i| / D`.
+    Uses the exact derivatives from :func:`cell_derivatives`. The estimate's
+    :math:`|f|` is :math:`|\ell_i| / D`; the bound's is the row's rounding scale
+    :func:`row_noise_scale` plus :math:`A_i p_{ij}` (the rounding of
+    :math:`e^{x'_{ij} - m_i}` itself), divided by :math:`D`.
 
     Examples
     --------
     >>> m = cell_error_model(np.zeros((1, 3)), np.array([0]), (0, 1), "forward")
     >>> f"{m.best_eps:.0e}"
+    '3e-08'
+    >>> f"{cell_error_model(np.zeros((1, 3)), np.array([0]), (0, 1), 'forward', bound=True).best_eps:.0e}"
     '8e-08'
     """
     x = as_float_array(input)
@@ -324,17 +345,22 @@ def cell_error_model(
     z = row - row.max()
     big_a = float(terms.total[i])
     p = float(np.exp(z[j]) / np.exp(z).sum())
-    # The row's rounding scale, plus exp of the moved logit itself (up to A p relative to S).
-    noise = (float(row_noise_scale(x[i : i + 1], None, terms, i)[0]) + big_a * p) / scale
+    if bound:
+        # The row's rounding scale, plus exp of the moved logit itself (up to A p relative to S).
+        noise = (float(row_noise_scale(x[i : i + 1], None, terms, i)[0]) + big_a * p) / scale
+    else:
+        noise = abs(float(d[0]))
     sch = get_scheme(scheme)
     dt = x.dtype if dtype is None else dtype
     grad_abs = abs(float(d[1]))
-    if sch.is_complex:
+    if sch.is_complex and bound:
         # Im l' / h = A p - a is formed by a subtraction, so its rounding is relative to
         # A p + a; and exp(x_ij - m_i) carries the rounding of its argument, u |x_ij - m_i|.
         a_ij = float(terms.coefficients(slice(i, i + 1))[0, j])
         grad_abs += (big_a * p * (1.0 + abs(float(z[j]))) + a_ij) / scale
-    return error_model(sch.name, dt, noise, abs(float(d[sch.order + 1])), grad_abs, abs(float(x[i, j])))
+    return error_model(
+        sch.name, dt, noise, abs(float(d[sch.order + 1])), grad_abs, abs(float(x[i, j])), expected=not bound
+    )
 
 
 @dataclass(frozen=True)
@@ -428,7 +454,7 @@ def eps_sweep(
             errors[name] = np.abs(num - grad[i, j])
         model_cell = (i, j)
     mc = (int(model_cell[0]), int(model_cell[1]))
-    models = {name: cell_error_model(x, target, mc, name, None, **loss_kwargs) for name in names}
+    models = {name: cell_error_model(x, target, mc, name, None, False, **loss_kwargs) for name in names}
     best_eps, best_err = {}, {}
     for name, errs in errors.items():
         best_eps[name], best_err[name] = measured_best(hs, errs)
@@ -446,9 +472,8 @@ def measured_best(eps: NDArray, errors: NDArray, window: int = BEST_WINDOW) -> t
 
     Rounding noise makes single points jitter, and one step can land on a lucky
     cancellation (even an error of exactly 0), so the curve is first smoothed by a
-    running median of ``window`` neighbouring points (a factor of 16 in eps on the
-    default grid) taken on log10 of the error, ignoring exact zeros unless the
-    whole window is exact.
+    running geometric mean of ``window`` neighbouring points (about a decade on the
+    default grid), ignoring exact zeros unless the whole window is exact.
 
     Examples
     --------
@@ -464,13 +489,10 @@ def measured_best(eps: NDArray, errors: NDArray, window: int = BEST_WINDOW) -> t
     usable = np.isfinite(windows) & (windows > 0)
     logs = np.log10(np.where(usable, windows, 1.0))
     counts = usable.sum(axis=1)
-    # Median of the usable (finite, non-zero) log-errors of each window; a lucky exact 0 is
-    # ignored, a window of nothing but exact zeros is exact (-inf), one of NaN/inf is unusable (+inf).
-    ordered = np.sort(np.where(usable, logs, np.inf), axis=1)
-    rows = np.arange(len(ordered))
-    mid_lo = ordered[rows, np.maximum(counts - 1, 0) // 2]
-    mid_hi = ordered[rows, np.maximum(counts, 1) // 2]
-    smooth = np.where(counts > 0, (mid_lo + mid_hi) / 2, np.inf)
+    # Geometric mean of the usable (finite, non-zero) errors of each window; a lucky exact 0
+    # is ignored, a window of nothing but exact zeros is exact (-inf), one of NaN/inf is unusable.
+    sums = np.where(usable, logs, 0.0).sum(axis=1)
+    smooth = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
     all_zero = np.all(windows == 0, axis=1)
     smooth = np.where(all_zero, -np.inf, smooth)
     k = int(np.argmin(smooth))

@@ -65,7 +65,8 @@ class SweepPanel(QWidget):
         self.caption = QLabel(objectName="sweepCaption")
         self.caption.setWordWrap(True)
 
-        self.plot_widget = pg.PlotWidget(objectName="sweepPlot", background="w")
+        self.plot_widget = pg.PlotWidget(background="w")
+        self.plot_widget.setObjectName("sweepPlot")  # PlotWidget passes keyword arguments to its PlotItem
         self.plot_widget.setToolTip("Click or drag the vertical line to set eps everywhere")
         plot = self.plot_widget.getPlotItem()
         plot.setLogMode(x=True, y=True)
