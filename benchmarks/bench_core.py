@@ -21,7 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer.core import cross_entropy, cross_entropy_grad, cross_entropy_numeric_grad, numeric_grad
+from explorer.core import (
+    cross_entropy,
+    cross_entropy_grad,
+    cross_entropy_numeric_grad,
+    eps_sweep,
+    numeric_grad,
+)
 
 EPS = 1e-5
 
@@ -168,6 +174,19 @@ def memory_and_ratio_lm(n: int = 1024, c: int = 32000) -> str:
     )
 
 
+def sweeps(n: int = 128, c: int = 1000) -> list[str]:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(n, c)) * 3
+    y = rng.integers(0, c, n)
+    cell_ms, cell = median_ms(lambda: eps_sweep(x, y, (5, 7), reduction="mean"), 20)
+    grid_ms, _ = median_ms(lambda: eps_sweep(x, y, None, reduction="mean"), 5)
+    k, s = len(cell.eps), len(cell.errors)
+    return [
+        f"| one cell, {k} eps x {s} schemes | {cell_ms:.1f} ms |",
+        f"| maximum over the grid, {k} eps x {s} schemes | {grid_ms:.0f} ms |",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also run torch's slow gradcheck at 128 x 1000")
@@ -184,6 +203,10 @@ def main() -> None:
             err = "—" if e is None else f"{e:.1e}"
             print(f"| {name} | {t:,.2f} ms | {t / ana_ms:,.1f} | {err} |")
         print()
+    print("### Error-versus-eps sweep at 128 x 1000 float64\n\n| sweep | median |\n| --- | ---: |")
+    for line in sweeps():
+        print(line)
+    print()
     if not args.skip_lm:
         print("### Language-model vocabulary\n")
         print(memory_and_ratio_lm())

@@ -136,10 +136,6 @@ class SweepPanel(QWidget):
             self.plot.removeItem(item)
         self._items.clear()
 
-    def _add(self, item: object) -> None:
-        self.plot.addItem(item)
-        self._items.append(item)
-
     def _redraw(self) -> None:
         self._clear()
         if self.eps_line.scene() is None:
@@ -149,36 +145,8 @@ class SweepPanel(QWidget):
         result = self.result
         if result is None:
             return
-        main = result.sweeps[result.dtype]
-        show_model = self.model_check.isChecked()
-        for name, errs in main.errors.items():
-            current = name == settings.scheme
-            color = SCHEME_COLORS[name]
-            pen = pg.mkPen(color, width=3 if current else 1.5)
-            self._add(pg.PlotDataItem(main.eps, _log_y(errs), pen=pen))
-            best = main.measured_best_eps[name], main.measured_best_err[name]
-            if np.isfinite(best[1]) and best[1] > 0:
-                self._add(
-                    pg.ScatterPlotItem([best[0]], [best[1]], symbol="o", size=9, brush=pg.mkBrush(color), pen=None)
-                )
-            if show_model and (current or len(main.errors) == 1):
-                self._draw_model(main, main.models[name], color)
-        for dtype, sweep in result.sweeps.items():
-            if dtype == result.dtype:
-                continue
-            for name, errs in sweep.errors.items():
-                pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
-                self._add(pg.PlotDataItem(sweep.eps, _log_y(errs), pen=pen))
-        measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
-        positive = measured[np.isfinite(measured) & (measured > 0)]
-        lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
-        if np.any(measured == 0):
-            lo = ZERO_FLOOR / 3  # show the exact zeros
-        hi = float(positive.max()) * 10 if positive.size else 1.0
-        self._place_hints(main.models[settings.scheme], main.eps, hi)
-        self.plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
-        self.plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
-        self.caption.setText(self._caption(result, main))
+        self._items = draw_sweep(self.plot, result, settings.scheme, self.model_check.isChecked())
+        self.caption.setText(self._caption(result, result.sweeps[result.dtype]))
 
     def _caption(self, result: SweepResult, main: Sweep) -> str:
         settings = self.state.settings
@@ -204,22 +172,70 @@ class SweepPanel(QWidget):
             f" (●). Exact zeros sit at {ZERO_FLOOR:g}."
         )
 
-    def _draw_model(self, sweep: Sweep, model: ErrorModel, color: tuple[int, int, int]) -> None:
-        faint = (*color, 110)
-        eps = sweep.eps
-        trunc, rnd = model.truncation(eps), model.rounding(eps)
-        for values in (trunc, rnd):
-            self._add(pg.PlotDataItem(eps, _log_y(values), pen=pg.mkPen(faint, width=1, style=Qt.PenStyle.DashLine)))
-        self._add(pg.ScatterPlotItem([model.best_eps], [max(model.best_err, ZERO_FLOOR)], symbol="star", size=14,
-                                     brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5)))  # fmt: skip
 
-    def _place_hints(self, model: ErrorModel, eps: np.ndarray, top: float) -> None:
-        """Region hints either side of the scheme's predicted best eps, near the top of the plot."""
-        if not self.model_check.isChecked():
-            return
-        x = min(max(model.best_eps, float(eps.min()) * 1e3), float(eps.max()) / 1e3)
-        y = math.log10(top) - 0.3
-        for text, anchor, dx in (("← rounding dominates", (1, 0), -0.2), ("truncation dominates →", (0, 0), 0.2)):
-            item = pg.TextItem(text, color=(90, 90, 90), anchor=anchor)
-            item.setPos(math.log10(x) + dx, y)
-            self._add(item)
+def draw_sweep(plot: pg.PlotItem, result: SweepResult, scheme: str, show_model: bool = True) -> list[object]:
+    """Draw the curves of a sweep on a log-log plot; returns the items added (the caller removes them).
+
+    Data are clipped to the visible range here, not only by the view, because vector
+    exporters (Qt's SVG generator) do not honour the view's clipping.
+    """
+    items: list[object] = []
+
+    def add(item: object) -> None:
+        plot.addItem(item)
+        items.append(item)
+
+    main = result.sweeps[result.dtype]
+    measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
+    positive = measured[np.isfinite(measured) & (measured > 0)]
+    lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
+    if np.any(measured == 0):
+        lo = ZERO_FLOOR / 3  # show the exact zeros
+    hi = float(positive.max()) * 10 if positive.size else 1.0
+
+    def curve(values: np.ndarray) -> np.ndarray:
+        return np.clip(_log_y(values), lo, hi)
+
+    def model_line(values: np.ndarray) -> np.ndarray:
+        return np.where((values >= lo) & (values <= hi), values, np.nan)
+
+    for name, errs in main.errors.items():
+        current = name == scheme
+        color = SCHEME_COLORS[name]
+        add(pg.PlotDataItem(main.eps, curve(errs), pen=pg.mkPen(color, width=3 if current else 1.5)))
+        best = main.measured_best_eps[name], main.measured_best_err[name]
+        if np.isfinite(best[1]) and lo <= best[1] <= hi:
+            add(pg.ScatterPlotItem([best[0]], [best[1]], symbol="o", size=9, brush=pg.mkBrush(color), pen=None))
+        if show_model and (current or len(main.errors) == 1):
+            model = main.models[name]
+            faint = (*color, 110)
+            for values in (model.truncation(main.eps), model.rounding(main.eps)):
+                pen = pg.mkPen(faint, width=1, style=Qt.PenStyle.DashLine)
+                add(pg.PlotDataItem(main.eps, model_line(values), pen=pen, connect="finite"))
+            if lo <= model.best_err <= hi:
+                add(pg.ScatterPlotItem([model.best_eps], [model.best_err], symbol="star", size=14,
+                                       brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5)))  # fmt: skip
+    for dtype, sweep in result.sweeps.items():
+        if dtype == result.dtype:
+            continue
+        for name, errs in sweep.errors.items():
+            pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
+            add(pg.PlotDataItem(sweep.eps, curve(errs), pen=pen))
+    if show_model and scheme in main.models:
+        items += _place_hints(plot, main.models[scheme], main.eps, hi)
+    plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
+    plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
+    return items
+
+
+def _place_hints(plot: pg.PlotItem, model: ErrorModel, eps: np.ndarray, top: float) -> list[object]:
+    """Region hints either side of the scheme's predicted best eps, near the top of the plot."""
+    x = min(max(model.best_eps, float(eps.min()) * 1e3), float(eps.max()) / 1e3)
+    y = math.log10(top) - 0.3
+    items = []
+    for text, anchor, dx in (("← rounding dominates", (1, 0), -0.2), ("truncation dominates →", (0, 0), 0.2)):
+        item = pg.TextItem(text, color=(90, 90, 90), anchor=anchor)
+        item.setPos(math.log10(x) + dx, y)
+        plot.addItem(item)
+        items.append(item)
+    return items
