@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="print the worst cells and a verdict; exit 0 if every element passes, 1 if not, 2 on bad input",
-        description="Compare the numeric and analytic gradients without a window. Exit code 0: pass, 1: fail, 2: bad input.",
+        description="Compare the numeric and analytic gradients without a window. "
+        "Exit code 0: pass, 1: fail, 2: bad input.",
     )
     _add_inputs(check)
     check.add_argument("--atol", type=_nonneg_float, help="absolute tolerance (default: per dtype)")

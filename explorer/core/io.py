@@ -8,6 +8,7 @@ atomic: a temporary file in the same folder, flushed, then renamed over the targ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -79,10 +80,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -159,7 +158,7 @@ def read_csv_export(path: str | os.PathLike[str]) -> tuple[dict, dict[str, NDArr
         raise FileFormatError(f"{Path(path).name} holds no data rows")
     n = max(int(r["sample"]) for r in rows) + 1
     c = max(int(r["class"]) for r in rows) + 1
-    arrays = {k: np.zeros((n, c)) for k in ("logit", "analytic", "numeric", "abs_err", "rel_err")}
+    arrays: dict[str, NDArray] = {k: np.zeros((n, c)) for k in ("logit", "analytic", "numeric", "abs_err", "rel_err")}
     labels = np.zeros(n, dtype=np.int64)
     for r in rows:
         i, j = int(r["sample"]), int(r["class"])
@@ -323,11 +322,18 @@ def _integer_labels(values: NDArray, name: str) -> NDArray:
     return values.astype(np.int64)
 
 
+def _check_magic(path: Path, magic: bytes, kind: str) -> None:
+    with path.open("rb") as f:
+        if f.read(len(magic)) != magic:
+            raise FileFormatError(f"{path.name} is not a valid {kind} file")
+
+
 def _load_npy(path: Path) -> NDArray:
+    _check_magic(path, b"\x93NUMPY", ".npy")
     try:
         arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise FileFormatError(f"{path.name} cannot be read without unpickling objects ({exc})") from None
+    except ValueError:
+        raise FileFormatError(f"{path.name} holds Python objects (pickled data), which are never loaded") from None
     except (OSError, EOFError) as exc:
         raise FileFormatError(f"{path.name} is not a valid .npy file ({exc})") from None
     return arr
@@ -360,6 +366,7 @@ def load_logits(
     if suffix == ".npy":
         logits = _load_npy(p)
     elif suffix == ".npz":
+        _check_magic(p, b"PK", ".npz")
         try:
             with np.load(p, allow_pickle=False) as z:
                 keys = list(z.keys())
@@ -374,7 +381,7 @@ def load_logits(
         except ValueError as exc:
             if isinstance(exc, FileFormatError):
                 raise
-            raise FileFormatError(f"{p.name} cannot be read without unpickling objects") from None
+            raise FileFormatError(f"{p.name} holds Python objects (pickled data), which are never loaded") from None
     else:
         logits, labels = _read_delimited(p, labels_column)
     if logits.dtype.kind not in "biuf":
@@ -413,7 +420,8 @@ def code_snippet(logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) 
         f"weight=weight, ignore_index={settings.ignore_index}, reduction={settings.reduction!r}, "
         f"label_smoothing={settings.label_smoothing!r}"
     )
-    return f"""# Reproduces a Gradient Explorer check ({x.shape[0]} x {x.shape[1]}, {settings.scheme}, eps={settings.eps!r}).
+    what = f"{x.shape[0]} x {x.shape[1]}, {settings.scheme}, eps={settings.eps!r}"
+    return f"""# Reproduces a Gradient Explorer check ({what}).
 import numpy as np
 from explorer.core import cross_entropy, cross_entropy_grad, cross_entropy_numeric_grad, compare
 
