@@ -36,3 +36,26 @@ def window(qtbot):  # type: ignore[no-untyped-def]
         w.show()
     yield w
     w.recomputer.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Modal message boxes would block a test run: record them instead, and answer questions with
+    ``dialogs.answer`` (Discard unless a test sets it)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    class Recorder(list):  # type: ignore[type-arg]
+        answer = QMessageBox.StandardButton.Discard
+
+    recorder = Recorder()
+
+    def record(kind: str):  # type: ignore[no-untyped-def]
+        def show(_parent: object, title: str, text: str, *args: object, **kwargs: object) -> object:
+            recorder.append((kind, title, text))
+            return recorder.answer if kind == "question" else QMessageBox.StandardButton.Ok
+
+        return show
+
+    for kind in ("question", "warning", "critical", "information"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(record(kind)))
+    return recorder

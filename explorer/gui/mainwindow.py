@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -28,7 +29,9 @@ from explorer import __version__
 from explorer._resources import resource_path
 from explorer.core import Report
 from explorer.core.explain import CellExplanation
+from explorer.core.io import FileFormatError
 from explorer.describe import cell_tooltip, explanation_html, summary_html
+from explorer.document import SESSION_SUFFIX, Document
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.grid import GridPanel
 from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.controller = EditController(self.state, self)
         self.recomputer = Recomputer(self.state, self)
         self.sweeper = SweepComputer(self.state, self)
+        self.document = Document(self.controller, app_settings(), self)
         self.report: Report | None = None
         with self.state.batch():
             self.state.set_settings(**origin.settings)
@@ -115,6 +119,8 @@ class MainWindow(QMainWindow):
         if restore_settings:
             self._restore_settings()
         self.controller.stack.clear()
+        self.setAcceptDrops(True)
+        self._update_title()
         self.recomputer.schedule()
         self.sweeper.schedule()
 
@@ -178,6 +184,13 @@ class MainWindow(QMainWindow):
         )
 
         file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action("&Open…", self._on_open, QKeySequence.StandardKey.Open,
+                                        "Open a session or a logits file (.npy, .npz, .csv, .tsv, .txt)")  # fmt: skip
+        self.save_action = self._action("&Save", self._on_save, QKeySequence.StandardKey.Save, "Save the session")
+        self.save_as_action = self._action("Save &As…", self._on_save_as, QKeySequence("Ctrl+Shift+S"),
+                                           "Save the session under a new name")  # fmt: skip
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
         presets_menu = file_menu.addMenu("Load &preset")
         for index in range(1, self.controls.preset_combo.count()):
             name = self.controls.preset_combo.itemData(index)
@@ -186,7 +199,29 @@ class MainWindow(QMainWindow):
             )
             presets_menu.addAction(act)
         file_menu.addSeparator()
+        file_menu.addAction(self.save_action)
+        file_menu.addAction(self.save_as_action)
+        file_menu.addSeparator()
+        export_menu = file_menu.addMenu("&Export plot")
+        plots = {"dashboard": "Dashboard (all plots)…", "analytic": "Analytic gradient…",
+                 "numeric": "Numeric gradient…", "error": "Error map…", "sweep": "Error versus eps…"}  # fmt: skip
+        for what, text in plots.items():
+            export_menu.addAction(self._action(text, lambda _=False, w=what: self.export_plot_dialog(w),
+                                               tip="PNG, SVG or PDF"))  # fmt: skip
+        self.export_data_action = self._action("Export &data…", self._on_export_data, tip="CSV or NPZ of every array")
+        file_menu.addAction(self.export_data_action)
+        self.copy_code_action = self._action("Copy as &code", self._on_copy_code, QKeySequence("Ctrl+Shift+C"),
+                                             "Copy a runnable NumPy script that reproduces this check")  # fmt: skip
+        file_menu.addAction(self.copy_code_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
+        self._rebuild_recent_menu()
+        for view, what in ((self.heatmaps.analytic, "analytic"), (self.heatmaps.numeric, "numeric"),
+                           (self.heatmaps.error, "error"), (self.sweep_panel.plot_widget, "sweep")):  # fmt: skip
+            view.scene().contextMenu = []  # pyqtgraph's own export dialog is replaced by ours
+            act = self._action("Export this plot…", lambda _=False, w=what: self.export_plot_dialog(w))
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+            view.addAction(act)
 
         edit_menu = self.menuBar().addMenu("&Edit")
         for a in (self.undo_action, self.redo_action):
@@ -240,7 +275,8 @@ class MainWindow(QMainWindow):
         self.heatmaps.cellHovered.connect(self._on_heatmap_cell_hovered)
         self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
         self.state.changed.connect(self._on_state_changed)
-        self.controller.stack.cleanChanged.connect(self._update_title)
+        self.document.changed.connect(self._update_title)
+        self.document.changed.connect(self._rebuild_recent_menu)
         self._on_error_view_changed()
 
     # ----------------------------------------------------------------- slots
@@ -322,7 +358,129 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         n, c = self.state.shape
-        self.setWindowTitle(f"{APPLICATION} — {n} × {c}")
+        self.setWindowTitle(f"{self.document.title}[*] — {APPLICATION} — {n} × {c}")
+        self.setWindowModified(self.document.modified)
+
+    # ------------------------------------------------------------------ files
+    def show_error(self, title: str, text: str) -> None:
+        """A refused file or export: one clear message; nothing else changes."""
+        self.show_message(text)
+        QMessageBox.warning(self, title, text)
+
+    def open_path(self, path: str) -> bool:
+        try:
+            what = self.document.open_any(path)
+        except (FileFormatError, OSError) as exc:
+            self.show_error("Cannot open file", str(exc))
+            return False
+        self.heatmaps.reset_levels()
+        self.show_message(f"Opened {what} from {path}")
+        return True
+
+    def _on_open(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open",
+            "",
+            f"Sessions and logits (*{SESSION_SUFFIX} *.json *.npy *.npz *.csv *.tsv *.txt);;All files (*)",
+        )
+        if path:
+            self.open_path(path)
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.document.recent()
+        for path in recent:
+            self.recent_menu.addAction(self._action(path, lambda _=False, p=path: self._on_open_recent(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _on_open_recent(self, path: str) -> None:
+        if self.maybe_save() and not self.open_path(path):
+            self.document.forget(path)
+
+    def save_to(self, path: str) -> bool:
+        try:
+            saved = self.document.save(path)
+        except OSError as exc:
+            self.show_error("Cannot save", f"{path}: {exc.strerror or exc}")
+            return False
+        self.show_message(f"Saved {saved}")
+        return True
+
+    def _on_save(self) -> bool:
+        if self.document.path is None:
+            return self._on_save_as()
+        return self.save_to(str(self.document.path))
+
+    def _on_save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", f"session{SESSION_SUFFIX}",
+                                              f"Sessions (*{SESSION_SUFFIX} *.json)")  # fmt: skip
+        return bool(path) and self.save_to(path)
+
+    def maybe_save(self) -> bool:
+        """Ask before unsaved changes are lost; True when it is fine to go on."""
+        if not self.document.modified:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"Save the changes to {self.document.title}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )  # fmt: skip
+        if answer == QMessageBox.StandardButton.Save:
+            return self._on_save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def export_plot(self, what: str, path: str) -> bool:
+        from explorer.gui.export import export_figure
+
+        if self.report is None:
+            return False
+        try:
+            export_figure(path, self.report, what, sweep=self.sweeper.result, error_view=self.heatmaps.error_view)
+        except (ValueError, OSError) as exc:
+            self.show_error("Cannot export", str(exc))
+            return False
+        self.show_message(f"Exported {what} to {path}")
+        return True
+
+    def export_plot_dialog(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export plot", f"{what}.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
+        )
+        if path:
+            self.export_plot(what, path)
+
+    def export_data(self, path: str) -> bool:
+        if self.report is None:
+            return False
+        try:
+            self.document.export_data(path, self.report)
+        except (ValueError, OSError) as exc:
+            self.show_error("Cannot export", str(exc))
+            return False
+        self.show_message(f"Exported data to {path}")
+        return True
+
+    def _on_export_data(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export data", "gradients.csv", "CSV (*.csv);;NumPy (*.npz)")
+        if path:
+            self.export_data(path)
+
+    def _on_copy_code(self) -> None:
+        QApplication.clipboard().setText(self.document.code())
+        self.show_message("Copied a NumPy script that reproduces this check")
+
+    def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if len(urls) == 1 and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and self.maybe_save():
+            self.open_path(urls[0].toLocalFile())
+            event.acceptProposedAction()
 
     def _reset_layout(self) -> None:
         self.restoreState(self._default_state, SETTINGS_VERSION)
@@ -386,6 +544,9 @@ class MainWindow(QMainWindow):
         st.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
         self.save_settings()
         self.recomputer.shutdown()
         self.sweeper.shutdown()

@@ -1,0 +1,145 @@
+"""The open document: which file the session belongs to, whether it is modified, recent files.
+
+Qt-aware (it watches the undo stack's clean state) but opens no dialogs; the
+window asks the user and calls these methods. File problems raise
+:class:`~explorer.core.io.FileFormatError` and leave the state untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from explorer.core import Report
+from explorer.core.io import (
+    FileFormatError,
+    code_snippet,
+    export_csv,
+    export_npz,
+    load_logits,
+    load_session,
+    save_session,
+)
+from explorer.state import MAX_CLASSES, MAX_SAMPLES
+from explorer.undo import EditController
+
+__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "Document"]
+
+SESSION_SUFFIX = ".gradexp.json"
+MAX_RECENT = 8
+
+
+class Document(QObject):
+    """Signals: ``changed()`` when the path, the modified flag or the recent list change."""
+
+    changed = Signal()
+
+    def __init__(self, controller: EditController, settings: QSettings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.state = controller.state
+        self._settings = settings
+        self.path: Path | None = None
+        controller.stack.cleanChanged.connect(self._on_stack_clean_changed)
+
+    # ----------------------------------------------------------------- state
+    @property
+    def modified(self) -> bool:
+        return not self.controller.stack.isClean()
+
+    @property
+    def title(self) -> str:
+        return self.path.name if self.path else "Untitled"
+
+    def recent(self) -> list[str]:
+        value = self._settings.value("files/recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [p for p in items if p][:MAX_RECENT]
+
+    def _remember(self, path: Path) -> None:
+        items = [str(path)] + [p for p in self.recent() if p != str(path)]
+        self._settings.setValue("files/recent", items[:MAX_RECENT])
+        self.changed.emit()
+
+    def forget(self, path: str) -> None:
+        self._settings.setValue("files/recent", [p for p in self.recent() if p != path])
+        self.changed.emit()
+
+    def _on_stack_clean_changed(self, _clean: bool) -> None:
+        self.changed.emit()
+
+    # ---------------------------------------------------------------- files
+    def open_session(self, path: str | Path) -> None:
+        """Replace the problem with a session file (undoable); nothing changes if the file is bad."""
+        session = load_session(path)
+        fields = {k: getattr(session.settings, k) for k in session.settings.__dataclass_fields__}
+        try:
+            self.controller.replace(session.logits, session.labels, text=f"Open {Path(path).name}", **fields)
+        except ValueError as exc:
+            raise FileFormatError(f"{Path(path).name}: {exc}") from None
+        self.path = Path(path)
+        self.controller.stack.setClean()
+        self._remember(self.path)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Save the session (to ``path``, or to the current file). Atomic."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("no file name to save to")
+        logits, labels, settings = self.state.snapshot()
+        save_session(target, logits, labels, settings)
+        self.path = target
+        self.controller.stack.setClean()
+        self._remember(target)
+        return target
+
+    def open_logits(self, path: str | Path, labels_path: str | Path | None = None,
+                    labels_column: str | None = None) -> tuple[int, int]:  # fmt: skip
+        """Load logits (and labels when the file has them) into the grid (undoable)."""
+        logits, labels = load_logits(path, labels_path=labels_path, labels_column=labels_column)
+        n, c = logits.shape
+        if n > MAX_SAMPLES or c > MAX_CLASSES:
+            raise FileFormatError(
+                f"{Path(path).name} is {n} x {c}; the window edits up to {MAX_SAMPLES} x {MAX_CLASSES} "
+                "(use `gradient-explorer check --logits` for larger problems)"
+            )
+        if not np.all(np.isfinite(logits)):
+            bad = np.argwhere(~np.isfinite(logits))[0]
+            raise FileFormatError(
+                f"{Path(path).name}: the value at row {bad[0]}, class {bad[1]} is not a finite number"
+            )
+        if labels is None:
+            current = self.state.labels
+            labels = current[:n] if len(current) >= n else np.zeros(n, dtype=np.int64)
+            labels = np.where((labels >= c) & (labels != self.state.settings.ignore_index), 0, labels)
+        try:
+            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}")
+        except ValueError as exc:
+            raise FileFormatError(f"{Path(path).name}: {exc}") from None
+        self._remember(Path(path))
+        return n, c
+
+    def open_any(self, path: str | Path) -> str:
+        """Open a session or a logits file by its name; returns what was opened."""
+        name = str(path).lower()
+        if name.endswith(".json"):
+            self.open_session(path)
+            return "session"
+        n, c = self.open_logits(path)
+        return f"{n} x {c} logits"
+
+    @staticmethod
+    def export_data(path: str | Path, report: Report) -> Path:
+        out = Path(path)
+        if out.suffix.lower() == ".csv":
+            export_csv(out, report)
+        elif out.suffix.lower() == ".npz":
+            export_npz(out, report)
+        else:
+            raise ValueError(f"{out.name}: data exports are .csv or .npz")
+        return out
+
+    def code(self) -> str:
+        return code_snippet(*self.state.snapshot())

@@ -1,0 +1,141 @@
+"""Files from the window: sessions, recent files, modified mark, close prompt, bad files, exports, drag and drop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QMessageBox
+
+from explorer.core.io import load_session, read_csv_export
+from explorer.gui import MainWindow
+from explorer.recompute import report_matches_state
+
+
+def _snapshot(w: MainWindow) -> tuple:
+    x, y, s = w.state.snapshot()
+    return x, y, s, w.controller.stack.count(), w.document.path
+
+
+def _assert_same(a: tuple, b: tuple) -> None:
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2:] == b[2:]
+
+
+def test_save_open_round_trip_title_and_recent(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    window.grid.logits_model.setData(window.grid.logits_model.index(0, 0), "12.5")
+    window.controls.smoothing_spin.setValue(0.2)
+    assert window.isWindowModified() and "Untitled[*]" in window.windowTitle()
+    path = tmp_path / "mine.gradexp.json"
+    assert window.save_to(str(path))
+    assert not window.isWindowModified() and window.windowTitle().startswith("mine.gradexp.json[*]")
+    saved = _snapshot(window)
+    window.controls.randomize()
+    assert window.isWindowModified()
+    assert window.open_path(str(path))
+    x, y, s = window.state.snapshot()
+    np.testing.assert_array_equal(x, saved[0])
+    np.testing.assert_array_equal(y, saved[1])
+    assert s == saved[2] and s.label_smoothing == 0.2
+    assert not window.isWindowModified()
+    assert window.document.recent()[0] == str(path)
+    assert [a.text() for a in window.recent_menu.actions()][0] == str(path)
+    assert load_session(path).settings == s
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("trunc.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [[1, 2]', "not valid JSON"),
+        ("shape.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [1, 2], "labels": [0]}',
+         "N x C"),
+        ("label.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [[1, 2]], "labels": [5]}',
+         "label 5"),
+        ("text.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [["x"]], "labels": [0]}',
+         "numbers"),
+        ("newer.gradexp.json", '{"format": "gradient-explorer-session", "version": 7, "logits": [[1]], "labels": [0]}',
+         "newer"),
+        ("ragged.csv", "1,2\n3\n", "different numbers"),
+        ("nan.csv", "1,nan\n2,3\n", "not a finite number"),
+        ("huge.npy", None, "4096"),
+    ],
+)  # fmt: skip
+def test_bad_files_change_nothing_and_say_why(window: MainWindow, dialogs, tmp_path: Path, name: str,
+                                              content: str | None, fragment: str) -> None:  # fmt: skip
+    path = tmp_path / name
+    if content is None:
+        np.save(path, np.zeros((5000, 2)))
+    else:
+        path.write_text(content)
+    window.grid.logits_model.setData(window.grid.logits_model.index(1, 1), "3.25")
+    before = _snapshot(window)
+    assert not window.open_path(str(path))
+    _assert_same(_snapshot(window), before)
+    assert len(dialogs) == 1 and dialogs[0][0] == "warning"
+    assert fragment in dialogs[0][2]
+    assert fragment in window.statusBar().currentMessage()
+
+
+def test_open_logits_files_and_drop(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    np.savez(tmp_path / "run.npz", logits=x, labels=np.array([0, 1, 2, 3, 0]))
+    assert window.open_path(str(tmp_path / "run.npz"))
+    np.testing.assert_array_equal(window.state.logits, x)
+    np.testing.assert_array_equal(window.state.labels, [0, 1, 2, 3, 0])
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    assert window.heatmaps.analytic.image_item.image.shape == (5, 4)
+    window.controller.stack.undo()  # opening is undoable
+    assert window.state.shape == (3, 10)
+    np.save(tmp_path / "dropped.npy", x[:2])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "dropped.npy"))])
+    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    window.dropEvent(event)
+    np.testing.assert_array_equal(window.state.logits, x[:2])
+
+
+def test_close_with_unsaved_changes_asks(window: MainWindow, dialogs) -> None:
+    window.grid.logits_model.setData(window.grid.logits_model.index(0, 0), "1")
+    dialogs.answer = QMessageBox.StandardButton.Cancel
+    assert not window.close()
+    assert window.isVisible()
+    assert dialogs[-1][0] == "question" and "Save the changes" in dialogs[-1][2]
+    dialogs.answer = QMessageBox.StandardButton.Discard
+    assert window.close()
+
+
+def test_exports_from_the_window(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    qtbot.waitUntil(lambda: window.sweeper.result is not None, timeout=5000)
+    for what, suffix in (("dashboard", ".png"), ("error", ".svg"), ("sweep", ".pdf"), ("numeric", ".png")):
+        out = tmp_path / f"{what}{suffix}"
+        assert window.export_plot(what, str(out))
+        assert out.stat().st_size > 1000
+    assert QImage(str(tmp_path / "dashboard.png")).width() == 1200
+    assert window.export_data(str(tmp_path / "d.csv"))
+    meta, arrays = read_csv_export(tmp_path / "d.csv")
+    np.testing.assert_array_equal(arrays["numeric"], window.report.grad_numeric)
+    assert window.export_data(str(tmp_path / "d.npz"))
+    window._on_copy_code()
+    assert "cross_entropy_numeric_grad" in QGuiApplication.clipboard().text()
+
+
+def test_export_to_a_bad_place_says_why(window: MainWindow, dialogs, tmp_path: Path) -> None:
+    assert not window.export_plot("dashboard", str(tmp_path / "out.bmp"))
+    assert not window.export_data(str(tmp_path / "missing-folder" / "d.csv"))
+    assert [d[0] for d in dialogs] == ["warning", "warning"]
+
+
+def test_plot_context_menus_offer_export(window: MainWindow) -> None:
+    for view in (
+        window.heatmaps.analytic,
+        window.heatmaps.numeric,
+        window.heatmaps.error,
+        window.sweep_panel.plot_widget,
+    ):
+        assert view.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
+        assert [a.text() for a in view.actions()] == ["Export this plot…"]
