@@ -15,6 +15,9 @@ from explorer.gui import MainWindow
 from explorer.recompute import report_matches_state
 
 
+HEAD = '{"format": "gradient-explorer-session", "version": '
+
+
 def _snapshot(w: MainWindow) -> tuple:
     x, y, s = w.state.snapshot()
     return x, y, s, w.controller.stack.count(), w.document.path
@@ -43,22 +46,18 @@ def test_save_open_round_trip_title_and_recent(qtbot, window: MainWindow, tmp_pa
     assert s == saved[2] and s.label_smoothing == 0.2
     assert not window.isWindowModified()
     assert window.document.recent()[0] == str(path)
-    assert [a.text() for a in window.recent_menu.actions()][0] == str(path)
+    assert window.recent_menu.actions()[0].text() == str(path)
     assert load_session(path).settings == s
 
 
 @pytest.mark.parametrize(
     ("name", "content", "fragment"),
     [
-        ("trunc.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [[1, 2]', "not valid JSON"),
-        ("shape.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [1, 2], "labels": [0]}',
-         "N x C"),
-        ("label.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [[1, 2]], "labels": [5]}',
-         "label 5"),
-        ("text.gradexp.json", '{"format": "gradient-explorer-session", "version": 1, "logits": [["x"]], "labels": [0]}',
-         "numbers"),
-        ("newer.gradexp.json", '{"format": "gradient-explorer-session", "version": 7, "logits": [[1]], "labels": [0]}',
-         "newer"),
+        ("trunc.gradexp.json", HEAD + '1, "logits": [[1, 2]', "not valid JSON"),
+        ("shape.gradexp.json", HEAD + '1, "logits": [1, 2], "labels": [0]}', "N x C"),
+        ("label.gradexp.json", HEAD + '1, "logits": [[1, 2]], "labels": [5]}', "label 5"),
+        ("text.gradexp.json", HEAD + '1, "logits": [["x"]], "labels": [0]}', "numbers"),
+        ("newer.gradexp.json", HEAD + '7, "logits": [[1]], "labels": [0]}', "newer"),
         ("ragged.csv", "1,2\n3\n", "different numbers"),
         ("nan.csv", "1,nan\n2,3\n", "not a finite number"),
         ("huge.npy", None, "4096"),
@@ -117,7 +116,7 @@ def test_exports_from_the_window(qtbot, window: MainWindow, tmp_path: Path) -> N
         assert out.stat().st_size > 1000
     assert QImage(str(tmp_path / "dashboard.png")).width() == 1200
     assert window.export_data(str(tmp_path / "d.csv"))
-    meta, arrays = read_csv_export(tmp_path / "d.csv")
+    _, arrays = read_csv_export(tmp_path / "d.csv")
     np.testing.assert_array_equal(arrays["numeric"], window.report.grad_numeric)
     assert window.export_data(str(tmp_path / "d.npz"))
     window._on_copy_code()

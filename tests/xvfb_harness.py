@@ -35,6 +35,7 @@ def main() -> int:
     def finish(payload: dict, code: int) -> None:
         print(json.dumps(payload), flush=True)
         result["code"] = code
+        w.controller.stack.setClean()  # no "save changes?" prompt in a test run
         w.close()
         app.quit()
 
