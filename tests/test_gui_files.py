@@ -14,7 +14,6 @@ from explorer.core.io import load_session, read_csv_export
 from explorer.gui import MainWindow
 from explorer.recompute import report_matches_state
 
-
 HEAD = '{"format": "gradient-explorer-session", "version": '
 
 
