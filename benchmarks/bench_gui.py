@@ -88,13 +88,14 @@ def latency(sizes: list[tuple[int, int]], edits: int) -> list[str]:
         p95 = float(np.percentile(times, 95))
         compute = w.recomputer.last_duration * 1e3
         lines.append(f"| {n} x {c} | {med:.1f} ms | {p95:.1f} ms | {compute:.1f} ms |")
+    w.controller.stack.setClean()
     w.close()
-    app.processEvents()
     return lines
 
 
 def cold_start(runs: int) -> list[float]:
-    env = {**os.environ, "GRADIENT_EXPLORER_SETTINGS": str(ROOT / "build" / "bench-settings.ini")}
+    env = {**os.environ, "GRADIENT_EXPLORER_SETTINGS": str(ROOT / "build" / "bench-settings.ini"),
+           "GRADIENT_EXPLORER_DATA": str(ROOT / "build" / "bench-data")}  # fmt: skip
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
+    os.environ["GRADIENT_EXPLORER_SETTINGS"] = str(ROOT / "build" / "bench-settings.ini")
+    os.environ["GRADIENT_EXPLORER_DATA"] = str(ROOT / "build" / "bench-data")
     xvfb = start_display()
     try:
         print(f"platform: {os.environ['QT_QPA_PLATFORM']}; float64, central; {args.edits} edits per size\n")

@@ -23,6 +23,7 @@ import pytest  # noqa: E402
 def _isolated_settings(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own settings file, so no test sees another's (or the user's) settings."""
     monkeypatch.setenv("GRADIENT_EXPLORER_SETTINGS", str(tmp_path / "settings.ini"))  # type: ignore[operator]
+    monkeypatch.setenv("GRADIENT_EXPLORER_DATA", str(tmp_path / "data"))  # type: ignore[operator]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -21,8 +22,12 @@ def run(args: argparse.Namespace, start: float) -> int:
     app.setOrganizationName("GradientExplorer")
     app.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
     from explorer.gui.mainwindow import MainWindow
+    from explorer.gui.safety import data_dir, install_excepthook
 
+    logging.basicConfig(filename=str(data_dir() / "explorer.log"), level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     window = MainWindow(restore_settings=not args.no_restore)
+    install_excepthook(lambda: window)
     if args.preset:
         window.controls.load_preset(args.preset)
         window.controller.stack.clear()

@@ -35,6 +35,7 @@ from explorer.document import SESSION_SUFFIX, Document
 from explorer.gui.controls import ControlsPanel
 from explorer.gui.grid import GridPanel
 from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
+from explorer.gui.safety import Autosaver
 from explorer.gui.sweep import SweepPanel
 from explorer.problems import get_preset
 from explorer.recompute import Recomputer, SweepComputer, SweepResult
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.recomputer = Recomputer(self.state, self)
         self.sweeper = SweepComputer(self.state, self)
         self.document = Document(self.controller, app_settings(), self)
+        self.autosaver = Autosaver(self.state, parent=self)
         self.report: Report | None = None
         with self.state.batch():
             self.state.set_settings(**origin.settings)
@@ -119,6 +121,8 @@ class MainWindow(QMainWindow):
         if restore_settings:
             self._restore_settings()
         self.controller.stack.clear()
+        self._offer_restore()
+        self.autosaver.start()
         self.setAcceptDrops(True)
         self._update_title()
         self.recomputer.schedule()
@@ -362,6 +366,30 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.document.modified)
 
     # ------------------------------------------------------------------ files
+    def _offer_restore(self) -> None:
+        """After an abnormal exit, offer the autosaved session."""
+        leftover = self.autosaver.leftover()
+        if leftover is None:
+            return
+        answer = QMessageBox.question(
+            self, "Restore unsaved work?",
+            "Gradient Explorer did not exit normally last time. Restore the work it autosaved?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        )  # fmt: skip
+        if answer != QMessageBox.StandardButton.Yes:
+            self.autosaver.discard()
+            return
+
+        def apply(session: object) -> None:
+            s = session.settings  # type: ignore[attr-defined]
+            fields = {k: getattr(s, k) for k in s.__dataclass_fields__}
+            self.controller.replace(session.logits, session.labels, text="Restore autosave", **fields)  # type: ignore[attr-defined]
+
+        if self.autosaver.restore(apply):
+            self.show_message("Restored the autosaved session (unsaved: save it to keep it)")
+        else:
+            self.show_message("The autosaved session was damaged and was not restored")
+
     def show_error(self, title: str, text: str) -> None:
         """A refused file or export: one clear message; nothing else changes."""
         self.show_message(text)
@@ -547,6 +575,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.autosaver.discard()  # a clean exit leaves no autosave behind
         self.save_settings()
         self.recomputer.shutdown()
         self.sweeper.shutdown()
