@@ -49,7 +49,7 @@ def latency(sizes: list[tuple[int, int]], edits: int) -> list[str]:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([])
+    app = QApplication.instance() or QApplication([])  # noqa: F841 (must exist before the window)
     from explorer.gui import MainWindow
 
     w = MainWindow(restore_settings=False)

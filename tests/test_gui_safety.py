@@ -36,7 +36,7 @@ def _leave_autosave() -> tuple[np.ndarray, np.ndarray, CheckSettings]:
 
 
 def test_next_start_offers_to_restore_the_autosave(qtbot, dialogs) -> None:
-    x, y, s = _leave_autosave()
+    x, y, _ = _leave_autosave()
     dialogs.answer = QMessageBox.StandardButton.Yes
     w = MainWindow()
     qtbot.addWidget(w)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -137,7 +138,5 @@ class Autosaver(QObject):
     def discard(self) -> None:
         """A clean exit: no autosave is left behind."""
         self._timer.stop()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
