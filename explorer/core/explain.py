@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._dtypes import as_float_array, complex_dtype, round_to, work_dtype
+from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, round_to, work_dtype
 from .losses import loss_terms
 from .numeric import complex_step_row_loss_imag, element_block, perturbed_row_loss
 from .report import CheckSettings
@@ -92,6 +92,7 @@ def explain_cell(
     .. math:: \ell_i' = A_i \log\Big(S_i + e^{x'_{ij} - m_i} - e^{x_{ij} - m_i}\Big) - U_i'
 
     For the pitfall modes the inspector still shows the per-element evaluation.
+    Non-finite logits give NaN parts, without floating-point warnings.
 
     Examples
     --------
@@ -99,6 +100,15 @@ def explain_cell(
     >>> e.points, round(e.quotient, 6), e.analytic
     (((0.001+0j), (-0.001+0j)), 0.5, 0.5)
     """
+    x = np.asarray(logits)
+    with quiet_if_nonfinite(x.astype(np.float64) if x.dtype.kind in "biuf" else x):
+        return _explain_cell(logits, labels, settings, cell)
+
+
+def _explain_cell(
+    logits: ArrayLike, labels: ArrayLike, settings: CheckSettings, cell: tuple[int, int]
+) -> CellExplanation:
+    """The body of :func:`explain_cell`."""
     sch = get_scheme(settings.scheme)
     storage = np.dtype(settings.dtype)
     x = as_float_array(logits)

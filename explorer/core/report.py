@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._dtypes import as_float_array, resolve_dtype
+from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .errors import Comparison, compare, default_tolerances
 from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad
 from .numeric import check_eps, cross_entropy_numeric_grad
@@ -167,6 +167,12 @@ def check_gradient(
     if x.dtype != dtype:
         with np.errstate(over="ignore"):  # values beyond the dtype's range become inf, shown as such
             x = x.astype(dtype)
+    # Logits beyond the dtype's range (float16 overflow) are inf: their rows give NaN.
+    with quiet_if_nonfinite(x):
+        return _check(x, labels, settings, progress)
+
+
+def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Callable[[float], None] | None) -> Report:
     kw = settings.loss_kwargs
     loss = cross_entropy(x, labels, **kw)  # type: ignore[arg-type]
     grad_analytic = cross_entropy_grad(x, labels, **kw)  # type: ignore[arg-type]

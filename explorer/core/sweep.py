@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._dtypes import as_float_array, round_to, unit_roundoff, work_dtype
+from ._dtypes import as_float_array, quiet_if_nonfinite, round_to, unit_roundoff, work_dtype
 from .losses import LossTerms, cross_entropy_grad, loss_terms
 from .numeric import BLOCK_ELEMENTS, RowBlock, complex_step_row_loss_imag, perturbed_row_loss
 from .schemes import SCHEME_NAMES, get_scheme
@@ -435,6 +435,19 @@ def eps_sweep(
     True
     """
     x = as_float_array(input)
+    with quiet_if_nonfinite(x):
+        return _eps_sweep(x, target, cell, eps, schemes, progress, loss_kwargs)
+
+
+def _eps_sweep(
+    x: NDArray,
+    target: ArrayLike,
+    cell: tuple[int, int] | None,
+    eps: ArrayLike | None,
+    schemes: Sequence[str],
+    progress: Callable[[float], None] | None,
+    loss_kwargs: dict,
+) -> Sweep:
     hs = eps_grid() if eps is None else np.asarray(eps, dtype=np.float64)
     if hs.ndim != 1 or not np.all(np.isfinite(hs)) or np.any(hs <= 0):
         raise ValueError("eps must be a 1-D array of finite steps > 0")
