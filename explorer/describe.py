@@ -9,7 +9,7 @@ import numpy as np
 from explorer.core import Report
 from explorer.core.explain import CellExplanation
 
-__all__ = ["PITFALL_SENTENCE", "cell_tooltip", "explanation_html", "summary_html"]
+__all__ = ["PITFALL_SENTENCE", "affected_cells", "cell_tooltip", "explanation_html", "extreme_notes", "summary_html"]
 
 PITFALL_SENTENCE = (
     "Softmax is shift-invariant: adding the same eps to every logit of a row leaves the probabilities, "
@@ -60,15 +60,46 @@ def summary_html(report: Report, duration_s: float | None = None) -> str:
         notes.append(
             f"<p style='color:#8a4b00'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>"
         )
-    nonfinite = int(np.count_nonzero(~np.isfinite(report.grad_numeric.astype(np.float64))))
-    if nonfinite or not np.all(np.isfinite(report.logits.astype(np.float64))):
-        notes.append(
-            f"<p style='color:#c62828'>Some values are not finite in {s.dtype} "
-            f"({nonfinite} numeric gradient elements): the logits overflow this dtype.</p>"
-        )
+    for note in extreme_notes(report):
+        notes.append(f"<p style='color:#c62828'>{html.escape(note)}</p>")
     table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
     timing = f"<p><small>computed in {duration_s * 1e3:.1f} ms</small></p>" if duration_s is not None else ""
     return f"<table cellspacing='3'>{table}</table>{''.join(notes)}{timing}"
+
+
+def affected_cells(report: Report) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (N, C) masks: cells with a non-finite gradient, and cells where the numeric gradient is
+    exactly 0 but the analytic one is not (the perturbation did not register)."""
+    ana = report.grad_analytic.astype(np.float64)
+    num = report.grad_numeric.astype(np.float64)
+    nonfinite = ~np.isfinite(ana) | ~np.isfinite(num)
+    vanished = (num == 0) & (ana != 0) & ~nonfinite
+    return nonfinite, vanished
+
+
+def extreme_notes(report: Report) -> list[str]:
+    """Plain sentences about overflow, NaN and gradients below the finite-difference noise floor."""
+    s = report.settings
+    notes = []
+    logits = report.logits.astype(np.float64)
+    overflowed = int(np.count_nonzero(~np.isfinite(logits)))
+    nonfinite, vanished = affected_cells(report)
+    if overflowed:
+        top = float(np.finfo(s.dtype).max)
+        notes.append(
+            f"{overflowed} logits are beyond {s.dtype}'s range (±{top:g}) and became infinite: "
+            f"their rows' gradients are NaN ({int(nonfinite.sum())} cells, marked ×). Switch to a wider dtype."
+        )
+    elif nonfinite.any():
+        notes.append(f"{int(nonfinite.sum())} gradient cells are not finite (marked ×).")
+    if vanished.any() and s.perturb == "element":
+        largest = float(np.max(np.abs(report.grad_analytic.astype(np.float64)[vanished])))
+        notes.append(
+            f"In {int(vanished.sum())} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
+            f"not (up to {largest:.2g}): p underflows or x + eps == x, so the true gradient is below the "
+            "finite-difference noise floor there."
+        )
+    return notes
 
 
 def cell_tooltip(report: Report, i: int, j: int) -> str:

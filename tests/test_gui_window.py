@@ -256,3 +256,18 @@ def test_report_matches_state_helper(window: MainWindow) -> None:
     assert report_matches_state(window.report, window.state)
     other = check_gradient(window.state.logits, window.state.labels, CheckSettings(eps=1e-3))
     assert not report_matches_state(other, window.state)
+
+
+def test_extreme_numbers_are_marked_and_explained(qtbot, window: MainWindow) -> None:
+    window.controls.load_preset("float16_overflow")
+    dtype = window.findChild(QComboBox, "dtypeCombo")
+    dtype.setCurrentIndex(dtype.findData("float16"))
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    text = window.summary.toPlainText()
+    assert "beyond float16's range" in text and "NaN" in text
+    marks = window.heatmaps.numeric._marks["x"]
+    assert len(marks.data) == 3  # the one row whose logits overflowed
+    window.controls.load_preset("huge_gaps")
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    assert "below the finite-difference noise floor" in window.summary.toPlainText()
+    assert len(window.heatmaps.error._marks["o"].data) > 0

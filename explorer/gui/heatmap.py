@@ -147,6 +147,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._marker.setVisible(False)
         self.plot.addItem(self._marker)
         self._shape: tuple[int, ...] = (0, 0)
+        self._marks: dict[str, pg.ScatterPlotItem] = {}
         self._hover = (-1, -1)
         self.levels: tuple[float, float] | None = None
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
@@ -174,6 +175,16 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if label != self._bar_label:
             self._bar_label = label
             self.colorbar.setLabel("right", label)
+
+    def set_marks(self, cells: np.ndarray, symbol: str = "x") -> None:
+        """Mark cells (an (N, C) boolean mask) with a symbol; an empty mask clears the marks."""
+        if self._marks.get(symbol) is None:
+            item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(0, 0, 0, width=1.5), brush=None, symbol=symbol)
+            item.setZValue(9)
+            self.plot.addItem(item)
+            self._marks[symbol] = item
+        rows, cols = np.nonzero(cells)
+        self._marks[symbol].setData(cols + 0.5, rows + 0.5)
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         """Outline the selected cell (or hide the outline)."""

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from explorer.core import Report
+from explorer.describe import affected_cells
 from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
 
 __all__ = ["ERROR_VIEWS", "HeatmapPanel", "error_image"]
@@ -118,6 +119,10 @@ class HeatmapPanel(QWidget):
         self.analytic.set_image(ana, levels)
         self.numeric.set_image(num, levels)
         self._draw_error()
+        nonfinite, vanished = affected_cells(report)
+        for view in self.views:
+            view.set_marks(nonfinite, "x")
+        self.error.set_marks(vanished if report.settings.perturb == "element" else np.zeros_like(vanished), "o")
 
     def _draw_error(self) -> None:
         report = self._report
