@@ -41,6 +41,8 @@ __all__ = [
 DEBOUNCE_MS = 2
 #: Grids with more elements than this are checked in the worker thread.
 WORKER_THRESHOLD = 100_000
+#: The sweep waits for a pause in editing: it is not on the path from a keystroke to the heatmaps.
+SWEEP_DEBOUNCE_MS = 80
 #: Sweep modes: one cell, or the maximum over the whole grid (always in the worker).
 SWEEP_MODES = ("cell", "grid")
 
@@ -302,6 +304,7 @@ class SweepComputer(BackgroundJob):
 
     def __init__(self, state: ExplorerState, parent: QObject | None = None):
         super().__init__(state, parent)
+        self._timer.setInterval(SWEEP_DEBOUNCE_MS)
         self.mode = "cell"
         self.overlay = False
         self.cell: tuple[int, int] | None = None

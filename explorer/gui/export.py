@@ -135,7 +135,6 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
         result = sweep if sweep is not None else default_sweep(report)
         plot = layout.addPlot(row=2 if what == "dashboard" else 1, col=0, colspan=6)
         plot.setLogMode(x=True, y=True)
-        plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setLabel("bottom", "eps")
         plot.setLabel("left", "|numeric − analytic|")
         for axis in ("left", "bottom"):

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from explorer.core import EPS_MAX, EPS_MIN, ErrorModel, Sweep
+from explorer.core import EPS_MAX, EPS_MIN, Sweep
 from explorer.recompute import SweepResult
 from explorer.state import Change, ExplorerState
 
@@ -70,7 +70,6 @@ class SweepPanel(QWidget):
         self.plot_widget.setToolTip("Click or drag the vertical line to set eps everywhere")
         plot = self.plot_widget.getPlotItem()
         plot.setLogMode(x=True, y=True)
-        plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setLabel("bottom", "eps")
         plot.setLabel("left", "|numeric − analytic|")
         plot.setMenuEnabled(False)
@@ -83,7 +82,7 @@ class SweepPanel(QWidget):
         self.eps_line.setBounds((math.log10(EPS_MIN), math.log10(EPS_MAX)))
         self.eps_line.sigPositionChangeFinished.connect(self._on_eps_line_moved)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
-        self._items: list[object] = []
+        self.artist = SweepArtist(plot)
         self.result: SweepResult | None = None
 
         options = QHBoxLayout()
@@ -131,21 +130,16 @@ class SweepPanel(QWidget):
         self.result = result
         self._redraw()
 
-    def _clear(self) -> None:
-        for item in self._items:
-            self.plot.removeItem(item)
-        self._items.clear()
-
     def _redraw(self) -> None:
-        self._clear()
         if self.eps_line.scene() is None:
             self.plot.addItem(self.eps_line, ignoreBounds=True)
         settings = self.state.settings
         self.eps_line.setValue(math.log10(settings.eps))
         result = self.result
         if result is None:
+            self.artist.clear()
             return
-        self._items = draw_sweep(self.plot, result, settings.scheme, self.model_check.isChecked())
+        self.artist.draw(result, settings.scheme, self.model_check.isChecked())
         self.caption.setText(self._caption(result, result.sweeps[result.dtype]))
 
     def _caption(self, result: SweepResult, main: Sweep) -> str:
@@ -173,69 +167,96 @@ class SweepPanel(QWidget):
         )
 
 
-def draw_sweep(plot: pg.PlotItem, result: SweepResult, scheme: str, show_model: bool = True) -> list[object]:
-    """Draw the curves of a sweep on a log-log plot; returns the items added (the caller removes them).
+class SweepArtist:
+    """Draws a sweep on a log-log PlotItem, reusing its items between results (creating pyqtgraph
+    items is what costs time, so a redraw only updates data and hides what is not needed).
 
     Data are clipped to the visible range here, not only by the view, because vector
     exporters (Qt's SVG generator) do not honour the view's clipping.
     """
-    items: list[object] = []
 
-    def add(item: object) -> None:
-        plot.addItem(item)
-        items.append(item)
+    def __init__(self, plot: pg.PlotItem):
+        self.plot = plot
+        self._items: dict[tuple, object] = {}
+        self._used: set[tuple] = set()
 
-    main = result.sweeps[result.dtype]
-    measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
-    positive = measured[np.isfinite(measured) & (measured > 0)]
-    lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
-    if np.any(measured == 0):
-        lo = ZERO_FLOOR / 3  # show the exact zeros
-    hi = float(positive.max()) * 10 if positive.size else 1.0
+    def _get(self, key: tuple, factory: object) -> object:
+        item = self._items.get(key)
+        if item is None:
+            item = factory()  # type: ignore[operator]
+            self.plot.addItem(item)
+            self._items[key] = item
+        item.setVisible(True)  # type: ignore[attr-defined]
+        self._used.add(key)
+        return item
 
-    def curve(values: np.ndarray) -> np.ndarray:
-        return np.clip(_log_y(values), lo, hi)
+    def _line(self, key: tuple, x: np.ndarray, y: np.ndarray, pen: object, connect: str = "all") -> None:
+        item = self._get(key, pg.PlotDataItem)
+        item.setData(x, y, pen=pen, connect=connect)  # type: ignore[attr-defined]
 
-    def model_line(values: np.ndarray) -> np.ndarray:
-        return np.where((values >= lo) & (values <= hi), values, np.nan)
+    def _point(self, key: tuple, x: float, y: float, **style: object) -> None:
+        item = self._get(key, pg.ScatterPlotItem)
+        item.setData([x], [y], **style)  # type: ignore[attr-defined]
 
-    for name, errs in main.errors.items():
-        current = name == scheme
-        color = SCHEME_COLORS[name]
-        add(pg.PlotDataItem(main.eps, curve(errs), pen=pg.mkPen(color, width=3 if current else 1.5)))
-        best = main.measured_best_eps[name], main.measured_best_err[name]
-        if np.isfinite(best[1]) and lo <= best[1] <= hi:
-            add(pg.ScatterPlotItem([best[0]], [best[1]], symbol="o", size=9, brush=pg.mkBrush(color), pen=None))
-        if show_model and (current or len(main.errors) == 1):
-            model = main.models[name]
-            faint = (*color, 110)
-            for values in (model.truncation(main.eps), model.rounding(main.eps)):
-                pen = pg.mkPen(faint, width=1, style=Qt.PenStyle.DashLine)
-                add(pg.PlotDataItem(main.eps, model_line(values), pen=pen, connect="finite"))
-            if lo <= model.best_err <= hi:
-                add(pg.ScatterPlotItem([model.best_eps], [model.best_err], symbol="star", size=14,
-                                       brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5)))  # fmt: skip
-    for dtype, sweep in result.sweeps.items():
-        if dtype == result.dtype:
-            continue
-        for name, errs in sweep.errors.items():
-            pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
-            add(pg.PlotDataItem(sweep.eps, curve(errs), pen=pen))
-    if show_model and scheme in main.models:
-        items += _place_hints(plot, main.models[scheme], main.eps, hi)
-    plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
-    plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
-    return items
+    def clear(self) -> None:
+        for item in self._items.values():
+            item.setVisible(False)  # type: ignore[attr-defined]
+
+    def draw(self, result: SweepResult, scheme: str, show_model: bool = True) -> None:
+        self._used = set()
+        main = result.sweeps[result.dtype]
+        measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
+        positive = measured[np.isfinite(measured) & (measured > 0)]
+        lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
+        if np.any(measured == 0):
+            lo = ZERO_FLOOR / 3  # show the exact zeros
+        hi = float(positive.max()) * 10 if positive.size else 1.0
+
+        def curve(values: np.ndarray) -> np.ndarray:
+            return np.clip(_log_y(values), lo, hi)
+
+        def model_line(values: np.ndarray) -> np.ndarray:
+            return np.where((values >= lo) & (values <= hi), values, np.nan)
+
+        for name, errs in main.errors.items():
+            current = name == scheme
+            color = SCHEME_COLORS[name]
+            pen = pg.mkPen(color, width=3 if current else 1.5)
+            self._line(("curve", result.dtype, name), main.eps, curve(errs), pen)
+            best = main.measured_best_eps[name], main.measured_best_err[name]
+            if np.isfinite(best[1]) and lo <= best[1] <= hi:
+                self._point(("best", name), best[0], best[1], symbol="o", size=9, brush=pg.mkBrush(color), pen=None)
+            if show_model and (current or len(main.errors) == 1):
+                model = main.models[name]
+                faint = pg.mkPen((*color, 110), width=1, style=Qt.PenStyle.DashLine)
+                self._line(("trunc", name), main.eps, model_line(model.truncation(main.eps)), faint, "finite")
+                self._line(("round", name), main.eps, model_line(model.rounding(main.eps)), faint, "finite")
+                if lo <= model.best_err <= hi:
+                    self._point(("star", name), model.best_eps, model.best_err, symbol="star", size=14,
+                                brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5))  # fmt: skip
+        for dtype, sweep in result.sweeps.items():
+            if dtype == result.dtype:
+                continue
+            for name, errs in sweep.errors.items():
+                pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
+                self._line(("curve", dtype, name), sweep.eps, curve(errs), pen)
+        if show_model and scheme in main.models:
+            model = main.models[scheme]
+            x = min(max(model.best_eps, float(main.eps.min()) * 1e3), float(main.eps.max()) / 1e3)
+            y = math.log10(hi) - 0.3
+            for key, text, anchor, dx in (("hint-left", "← rounding dominates", (1, 0), -0.2),
+                                          ("hint-right", "truncation dominates →", (0, 0), 0.2)):  # fmt: skip
+                item = self._get((key,), lambda t=text, a=anchor: pg.TextItem(t, color=(90, 90, 90), anchor=a))
+                item.setPos(math.log10(x) + dx, y)  # type: ignore[attr-defined]
+        for key, item in self._items.items():
+            if key not in self._used:
+                item.setVisible(False)  # type: ignore[attr-defined]
+        self.plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
+        self.plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
 
 
-def _place_hints(plot: pg.PlotItem, model: ErrorModel, eps: np.ndarray, top: float) -> list[object]:
-    """Region hints either side of the scheme's predicted best eps, near the top of the plot."""
-    x = min(max(model.best_eps, float(eps.min()) * 1e3), float(eps.max()) / 1e3)
-    y = math.log10(top) - 0.3
-    items = []
-    for text, anchor, dx in (("← rounding dominates", (1, 0), -0.2), ("truncation dominates →", (0, 0), 0.2)):
-        item = pg.TextItem(text, color=(90, 90, 90), anchor=anchor)
-        item.setPos(math.log10(x) + dx, y)
-        plot.addItem(item)
-        items.append(item)
-    return items
+def draw_sweep(plot: pg.PlotItem, result: SweepResult, scheme: str, show_model: bool = True) -> SweepArtist:
+    """Draw a sweep on a plot once (figures for export)."""
+    artist = SweepArtist(plot)
+    artist.draw(result, scheme, show_model)
+    return artist
