@@ -227,9 +227,12 @@ class ExplorerState(QObject):
         """Replace the whole problem (a preset, a random grid, a file) in one change."""
         x = np.array(logits, dtype=np.float64)
         y = np.asarray(labels)
-        new_settings = self._settings_with(**settings) if settings else self._settings
-        if new_settings.weight is not None and (x.ndim != 2 or len(new_settings.weight) != x.shape[1]):
-            new_settings = dataclasses.replace(new_settings, weight=None)
+        if x.ndim != 2:
+            raise ValueError(f"logits must be a 2-D (N, C) array, got shape {x.shape}")
+        if "weight" not in settings and self._settings.weight is not None and len(self._settings.weight) != x.shape[1]:
+            settings = {**settings, "weight": None}  # the old class weights do not fit the new classes
+        # Settings are checked against the new problem (an undo may restore weights for another C).
+        new_settings = self._settings_with(n_classes=x.shape[1], **settings) if settings else self._settings
         self._validate_problem(x, y, new_settings.ignore_index)
         same_shape = x.shape == self._logits.shape
         self._logits, self._labels = x, y.astype(np.int64).copy()
@@ -259,7 +262,7 @@ class ExplorerState(QObject):
             raise ValueError(f"label {int(y[i])} in row {i} is out of range for {c} classes (0..{c - 1})")
 
     # ---------------------------------------------------------------- settings
-    def _settings_with(self, **changes: object) -> CheckSettings:
+    def _settings_with(self, n_classes: int | None = None, **changes: object) -> CheckSettings:
         unknown = set(changes) - {f.name for f in dataclasses.fields(CheckSettings)}
         if unknown:
             raise ValueError(f"unknown setting {sorted(unknown)[0]!r}")
@@ -280,8 +283,9 @@ class ExplorerState(QObject):
             changes["label_smoothing"] = s
         if "weight" in changes and changes["weight"] is not None:
             w = tuple(float(v) for v in changes["weight"])  # type: ignore[attr-defined]
-            if len(w) != self.shape[1]:
-                raise ValueError(f"class weights need {self.shape[1]} values (one per class), got {len(w)}")
+            c = self.shape[1] if n_classes is None else n_classes
+            if len(w) != c:
+                raise ValueError(f"class weights need {c} values (one per class), got {len(w)}")
             if not all(math.isfinite(v) and v >= 0 for v in w):
                 raise ValueError("class weights must be finite and >= 0")
             changes["weight"] = w

@@ -271,3 +271,15 @@ def test_extreme_numbers_are_marked_and_explained(qtbot, window: MainWindow) -> 
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
     assert "below the finite-difference noise floor" in window.summary.toPlainText()
     assert len(window.heatmaps.error._marks["o"].data) > 0
+
+
+def test_undo_restores_class_weights_of_another_width(window: MainWindow) -> None:
+    # Found by the soak run: undoing a replacement validated the restored weights against the current width.
+    window.controls.c_spin.setValue(2)
+    window.controller.set_settings(weight=(1.0, 2.0))
+    window.controls.load_preset("near_tie")  # 3 classes: the 2 weights no longer fit and are dropped
+    assert window.state.settings.weight is None
+    window.controller.stack.undo()
+    assert window.state.shape == (3, 2) and window.state.settings.weight == (1.0, 2.0)
+    window.controller.stack.redo()
+    assert window.state.shape == (3, 3) and window.state.settings.weight is None
