@@ -30,15 +30,10 @@ def start_display() -> subprocess.Popen | None:
         os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
         return None
     if shutil.which("Xvfb"):
-        read_fd, write_fd = os.pipe()
-        proc = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-            pass_fds=(write_fd,),
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write_fd)
-        with os.fdopen(read_fd) as f:
-            os.environ["DISPLAY"] = ":" + f.readline().strip()
+        sys.path.insert(0, str(ROOT / "tests"))
+        from xvfb_harness import start_xvfb
+
+        proc, os.environ["DISPLAY"] = start_xvfb()
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         return proc
     os.environ["QT_QPA_PLATFORM"] = "offscreen"

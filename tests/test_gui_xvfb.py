@@ -21,17 +21,10 @@ pytestmark = pytest.mark.xvfb
 def x_display(tmp_path: Path):  # type: ignore[no-untyped-def]
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         pytest.skip("Xvfb and xdotool are not installed (CI installs them: see .ci/run)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as f:
-        number = f.readline().strip()
-    assert number, "Xvfb did not report a display number"
-    yield f":{number}"
+    from xvfb_harness import start_xvfb
+
+    proc, display = start_xvfb()
+    yield display
     proc.terminate()
     proc.wait(timeout=10)
 

@@ -7,17 +7,38 @@ the typed value has reached the state and all three heatmaps show a new result.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
-import numpy as np
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
-
 TIMEOUT_MS = 40_000
+
+
+def start_xvfb(width: int = 1280, height: int = 800) -> tuple[subprocess.Popen, str]:
+    """Start Xvfb on a free display (it picks the number and reports it); returns the process and ':N'."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb did not report a display number")
+    return proc, f":{number}"
+
+
 SETTLE_MS = 400
 
 
 def main() -> int:
+    import numpy as np
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
     screenshot, target = sys.argv[1], float(sys.argv[2])
     app = QApplication(sys.argv[:1])
     from explorer.gui import MainWindow
