@@ -3,6 +3,7 @@ exports work without a display; plot exports use Qt's offscreen platform.
 
     gradient-explorer [--preset NAME] [--no-restore]          the window
     gradient-explorer check  [inputs] [--atol A] [--rtol R]   exit 0 when every element passes, 1 otherwise
+    gradient-explorer check  --loss FILE:FUNC --grad FILE:FUNC [inputs]   check your own gradient code
     gradient-explorer export OUT [inputs] [--what WHAT]       PNG, SVG, PDF, CSV or NPZ by OUT's suffix
 
 Bad flags or files give a one-line error on stderr and exit code 2, never a traceback.
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--atol", type=_nonneg_float, help="absolute tolerance (default: per dtype)")
     check.add_argument("--rtol", type=_nonneg_float, help="relative tolerance (default: per dtype)")
     check.add_argument("--top", type=int, default=5, help="worst cells to list (default 5)")
+    check.add_argument("--loss", metavar="FILE:FUNC", help="check your own code: its loss(logits, labels) ...")
+    check.add_argument("--grad", metavar="FILE:FUNC", help="... against its grad(logits, labels)")
+    check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds your code may take (default 10)")
     export = sub.add_parser(
         "export",
         help="write a plot (PNG, SVG, PDF) or the data (CSV, NPZ), by OUT's suffix",
@@ -155,13 +159,44 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return logits, labels, CheckSettings(**merged)
 
 
+def _user_check(args: argparse.Namespace, logits, labels, settings):  # type: ignore[no-untyped-def]
+    """Run the user's functions; returns the Report to print (their gradient as the analytic one)."""
+    from explorer.usercode import UserCode, UserCodeError, builtin_difference, run_user_check, user_report
+
+    if not (args.loss and args.grad):
+        raise ValueError("--loss and --grad go together: give both as FILE:FUNCTION")
+    code = UserCode.from_spec(args.loss, args.grad)
+    try:
+        result = run_user_check(code, logits, labels, settings.eps, settings.scheme, args.timeout)
+    except UserCodeError as exc:
+        details = f"\n{exc.details.rstrip()}" if exc.details and exc.kind == "exception" else ""
+        raise _UserFailure(f"{code.filename}: {exc.message}{details}") from None
+    print(f"your code: {code.filename}, loss={code.loss_name}, grad={code.grad_name}, labels passed as "
+          f"{result.labels_shape}, {result.duration_s:.2f} s")  # fmt: skip
+    print(
+        f"whole-matrix quotient (L(x + eps) - L(x)) / eps = {result.whole_matrix_quotient:.3g} "
+        "(about 0 by shift invariance: not a gradient)"
+    )
+    if labels.ndim == 1:
+        print(f"max |your grad - built-in gradient ({settings.reduction})| = "
+              f"{builtin_difference(result, logits, labels, settings):.3g}")  # fmt: skip
+    return user_report(result, logits, labels, settings)
+
+
+class _UserFailure(Exception):
+    pass
+
+
 def _run_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from explorer.core import check_gradient
 
     logits, labels, settings = _problem(args)
-    report = check_gradient(logits, labels, settings)
+    if args.loss or args.grad:
+        report = _user_check(args, logits, labels, settings)
+    else:
+        report = check_gradient(logits, labels, settings)
     cmp = report.comparison
     atol, rtol = settings.tolerances
     n, c = report.logits.shape
@@ -233,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gradient-explorer: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (ValueError, OSError) as exc:
+        print(f"gradient-explorer: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except _UserFailure as exc:  # the user's own traceback follows the one-line error
         print(f"gradient-explorer: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from explorer.gui.app import run
