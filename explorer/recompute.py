@@ -377,3 +377,61 @@ def report_matches_state(report: Report | None, state: ExplorerState) -> bool:
         and np.array_equal(report.logits, rounded, equal_nan=True)
         and np.array_equal(report.labels, labels)
     )
+
+
+class UserCodeJob(QObject):
+    """Runs the user's code (in its own process, via :mod:`explorer.usercode`) from a worker thread.
+
+    Signals
+    -------
+    finished(object, object)
+        ``(UserResult or None, UserCodeError or None)`` for the newest request; older ones are dropped.
+    busyChanged(bool)
+    """
+
+    finished = Signal(object, object)
+    busyChanged = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="UserCodeJob")
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._on_worker_done)
+        self._generation = 0
+        self.busy = False
+        self.request: tuple | None = None
+
+    def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float) -> None:
+        from explorer.usercode import UserCodeError, run_user_check
+
+        self._generation += 1
+        generation = self._generation
+        self.request = (code, logits, labels, settings)
+
+        def work() -> None:
+            try:
+                result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s)  # type: ignore[arg-type, attr-defined]
+                payload: tuple = (result, None)
+            except UserCodeError as exc:
+                payload = (None, exc)
+            except ValueError as exc:
+                payload = (None, UserCodeError("bad", str(exc)))
+            self._relay.done.emit(generation, payload, 0.0)
+
+        self._set_busy(True)
+        self._executor.submit(work)
+
+    def _on_worker_done(self, generation: int, payload: tuple, _duration: float) -> None:
+        if generation != self._generation:
+            return
+        self._set_busy(False)
+        self.finished.emit(*payload)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self.busy:
+            self.busy = busy
+            self.busyChanged.emit(busy)
+
+    def shutdown(self) -> None:
+        self._generation += 1
+        self._executor.shutdown(wait=False, cancel_futures=True)

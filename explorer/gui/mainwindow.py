@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import platform
 
@@ -37,10 +38,12 @@ from explorer.gui.grid import GridPanel
 from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
 from explorer.gui.safety import Autosaver
 from explorer.gui.sweep import SweepPanel
+from explorer.gui.usercode_panel import UserCodePanel
 from explorer.problems import get_preset
-from explorer.recompute import Recomputer, SweepComputer, SweepResult
+from explorer.recompute import Recomputer, SweepComputer, SweepResult, UserCodeJob
 from explorer.state import Change, ExplorerState
 from explorer.undo import EditController
+from explorer.usercode import builtin_difference, user_report
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
@@ -77,6 +80,8 @@ class MainWindow(QMainWindow):
         self.sweeper = SweepComputer(self.state, self)
         self.document = Document(self.controller, app_settings(), self)
         self.autosaver = Autosaver(self.state, parent=self)
+        self.user_job = UserCodeJob(self)
+        self.showing_user = False
         self.report: Report | None = None
         with self.state.batch():
             self.state.set_settings(**origin.settings)
@@ -90,6 +95,7 @@ class MainWindow(QMainWindow):
         self.inspector.setToolTip("What the finite difference evaluated for the selected cell")
         self.inspector.setHtml("<p>Select a cell in the grid or click a heatmap.</p>")
         self.sweep_panel = SweepPanel(self.state)
+        self.user_panel = UserCodePanel()
         for panel in (self.summary, self.inspector):
             panel.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
 
@@ -104,6 +110,9 @@ class MainWindow(QMainWindow):
         self._controls_dock = self._dock(
             "Controls", "controlsDock", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea
         )
+        self._user_dock = self._dock("Your code", "userCodeDock", self.user_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self._controls_dock, self._user_dock)
+        self._controls_dock.raise_()
         self._sweep_dock = self._dock(
             "Error vs eps", "sweepDock", self.sweep_panel, Qt.DockWidgetArea.RightDockWidgetArea
         )
@@ -130,7 +139,7 @@ class MainWindow(QMainWindow):
 
     @property
     def _docks(self) -> tuple[QDockWidget, ...]:
-        return (self._controls_dock, self._sweep_dock, self._summary_dock, self._inspector_dock)
+        return (self._controls_dock, self._user_dock, self._sweep_dock, self._summary_dock, self._inspector_dock)
 
     # ----------------------------------------------------------------- build
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -270,6 +279,9 @@ class MainWindow(QMainWindow):
         self.sweeper.progressChanged.connect(self.progress.setValue)
         self.sweeper.failed.connect(self._on_job_failed)
         self.sweep_panel.epsPicked.connect(self._on_sweep_panel_eps_picked)
+        self.user_panel.runRequested.connect(self._on_user_panel_run_requested)
+        self.user_panel.showBuiltinRequested.connect(self._show_builtin)
+        self.user_job.finished.connect(self._on_user_job_finished)
         self.sweep_panel.modeChanged.connect(lambda mode: self.sweeper.configure(mode=mode))
         self.sweep_panel.overlayChanged.connect(lambda on: self.sweeper.configure(overlay=on))
         self.grid.message.connect(self.show_message)
@@ -294,6 +306,10 @@ class MainWindow(QMainWindow):
 
     def _on_recomputer_report_ready(self, report: Report) -> None:
         self.report = report
+        if self.showing_user:
+            self.showing_user = False
+            self.user_panel.output.append("<p><i>The problem changed: the maps show the built-in check again. "
+                                          "Check your code again to compare on the new logits.</i></p>")  # fmt: skip
         self.heatmaps.show_report(report)
         self.summary.setHtml(summary_html(report, self.recomputer.last_duration))
         self.timing_label.setText(f"{self.recomputer.last_duration * 1e3:.1f} ms")
@@ -307,6 +323,55 @@ class MainWindow(QMainWindow):
             self.inspector.setHtml("<p>Select a cell in the grid or click a heatmap.</p>")
         else:
             self.inspector.setHtml(explanation_html(explanation))
+
+    # ------------------------------------------------------------ your code
+    def _on_user_panel_run_requested(self, code: object, timeout_s: float) -> None:
+        logits, labels, settings = self.state.snapshot()
+        self.user_panel.set_running(True)
+        self.user_panel.show_text(f"<p>Running your code (stopped after {timeout_s:g} s)…</p>")
+        self.show_message("Running your code in a separate process…")
+        self.user_job.start(code, logits, labels, settings, timeout_s)
+
+    def _on_user_job_finished(self, result: object, error: object) -> None:
+        self.user_panel.set_running(False)
+        if error is not None:
+            details = getattr(error, "details", "")
+            pre = f"<pre>{html.escape(details)}</pre>" if details else ""
+            self.user_panel.show_text(f"<p style='color:#c62828'><b>{html.escape(str(error))}</b></p>{pre}"
+                                      "<p>Your edits in the grid are untouched.</p>")  # fmt: skip
+            self.show_message(f"Your code: {error}")
+            return
+        code, logits, labels, settings = self.user_job.request  # type: ignore[misc]
+        report = user_report(result, logits, labels, settings)  # type: ignore[arg-type]
+        self.showing_user = True
+        self.heatmaps.reset_levels()
+        self.heatmaps.show_report(report)
+        cmp = report.comparison
+        verdict = (
+            "<b style='color:#1a7f37'>PASS</b>"
+            if cmp.ok
+            else f"<b style='color:#c62828'>FAIL</b> ({cmp.n_failed} elements)"
+        )
+        extra = ""
+        if labels.ndim == 1:
+            diff = builtin_difference(result, logits, labels, settings)  # type: ignore[arg-type]
+            extra = f"<br>max |your grad − built-in gradient ({settings.reduction})| = {diff:.3g}"
+        self.user_panel.show_text(
+            f"<p>{verdict}: finite differences of <code>{html.escape(code.loss_name)}</code> vs "
+            f"<code>{html.escape(code.grad_name)}</code>; max |num − yours| = {cmp.max_abs_err:.3g}, worst cell "
+            f"{cmp.worst}.<br>Labels passed as {result.labels_shape}; ran in {result.duration_s:.2f} s.<br>"
+            f"Whole-matrix quotient (L(x + eps) − L(x)) / eps = {result.whole_matrix_quotient:.3g} "
+            f"(about 0: shift invariance){extra}</p><p>The maps show <b>your</b> gradient as “analytic”.</p>"
+        )  # type: ignore[attr-defined]
+        self.summary.setHtml("<p><b>Your code</b></p>" + summary_html(report))
+        self.show_message("Your code checked: " + ("PASS" if cmp.ok else "FAIL"))
+
+    def _show_builtin(self) -> None:
+        if self.report is not None:
+            self.showing_user = False
+            self.heatmaps.reset_levels()
+            self.heatmaps.show_report(self.report)
+            self.summary.setHtml(summary_html(self.report, self.recomputer.last_duration))
 
     def _on_sweeper_sweep_ready(self, result: SweepResult) -> None:
         self.sweep_panel.show_result(result)
@@ -579,6 +644,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.recomputer.shutdown()
         self.sweeper.shutdown()
+        self.user_job.shutdown()
         super().closeEvent(event)
 
 

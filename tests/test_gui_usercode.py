@@ -1,0 +1,72 @@
+"""The "Your code" panel: the origin question's code, a mutant from the gallery, and code that misbehaves
+while the window stays responsive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from explorer.gui import MainWindow
+from explorer.mutants import MUTANTS
+from explorer.recompute import report_matches_state
+
+ORIGIN = (Path(__file__).resolve().parent / "data" / "origin_question.py").read_text()
+
+
+def _run(qtbot, w: MainWindow, source: str, loss: str = "loss", grad: str = "grad", timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    panel = w.user_panel
+    panel.editor.setPlainText(source)
+    panel.loss_name.setText(loss)
+    panel.grad_name.setText(grad)
+    panel.timeout.setValue(timeout)
+    with qtbot.waitSignal(w.user_job.finished, timeout=30000):
+        panel.run_button.click()
+
+
+def test_origin_code_passes_and_the_maps_show_it(qtbot, window: MainWindow) -> None:
+    assert "your own user rights" in window.user_panel.warning.text()
+    _run(qtbot, window, ORIGIN, "softmax_crossentropy", "grad_softmax_crossentropy")
+    text = window.user_panel.output.toPlainText()
+    assert "PASS" in text and "(N, 1)" in text
+    assert window.showing_user
+    assert "Your code" in window.summary.toPlainText()
+    # The maps show the user's gradient (equal to the built-in one here, to rounding).
+    np.testing.assert_allclose(window.heatmaps.analytic.image_item.image, window.report.grad_analytic, atol=1e-15)
+    window.user_panel.builtin_button.click()
+    assert not window.showing_user
+
+
+def test_a_mutant_from_the_gallery_fails_with_its_signature(qtbot, window: MainWindow) -> None:
+    gallery = window.user_panel.gallery
+    gallery.setCurrentIndex(gallery.findData("sign_flip"))
+    window.user_panel.load_example("sign_flip")
+    assert "one_hot(labels, logits.shape[1]) - softmax(logits)" in window.user_panel.editor.toPlainText()
+    assert MUTANTS["sign_flip"].title in window.user_panel.output.toPlainText()
+    with qtbot.waitSignal(window.user_job.finished, timeout=30000):
+        window.user_panel.run_button.click()
+    assert "FAIL" in window.user_panel.output.toPlainText()
+    # Sign flip: the relative error is 2 wherever the gradient is not tiny.
+    assert np.max(window.heatmaps.error.image_item.image) > 0.5
+
+
+def test_misbehaving_code_is_explained_and_the_window_stays_responsive(qtbot, window: MainWindow) -> None:
+    panel = window.user_panel
+    panel.editor.setPlainText("def loss(x, y):\n    while True:\n        pass\n\ndef grad(x, y):\n    return x\n")
+    panel.timeout.setValue(2.0)
+    panel.run_button.click()
+    assert window.user_job.busy and not panel.run_button.isEnabled()
+    # While the user's code spins, editing still works and the maps follow.
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.grid.logits_model.setData(window.grid.logits_model.index(0, 0), "11")
+    assert report_matches_state(window.report, window.state)
+    qtbot.waitUntil(lambda: not window.user_job.busy, timeout=20000)
+    assert "did not finish within 2 s" in panel.output.toPlainText()
+    assert window.state.logits[0, 0] == 11.0  # the user's edits are never lost
+    _run(qtbot, window, "def loss(x, y):\n    return undefined_name\n\ndef grad(x, y):\n    return x\n")
+    text = panel.output.toPlainText()
+    assert "NameError" in text and "Traceback" in text and "<your code>" in text
+    _run(qtbot, window, "import os\ndef loss(x, y):\n    os.abort()\ndef grad(x, y):\n    return x\n")
+    assert "ended unexpectedly" in panel.output.toPlainText()
+    _run(qtbot, window, "def loss(x, y):\n    return x.sum()\n\ndef grad(x, y):\n    return x[:1]\n")
+    assert "shape" in panel.output.toPlainText()
