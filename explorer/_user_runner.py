@@ -34,6 +34,31 @@ def _scalar(value: object, name: str) -> complex:
     return complex(arr.sum())  # a per-row vector of losses is summed, as in the origin question
 
 
+def _cell_sweep(loss_of, logits: np.ndarray, cell: tuple, steps: np.ndarray, target: float) -> dict:  # type: ignore[no-untyped-def]
+    """|quotient - the user's gradient| at one cell, for every scheme and step (the user's loss as a black box)."""
+    from explorer.core import SCHEMES
+
+    errors = {}
+    with np.errstate(all="ignore"):
+        for name, sch in SCHEMES.items():
+            out = np.empty(steps.shape)
+            for k, h in enumerate(steps):
+                if sch.is_complex:
+                    xp = logits.astype(np.complex128)
+                    xp[cell] += 1j * h
+                    q = loss_of(xp).imag / h
+                else:
+                    total = 0.0
+                    for o, w in sch.stencil:
+                        xp = logits.copy()
+                        xp[cell] = logits[cell] + o * h
+                        total += w * loss_of(xp).real
+                    q = total / (sch.divisor * h)
+                out[k] = abs(q - target)
+            errors[f"sweep_{name}"] = out
+    return errors
+
+
 def main(folder: Path) -> int:
     from explorer.core import numeric_grad
 
@@ -92,8 +117,13 @@ def main(folder: Path) -> int:
         except Exception as exc:
             raise _Failure("exception", f"{request['loss']} raised {type(exc).__name__} on perturbed logits: {exc}",
                            _user_traceback(filename)) from None  # fmt: skip
+        extra = {}
+        if request.get("sweep_cell") is not None and grad.shape == logits.shape:  # else the parent explains the shape
+            extra = _cell_sweep(loss_of, logits, tuple(request["sweep_cell"]), np.asarray(request["sweep_eps"]),
+                                float(np.asarray(grad, dtype=np.float64)[tuple(request["sweep_cell"])]))  # fmt: skip
         np.savez(folder / "result.npz", grad=grad.astype(np.float64), numeric=numeric.astype(np.float64),
-                 loss=np.float64(base.real), pitfall=np.float64(pitfall), labels_shape=np.array(shape))  # fmt: skip
+                 loss=np.float64(base.real), pitfall=np.float64(pitfall), labels_shape=np.array(shape),
+                 **extra)  # fmt: skip
     except _Failure as failure:
         payload = {"kind": failure.kind, "message": failure.message, "details": failure.details}
         (folder / "error.json").write_text(json.dumps(payload), encoding="utf-8")

@@ -17,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from explorer.core import DTYPE_NAMES, Report, Sweep, check_gradient, eps_sweep
+from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep
 from explorer.core.explain import CellExplanation, explain_cell
+from explorer.results import SweepResult
 from explorer.state import Change, ExplorerState
 
 __all__ = [
@@ -264,34 +264,6 @@ class Recomputer(BackgroundJob):
         self.cellExplained.emit(explanation)
 
 
-@dataclass(frozen=True)
-class SweepResult:
-    """Error-versus-eps curves for the window.
-
-    Attributes
-    ----------
-    mode : str
-        "cell" or "grid".
-    cell : (i, j) or None
-    sweeps : dict of str to Sweep
-        Keyed by dtype name: the current dtype (all schemes), plus the other
-        dtypes (current scheme only) when ``overlay`` is on.
-    dtype, scheme : str
-        The current dtype and scheme.
-    eps : float
-        The current step.
-    overlay : bool
-    """
-
-    mode: str
-    cell: tuple[int, int] | None
-    sweeps: dict[str, Sweep]
-    dtype: str
-    scheme: str
-    eps: float
-    overlay: bool
-
-
 class SweepComputer(BackgroundJob):
     """Error-versus-eps curves for the selected cell (GUI thread, a few ms) or the grid maximum (worker).
 
@@ -401,7 +373,8 @@ class UserCodeJob(QObject):
         self.busy = False
         self.request: tuple | None = None
 
-    def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float) -> None:
+    def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float,
+              sweep_cell: tuple[int, int] | None = None) -> None:  # fmt: skip
         from explorer.usercode import UserCodeError, run_user_check
 
         self._generation += 1
@@ -410,7 +383,8 @@ class UserCodeJob(QObject):
 
         def work() -> None:
             try:
-                result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s)  # type: ignore[arg-type, attr-defined]
+                result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s,  # type: ignore[arg-type, attr-defined]
+                                        sweep_cell)  # fmt: skip
                 payload: tuple = (result, None)
             except UserCodeError as exc:
                 payload = (None, exc)

@@ -22,9 +22,19 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.core import CheckSettings, Report, compare, cross_entropy_grad
+from explorer.core import CheckSettings, Report, Sweep, compare, cross_entropy_grad, eps_grid
+from explorer.core.sweep import cell_error_model, measured_best
+from explorer.results import SweepResult
 
-__all__ = ["DEFAULT_TIMEOUT_S", "UserCode", "UserCodeError", "UserResult", "run_user_check", "user_report"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "UserCode",
+    "UserCodeError",
+    "UserResult",
+    "run_user_check",
+    "user_report",
+    "user_sweep",
+]
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -76,10 +86,20 @@ class UserResult:
     whole_matrix_quotient: float
     labels_shape: str
     duration_s: float
+    sweep_cell: tuple[int, int] | None = None
+    sweep_eps: NDArray | None = None
+    sweep_errors: dict[str, NDArray] | None = None
 
 
-def run_user_check(code: UserCode, logits: ArrayLike, labels: ArrayLike, eps: float, scheme: str = "central",
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> UserResult:  # fmt: skip
+def run_user_check(
+    code: UserCode,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    eps: float,
+    scheme: str = "central",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    sweep_cell: tuple[int, int] | None = None,
+) -> UserResult:
     """Run the user's functions in a child process and return their results, validated.
 
     Raises
@@ -94,7 +114,9 @@ def run_user_check(code: UserCode, logits: ArrayLike, labels: ArrayLike, eps: fl
         folder = Path(tmp)
         np.savez(folder / "request.npz", logits=x, labels=y)
         request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name,
-                   "filename": code.filename, "eps": float(eps), "scheme": scheme}  # fmt: skip
+                   "filename": code.filename, "eps": float(eps), "scheme": scheme,
+                   "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
+                   "sweep_eps": eps_grid().tolist()}  # fmt: skip
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
         start = time.perf_counter()
         try:
@@ -115,6 +137,7 @@ def run_user_check(code: UserCode, logits: ArrayLike, labels: ArrayLike, eps: fl
         with np.load(result_file, allow_pickle=False) as z:
             grad_user, grad_numeric = z["grad"], z["numeric"]
             loss, quotient, shape = float(z["loss"]), float(z["pitfall"]), str(z["labels_shape"])
+            sweep = {k.removeprefix("sweep_"): z[k] for k in z.files if k.startswith("sweep_")}
     if grad_user.shape != x.shape:
         raise UserCodeError("shape", f"{code.grad_name} returned an array of shape {grad_user.shape}; "
                                      f"the logits have shape {x.shape}")  # fmt: skip
@@ -123,7 +146,23 @@ def run_user_check(code: UserCode, logits: ArrayLike, labels: ArrayLike, eps: fl
         i, j = bad[0]
         raise UserCodeError("nan", f"{code.grad_name} returned {grad_user[i, j]} at sample {i}, class {j} "
                                    f"({len(bad)} non-finite values)")  # fmt: skip
-    return UserResult(grad_user, grad_numeric, loss, quotient, shape, duration)
+    if sweep_cell is None or not sweep:
+        return UserResult(grad_user, grad_numeric, loss, quotient, shape, duration)
+    return UserResult(grad_user, grad_numeric, loss, quotient, shape, duration, tuple(sweep_cell), eps_grid(), sweep)
+
+
+def user_sweep(result: UserResult, logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> SweepResult | None:
+    """The user's error-versus-eps curves at one cell (the textbook lines are those of the built-in loss)."""
+    if result.sweep_errors is None or result.sweep_eps is None or result.sweep_cell is None:
+        return None
+    x = np.asarray(logits, dtype=np.float64)
+    cell = result.sweep_cell
+    models = {name: cell_error_model(x, labels, cell, name, None, False, **settings.loss_kwargs)
+              for name in result.sweep_errors}  # fmt: skip
+    best = {name: measured_best(result.sweep_eps, errs) for name, errs in result.sweep_errors.items()}
+    sweep = Sweep(result.sweep_eps, result.sweep_errors, models, {k: v[0] for k, v in best.items()},
+                  {k: v[1] for k, v in best.items()}, cell, "float64")  # fmt: skip
+    return SweepResult("cell", cell, {"float64": sweep}, "float64", settings.scheme, settings.eps, False, user=True)
 
 
 def user_report(result: UserResult, logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> Report:

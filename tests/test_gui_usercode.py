@@ -70,3 +70,28 @@ def test_misbehaving_code_is_explained_and_the_window_stays_responsive(qtbot, wi
     assert "ended unexpectedly" in panel.output.toPlainText()
     _run(qtbot, window, "def loss(x, y):\n    return x.sum()\n\ndef grad(x, y):\n    return x[:1]\n")
     assert "shape" in panel.output.toPlainText()
+
+
+def test_exports_follow_the_users_results(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from explorer.core.io import read_csv_export
+
+    _run(qtbot, window, MUTANTS["sign_flip"].source)
+    assert window.export_data(str(tmp_path / "mine.csv"))
+    _, arrays = read_csv_export(tmp_path / "mine.csv")
+    np.testing.assert_array_equal(arrays["analytic"], window.user_result_report.grad_analytic)
+    assert not np.allclose(arrays["analytic"], window.report.grad_analytic)
+    assert window.export_plot("dashboard", str(tmp_path / "mine.png"))
+
+
+def test_the_sweep_shows_the_users_own_loss(qtbot, window: MainWindow) -> None:
+    window.grid.select_cell(1, 4)
+    _run(qtbot, window, MUTANTS["no_onehot"].source)
+    result = window.sweep_panel.result
+    assert result.user and result.cell == (1, 4)
+    errors = result.sweeps["float64"].errors
+    assert set(errors) == {"forward", "backward", "central", "central4", "complex"}
+    # Cell (1, 4) is not row 1's label: the bug does not touch it, so the complex step is exact there.
+    assert errors["complex"].min() < 1e-12
+    assert "your loss" in window.sweep_panel.caption.text()
+    window.user_panel.builtin_button.click()
+    assert not window.sweep_panel.result.user

@@ -30,7 +30,7 @@ from explorer.core import Report, eps_sweep
 from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, ColorBar, nice_ceil, symmetric_limit
 from explorer.gui.heatmaps import ERROR_VIEWS, error_image
 from explorer.gui.sweep import draw_sweep
-from explorer.recompute import SweepResult
+from explorer.results import SweepResult
 
 __all__ = ["EXPORT_SUFFIXES", "FIGURE_WHATS", "build_figure", "export_figure", "export_item", "settings_caption"]
 

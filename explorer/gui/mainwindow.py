@@ -40,10 +40,11 @@ from explorer.gui.safety import Autosaver
 from explorer.gui.sweep import SweepPanel
 from explorer.gui.usercode_panel import UserCodePanel
 from explorer.problems import get_preset
-from explorer.recompute import Recomputer, SweepComputer, SweepResult, UserCodeJob
+from explorer.recompute import Recomputer, SweepComputer, UserCodeJob
+from explorer.results import SweepResult
 from explorer.state import Change, ExplorerState
 from explorer.undo import EditController
-from explorer.usercode import builtin_difference, user_report
+from explorer.usercode import builtin_difference, user_report, user_sweep
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.autosaver = Autosaver(self.state, parent=self)
         self.user_job = UserCodeJob(self)
         self.showing_user = False
+        self.user_result_report: Report | None = None
+        self.user_sweep_result: SweepResult | None = None
         self.report: Report | None = None
         with self.state.batch():
             self.state.set_settings(**origin.settings)
@@ -308,6 +311,8 @@ class MainWindow(QMainWindow):
         self.report = report
         if self.showing_user:
             self.showing_user = False
+            if self.sweeper.result is not None:
+                self.sweep_panel.show_result(self.sweeper.result)
             self.user_panel.output.append("<p><i>The problem changed: the maps show the built-in check again. "
                                           "Check your code again to compare on the new logits.</i></p>")  # fmt: skip
         self.heatmaps.show_report(report)
@@ -330,7 +335,8 @@ class MainWindow(QMainWindow):
         self.user_panel.set_running(True)
         self.user_panel.show_text(f"<p>Running your code (stopped after {timeout_s:g} s)…</p>")
         self.show_message("Running your code in a separate process…")
-        self.user_job.start(code, logits, labels, settings, timeout_s)
+        cell = self.grid.current_cell() or (tuple(int(v) for v in self.report.worst) if self.report else (0, 0))
+        self.user_job.start(code, logits, labels, settings, timeout_s, cell)
 
     def _on_user_job_finished(self, result: object, error: object) -> None:
         self.user_panel.set_running(False)
@@ -343,6 +349,10 @@ class MainWindow(QMainWindow):
             return
         code, logits, labels, settings = self.user_job.request  # type: ignore[misc]
         report = user_report(result, logits, labels, settings)  # type: ignore[arg-type]
+        self.user_result_report = report
+        self.user_sweep_result = user_sweep(result, logits, labels, settings)  # type: ignore[arg-type]
+        if self.user_sweep_result is not None:
+            self.sweep_panel.show_result(self.user_sweep_result)
         self.showing_user = True
         self.heatmaps.reset_levels()
         self.heatmaps.show_report(report)
@@ -366,7 +376,14 @@ class MainWindow(QMainWindow):
         self.summary.setHtml("<p><b>Your code</b></p>" + summary_html(report))
         self.show_message("Your code checked: " + ("PASS" if cmp.ok else "FAIL"))
 
+    @property
+    def displayed_report(self) -> Report | None:
+        """What the maps show: the user's results after "Check my code", else the built-in check."""
+        return self.user_result_report if self.showing_user else self.report
+
     def _show_builtin(self) -> None:
+        if self.sweeper.result is not None:
+            self.sweep_panel.show_result(self.sweeper.result)
         if self.report is not None:
             self.showing_user = False
             self.heatmaps.reset_levels()
@@ -527,10 +544,12 @@ class MainWindow(QMainWindow):
     def export_plot(self, what: str, path: str) -> bool:
         from explorer.gui.export import export_figure
 
-        if self.report is None:
+        report = self.displayed_report
+        if report is None:
             return False
+        sweep = self.user_sweep_result if self.showing_user else self.sweeper.result
         try:
-            export_figure(path, self.report, what, sweep=self.sweeper.result, error_view=self.heatmaps.error_view)
+            export_figure(path, report, what, sweep=sweep, error_view=self.heatmaps.error_view)
         except (ValueError, OSError) as exc:
             self.show_error("Cannot export", str(exc))
             return False
@@ -545,10 +564,11 @@ class MainWindow(QMainWindow):
             self.export_plot(what, path)
 
     def export_data(self, path: str) -> bool:
-        if self.report is None:
+        report = self.displayed_report
+        if report is None:
             return False
         try:
-            self.document.export_data(path, self.report)
+            self.document.export_data(path, report)
         except (ValueError, OSError) as exc:
             self.show_error("Cannot export", str(exc))
             return False

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core import EPS_MAX, EPS_MIN, Sweep
-from explorer.recompute import SweepResult
+from explorer.results import SweepResult
 from explorer.state import Change, ExplorerState
 
 __all__ = ["SCHEME_COLORS", "ZERO_FLOOR", "SweepPanel"]
@@ -139,7 +139,8 @@ class SweepPanel(QWidget):
         if result is None:
             self.artist.clear()
             return
-        self.artist.draw(result, settings.scheme, self.model_check.isChecked())
+        # The textbook lines belong to the built-in loss; they are not drawn over the user's own curves.
+        self.artist.draw(result, settings.scheme, self.model_check.isChecked() and not result.user)
         self.caption.setText(self._caption(result, result.sweeps[result.dtype]))
 
     def _caption(self, result: SweepResult, main: Sweep) -> str:
@@ -149,6 +150,8 @@ class SweepPanel(QWidget):
             if result.mode == "grid" or result.cell is None
             else (f"sample {result.cell[0]}, class {result.cell[1]}")
         )
+        if result.user:
+            where = f"your loss and gradient, {where}"
         names = " ".join(
             f"<b style='color:rgb{SCHEME_COLORS[n]}'>{'▶' if n == settings.scheme else ''}{n}</b>" for n in main.errors
         )
