@@ -84,6 +84,7 @@ class ColorBar(pg.PlotItem):
         self.showAxis("right")
         axis = self.getAxis("right")
         axis.unlinkFromView()
+        axis.enableAutoSIPrefix(False)  # "x0.001" next to ±400 reads worse than ±0.4
         axis.setWidth(56)
         if label:
             self.setLabel("right", label)

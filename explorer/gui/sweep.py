@@ -244,13 +244,13 @@ class SweepArtist:
                 pen = pg.mkPen(SCHEME_COLORS[name], width=2, style=DTYPE_STYLES.get(dtype, Qt.PenStyle.DashDotLine))
                 self._line(("curve", dtype, name), sweep.eps, curve(errs), pen)
         if show_model and scheme in main.models:
-            model = main.models[scheme]
-            x = min(max(model.best_eps, float(main.eps.min()) * 1e3), float(main.eps.max()) / 1e3)
+            # Left of the V rounding dominates, right of it truncation: say so at the two top corners.
             y = math.log10(hi) - 0.3
-            for key, text, anchor, dx in (("hint-left", "← rounding dominates", (1, 0), -0.2),
-                                          ("hint-right", "truncation dominates →", (0, 0), 0.2)):  # fmt: skip
+            left, right = math.log10(float(main.eps.min())), math.log10(float(main.eps.max()))
+            for key, text, anchor, x in (("hint-left", "← rounding dominates", (0, 0), left + 0.3),
+                                         ("hint-right", "truncation dominates →", (1, 0), right - 0.1)):  # fmt: skip
                 item = self._get((key,), lambda t=text, a=anchor: pg.TextItem(t, color=(90, 90, 90), anchor=a))
-                item.setPos(math.log10(x) + dx, y)  # type: ignore[attr-defined]
+                item.setPos(x, y)  # type: ignore[attr-defined]
         for key, item in self._items.items():
             if key not in self._used:
                 item.setVisible(False)  # type: ignore[attr-defined]
