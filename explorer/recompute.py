@@ -357,7 +357,7 @@ class UserCodeJob(QObject):
     Signals
     -------
     finished(object, object)
-        ``(UserResult or None, UserCodeError or None)`` for the newest request; older ones are dropped.
+        ``(UserCheck or None, UserCodeError or None)`` for the newest request; older ones are dropped.
     busyChanged(bool)
     """
 
@@ -371,21 +371,18 @@ class UserCodeJob(QObject):
         self._relay.done.connect(self._on_worker_done)
         self._generation = 0
         self.busy = False
-        self.request: tuple | None = None
 
     def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float,
               sweep_cell: tuple[int, int] | None = None) -> None:  # fmt: skip
-        from explorer.usercode import UserCodeError, run_user_check
+        from explorer.usercode import UserCodeError, check_user_code
 
         self._generation += 1
         generation = self._generation
-        self.request = (code, logits, labels, settings)
 
         def work() -> None:
             try:
-                result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s,  # type: ignore[arg-type, attr-defined]
-                                        sweep_cell)  # fmt: skip
-                payload: tuple = (result, None)
+                checked = check_user_code(code, logits, labels, settings, timeout_s, sweep_cell)  # type: ignore[arg-type]
+                payload: tuple = (checked, None)
             except UserCodeError as exc:
                 payload = (None, exc)
             except ValueError as exc:

@@ -28,9 +28,11 @@ from explorer.results import SweepResult
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "UserCheck",
     "UserCode",
     "UserCodeError",
     "UserResult",
+    "check_user_code",
     "run_user_check",
     "user_report",
     "user_sweep",
@@ -173,6 +175,32 @@ def user_report(result: UserResult, logits: ArrayLike, labels: ArrayLike, settin
         comparison = compare(result.grad_numeric, result.grad_user, atol, rtol)
     return Report(settings, x, np.asarray(labels), result.loss, result.grad_user, result.grad_numeric, comparison,
                   result.grad_user.sum(axis=1))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UserCheck:
+    """Everything the window shows after checking the user's code (computed off the GUI thread)."""
+
+    code: UserCode
+    result: UserResult
+    report: Report
+    sweep: SweepResult | None
+    builtin_difference: float | None
+
+
+def check_user_code(
+    code: UserCode,
+    logits: NDArray,
+    labels: NDArray,
+    settings: CheckSettings,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    sweep_cell: tuple[int, int] | None = None,
+) -> UserCheck:
+    """Run the user's code and derive the report, the cell sweep and the difference from the built-in gradient."""
+    result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell)
+    diff = builtin_difference(result, logits, labels, settings) if np.asarray(labels).ndim == 1 else None
+    return UserCheck(code, result, user_report(result, logits, labels, settings),
+                     user_sweep(result, logits, labels, settings), diff)  # fmt: skip
 
 
 def builtin_difference(result: UserResult, logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> float:

@@ -44,7 +44,7 @@ from explorer.recompute import Recomputer, SweepComputer, UserCodeJob
 from explorer.results import SweepResult
 from explorer.state import Change, ExplorerState
 from explorer.undo import EditController
-from explorer.usercode import builtin_difference, user_report, user_sweep
+from explorer.usercode import UserCheck
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
@@ -338,21 +338,20 @@ class MainWindow(QMainWindow):
         cell = self.grid.current_cell() or (tuple(int(v) for v in self.report.worst) if self.report else (0, 0))
         self.user_job.start(code, logits, labels, settings, timeout_s, cell)
 
-    def _on_user_job_finished(self, result: object, error: object) -> None:
+    def _on_user_job_finished(self, checked: UserCheck | None, error: object) -> None:
         self.user_panel.set_running(False)
-        if error is not None:
+        if error is not None or checked is None:
             details = getattr(error, "details", "")
             pre = f"<pre>{html.escape(details)}</pre>" if details else ""
             self.user_panel.show_text(f"<p style='color:#c62828'><b>{html.escape(str(error))}</b></p>{pre}"
                                       "<p>Your edits in the grid are untouched.</p>")  # fmt: skip
             self.show_message(f"Your code: {error}")
             return
-        code, logits, labels, settings = self.user_job.request  # type: ignore[misc]
-        report = user_report(result, logits, labels, settings)  # type: ignore[arg-type]
+        report, result, code = checked.report, checked.result, checked.code
         self.user_result_report = report
-        self.user_sweep_result = user_sweep(result, logits, labels, settings)  # type: ignore[arg-type]
-        if self.user_sweep_result is not None:
-            self.sweep_panel.show_result(self.user_sweep_result)
+        self.user_sweep_result = checked.sweep
+        if checked.sweep is not None:
+            self.sweep_panel.show_result(checked.sweep)
         self.showing_user = True
         self.heatmaps.reset_levels()
         self.heatmaps.show_report(report)
@@ -363,16 +362,16 @@ class MainWindow(QMainWindow):
             else f"<b style='color:#c62828'>FAIL</b> ({cmp.n_failed} elements)"
         )
         extra = ""
-        if labels.ndim == 1:
-            diff = builtin_difference(result, logits, labels, settings)  # type: ignore[arg-type]
-            extra = f"<br>max |your grad − built-in gradient ({settings.reduction})| = {diff:.3g}"
+        if checked.builtin_difference is not None:
+            extra = (f"<br>max |your grad − built-in gradient ({report.settings.reduction})| = "
+                     f"{checked.builtin_difference:.3g}")  # fmt: skip
         self.user_panel.show_text(
             f"<p>{verdict}: finite differences of <code>{html.escape(code.loss_name)}</code> vs "
             f"<code>{html.escape(code.grad_name)}</code>; max |num − yours| = {cmp.max_abs_err:.3g}, worst cell "
             f"{cmp.worst}.<br>Labels passed as {result.labels_shape}; ran in {result.duration_s:.2f} s.<br>"
             f"Whole-matrix quotient (L(x + eps) − L(x)) / eps = {result.whole_matrix_quotient:.3g} "
             f"(about 0: shift invariance){extra}</p><p>The maps show <b>your</b> gradient as “analytic”.</p>"
-        )  # type: ignore[attr-defined]
+        )
         self.summary.setHtml("<p><b>Your code</b></p>" + summary_html(report))
         self.show_message("Your code checked: " + ("PASS" if cmp.ok else "FAIL"))
 
