@@ -55,7 +55,7 @@ MUTANTS: dict[str, Mutant] = {
             "target, row by row. Every element passes the check.",
             """
 def loss(logits, labels):
-    return -log_softmax(logits)[np.arange(len(labels)), labels].sum()
+    return summed_cross_entropy(logits, labels)
 
 
 def grad(logits, labels):
@@ -69,7 +69,7 @@ def grad(logits, labels):
             "up exactly on the label cells, with errors of about 1, and the rows no longer sum to 0.",
             """
 def loss(logits, labels):
-    return -log_softmax(logits)[np.arange(len(labels)), labels].sum()
+    return summed_cross_entropy(logits, labels)
 
 
 def grad(logits, labels):
@@ -140,7 +140,7 @@ def grad(logits, labels):
             "wrong cells. Signature: large, scattered errors with no row structure; the shape still fits.",
             """
 def loss(logits, labels):
-    return -log_softmax(logits)[np.arange(len(labels)), labels].sum()
+    return summed_cross_entropy(logits, labels)
 
 
 def grad(logits, labels):
@@ -155,7 +155,7 @@ def grad(logits, labels):
             "analytic map is the numeric map with its colours swapped; the relative error is 2 everywhere.",
             """
 def loss(logits, labels):
-    return -log_softmax(logits)[np.arange(len(labels)), labels].sum()
+    return summed_cross_entropy(logits, labels)
 
 
 def grad(logits, labels):
