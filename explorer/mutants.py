@@ -28,6 +28,10 @@ def one_hot(labels, classes):
     out = np.zeros((len(labels), classes))
     out[np.arange(len(labels)), labels] = 1.0
     return out
+
+
+def summed_cross_entropy(logits, labels):
+    return -log_softmax(logits)[np.arange(len(labels)), labels].sum()
 """
 
 
