@@ -29,7 +29,7 @@ from PySide6.QtSvg import QSvgGenerator
 from explorer.core import Report, eps_sweep
 from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, ColorBar, nice_ceil, symmetric_limit
 from explorer.gui.heatmaps import ERROR_VIEWS, error_image
-from explorer.gui.sweep import draw_sweep
+from explorer.gui.sweep import SCHEME_COLORS, draw_sweep
 from explorer.results import SweepResult
 
 __all__ = ["EXPORT_SUFFIXES", "FIGURE_WHATS", "build_figure", "export_figure", "export_item", "settings_caption"]
@@ -144,7 +144,13 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
         plot.addItem(line, ignoreBounds=True)
         where = "grid maximum" if result.cell is None else f"sample {result.cell[0]}, class {result.cell[1]}"
         plot.setTitle(f"Error versus eps, {where} (● measured best, ★ predicted)")
-    layout.addLabel(settings_caption(report), row=3, col=0, colspan=6, size="9pt", color="k")
+        key = "   ".join(
+            f"<span style='color:rgb{SCHEME_COLORS[name]}'><b>{'▶ ' if name == report.settings.scheme else ''}"
+            f"{name}</b></span>"
+            for name in result.sweeps[result.dtype].errors
+        )
+        layout.addLabel(key, row=(3 if what == "dashboard" else 2), col=0, colspan=6, size="9pt")
+    layout.addLabel(settings_caption(report), row=4, col=0, colspan=6, size="9pt", color="k")
     return fig
 
 
