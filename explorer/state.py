@@ -315,18 +315,3 @@ class ExplorerState(QObject):
     def set_settings(self, **changes: object) -> None:
         """Change one or more check settings (validated all together; all or nothing)."""
         self._replace_settings(**changes)
-
-    def set_eps(self, eps: float) -> None:
-        self.set_settings(eps=eps)
-
-    def set_scheme(self, scheme: str) -> None:
-        self.set_settings(scheme=scheme)
-
-    def set_dtype(self, dtype: str) -> None:
-        self.set_settings(dtype=dtype)
-
-    def set_reduction(self, reduction: str) -> None:
-        self.set_settings(reduction=reduction)
-
-    def set_perturb(self, perturb: str) -> None:
-        self.set_settings(perturb=perturb)

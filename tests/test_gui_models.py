@@ -73,7 +73,7 @@ def test_bad_cell_text_is_refused_with_a_message(qtbot, controller: EditControll
 
 
 def test_value_beyond_the_dtype_is_refused(qtbot, controller: EditController) -> None:
-    controller.state.set_dtype("float16")
+    controller.state.set_settings(dtype="float16")
     model = LogitsModel(controller)
     with qtbot.waitSignal(model.rejected) as blocker:
         assert not model.setData(model.index(0, 0), "70000")

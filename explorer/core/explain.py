@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, round_to, work_dtype
+from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, round_to
 from .losses import loss_terms
-from .numeric import complex_step_row_loss_imag, element_block, perturbed_row_loss
+from .numeric import RowBlock
 from .report import CheckSettings
 from .schemes import get_scheme
 
@@ -118,45 +118,31 @@ def _explain_cell(
     i, j = int(cell[0]), int(cell[1])
     if not (0 <= i < n and 0 <= j < c):
         raise ValueError(f"cell {cell} is outside the grid of shape {x.shape}")
-    kw = settings.loss_kwargs
-    terms = loss_terms(x.shape, labels, **kw)  # type: ignore[arg-type]
+    terms = loss_terms(x.shape, labels, **settings.loss_kwargs)  # type: ignore[arg-type]
     d = terms.denom if terms.reduction == "mean" else 1.0
-    row = x[i].astype(work_dtype(storage))
-    m = row.max()
-    z = row - m
-    e = np.exp(z)
-    s = e.sum()
-    a_row = terms.coefficients(slice(i, i + 1))[0].astype(row.dtype)
-    big_a = row.dtype.type(terms.total[i])
-    u = (a_row * z).sum()
     h = settings.eps
-    p = float(e[j] / s)
-    analytic = (float(big_a) * p - float(a_row[j])) / d if d else 0.0
+    # The same evaluation that fills the numeric map: one prepared row.
+    rows = slice(i, i + 1)
+    block = RowBlock(x[rows], terms, rows)
+    p = float(block.e[0, j] / block.s[0, 0])
+    big_a = float(block.big_a[0, 0])
+    a_ij = float(terms.coefficients(rows)[0, j])
+    analytic = (big_a * p - a_ij) / d if d else 0.0
+    quotient = float(block.quotient(sch, h).astype(storage)[0, j])
     points: list[complex] = []
     losses: list[float] = []
     if sch.is_complex:
-        xp = complex(x[i, j].astype(complex_dtype(storage)) + 1j * h)
-        im = float(complex_step_row_loss_imag(h, e[j], s, a_row[j], big_a))
-        points.append(xp)
-        losses.append(im / d if d else 0.0)
+        points.append(complex(x[i, j].astype(complex_dtype(storage)) + 1j * h))
+        losses.append(quotient * h)  # Im l(x + ih) / D
         weights: tuple[float, ...] = (1.0,)
     else:
-        l0 = float(round_to(np.asarray(big_a * np.log(s) - u), storage))
         for o in sch.offsets:
-            if o == 0.0:
-                xp_val, lp = float(x[i, j]), l0
-            else:
-                xp_arr = round_to(np.asarray(row[j] + o * h), storage)
-                lp_arr = perturbed_row_loss(xp_arr - m, z[j], e[j], s, a_row[j], big_a, u)
-                xp_val, lp = float(xp_arr), float(round_to(np.asarray(lp_arr), storage))
-            points.append(complex(xp_val))
-            losses.append(lp / d if d else 0.0)
+            lp = block.l0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
+            points.append(complex(round_to(np.asarray(block.xw[0, j] + o * h), storage)))
+            losses.append(float(lp) / d if d else 0.0)
         weights = tuple(w / sch.divisor for _, w in sch.stencil)
-    # The quotient itself comes from the very code path that fills the numeric map.
-    rows = slice(i, i + 1)
-    quotient = float(element_block(x[rows], terms, rows, h, sch).astype(storage)[0, j])
     label = int(np.asarray(labels)[i]) if np.asarray(labels).ndim == 1 else -1
     return CellExplanation(
         (i, j), float(x[i, j]), label, tuple(points), tuple(losses), weights, quotient, analytic,
-        p, float(big_a), float(a_row[j]), float(d), float(h), sch.name,
+        p, big_a, a_ij, float(d), float(h), sch.name,
     )  # fmt: skip

@@ -113,9 +113,10 @@ class HeatmapPanel(QWidget):
         self._report = report
         ana = report.grad_analytic.astype(np.float64)
         num = report.grad_numeric.astype(np.float64)
-        limit = nice_ceil(symmetric_limit(ana, num)) if symmetric_limit(ana, num) > 0 else 1.0
-        kept = stable_levels(self.analytic.levels, -symmetric_limit(ana, num), symmetric_limit(ana, num))
-        levels = kept if kept == self.analytic.levels else (-limit, limit)
+        extent = symmetric_limit(ana, num)
+        kept = stable_levels(self.analytic.levels, -extent, extent)
+        top = nice_ceil(extent) if extent > 0 else 1.0
+        levels = kept if kept == self.analytic.levels else (-top, top)
         self.analytic.set_image(ana, levels)
         self.numeric.set_image(num, levels)
         self._draw_error()
