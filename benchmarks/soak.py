@@ -46,9 +46,9 @@ def main() -> int:
         setattr(QMessageBox, kind, staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard))
     import test_gui_stateful as st_test
 
+    from explorer.app.jobs import report_matches_state
     from explorer.core import CheckSettings
-    from explorer.core.io import save_session
-    from explorer.recompute import report_matches_state
+    from explorer.files.io import save_session
 
     files = {
         "good.gradexp.json": tmp / "good.gradexp.json",

@@ -124,8 +124,8 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     import numpy as np
 
     from explorer.core import CheckSettings, default_eps
-    from explorer.core.io import load_logits, load_session
-    from explorer.problems import get_preset
+    from explorer.files.io import load_logits, load_session
+    from explorer.files.presets import get_preset
 
     overrides = {
         k: getattr(args, k)
@@ -161,7 +161,7 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _user_check(args: argparse.Namespace, logits, labels, settings):  # type: ignore[no-untyped-def]
     """Run the user's functions; returns the Report to print (their gradient as the analytic one)."""
-    from explorer.usercode import UserCode, UserCodeError, builtin_difference, run_user_check, user_report
+    from explorer.usercode.runner import UserCode, UserCodeError, builtin_difference, run_user_check, user_report
 
     if not (args.loss and args.grad):
         raise ValueError("--loss and --grad go together: give both as FILE:FUNCTION")
@@ -219,7 +219,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from explorer.core import check_gradient
-    from explorer.core.io import export_csv, export_npz
+    from explorer.files.io import export_csv, export_npz
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -242,7 +242,7 @@ def _run_export(args: argparse.Namespace) -> int:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from PySide6.QtWidgets import QApplication
 
-        from explorer.gui.export import export_figure
+        from explorer.gui.plot_export import export_figure
 
         app = QApplication.instance() or QApplication(sys.argv[:1])
         export_figure(out, report, args.what, width=args.width)
@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export":
             return _run_export(args)
         if args.preset is not None:
-            from explorer.problems import get_preset
+            from explorer.files.presets import get_preset
 
             get_preset(args.preset)
     except _BadInput as exc:

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPainter
 
 from explorer.core import CheckSettings
-from explorer.core.io import read_csv_export, save_session
+from explorer.files.io import read_csv_export, save_session
 
 ROOT = Path(__file__).resolve().parent.parent
 

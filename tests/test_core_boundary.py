@@ -8,7 +8,7 @@ import sys
 
 def test_core_imports_no_qt() -> None:
     code = (
-        "import sys, explorer.core, explorer.problems\n"
+        "import sys, explorer.core, explorer.files.presets\n"
         "qt = {'PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6'}\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in qt)\n"
         "print(','.join(bad))\n"

@@ -10,9 +10,9 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QMessageBox
 
-from explorer.core.io import load_session, read_csv_export
+from explorer.app.jobs import report_matches_state
+from explorer.files.io import load_session, read_csv_export
 from explorer.gui import MainWindow
-from explorer.recompute import report_matches_state
 
 HEAD = '{"format": "gradient-explorer-session", "version": '
 

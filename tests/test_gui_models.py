@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from explorer.gui.models import LabelsModel, LogitsModel
-from explorer.state import ExplorerState
-from explorer.undo import EditController
+from explorer.app.edits import EditController
+from explorer.app.state import ExplorerState
+from explorer.gui.table_models import LabelsModel, LogitsModel
 
 EDIT = Qt.ItemDataRole.EditRole
 

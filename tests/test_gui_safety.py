@@ -9,10 +9,10 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
+from explorer.app.jobs import report_matches_state
 from explorer.core import CheckSettings
-from explorer.core.io import load_session, save_session
+from explorer.files.io import load_session, save_session
 from explorer.gui import MainWindow, safety
-from explorer.recompute import report_matches_state
 
 
 def test_changes_are_autosaved_and_a_clean_exit_removes_the_file(qtbot, window: MainWindow) -> None:

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from PySide6.QtTest import QTest
 
+from explorer.app.jobs import report_matches_state
 from explorer.core import DTYPE_NAMES, REDUCTIONS, SCHEME_NAMES, CheckSettings, check_gradient
-from explorer.core.io import save_session
+from explorer.files.io import save_session
 from explorer.gui import MainWindow
-from explorer.recompute import report_matches_state
 
 CELL_TEXT = ["1.5", "-3e2", "0", "42", "1e-300", "abc", "", "1,5", "nan", "inf", "1e400", "70000", " 7 "]
 LABEL_TEXT = ["0", "1", "2", "9", "-100", "-1", "x", "2.5", "100"]

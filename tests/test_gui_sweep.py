@@ -10,9 +10,9 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QLineEdit
 
+from explorer.app.jobs import report_matches_state
 from explorer.core import DTYPE_NAMES, SCHEME_NAMES, check_gradient
 from explorer.gui import MainWindow
-from explorer.recompute import report_matches_state
 
 
 def _wait_sweep(qtbot, w: MainWindow, predicate=lambda r: True) -> None:  # type: ignore[no-untyped-def]

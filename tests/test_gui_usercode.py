@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.app.jobs import report_matches_state
 from explorer.gui import MainWindow
-from explorer.mutants import MUTANTS
-from explorer.recompute import report_matches_state
+from explorer.usercode.gallery import MUTANTS
 
 ORIGIN = (Path(__file__).resolve().parent / "data" / "origin_question.py").read_text()
 
@@ -73,7 +73,7 @@ def test_misbehaving_code_is_explained_and_the_window_stays_responsive(qtbot, wi
 
 
 def test_exports_follow_the_users_results(qtbot, window: MainWindow, tmp_path: Path) -> None:
-    from explorer.core.io import read_csv_export
+    from explorer.files.io import read_csv_export
 
     _run(qtbot, window, MUTANTS["sign_flip"].source)
     assert window.export_data(str(tmp_path / "mine.csv"))

@@ -8,11 +8,11 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QComboBox, QLineEdit, QTableView
 
+from explorer.app.jobs import report_matches_state
 from explorer.core import DTYPE_NAMES, SCHEME_NAMES, CheckSettings, check_gradient
+from explorer.files.presets import get_preset
 from explorer.gui import MainWindow
-from explorer.gui.heatmap import HeatmapView
-from explorer.problems import get_preset
-from explorer.recompute import report_matches_state
+from explorer.gui.heatmap_view import HeatmapView
 
 
 def _expected(w: MainWindow):  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from explorer.core import CheckSettings, check_gradient
-from explorer.core import io as core_io
-from explorer.core.io import (
+from explorer.files import io as core_io
+from explorer.files.io import (
     FileFormatError,
     atomic_write,
     code_snippet,

@@ -37,7 +37,7 @@ def test_installed_app_finds_its_resources(wheel: Path, tmp_path: Path) -> None:
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
     subprocess.run(pip, check=True, capture_output=True)
     code = (
-        "import explorer, explorer._resources as r, explorer.problems as p\n"
+        "import explorer, explorer.files.resources as r, explorer.files.presets as p\n"
         "print(explorer.__file__)\n"
         "print(r.resource_path('presets.json'))\n"
         "print(len(p.presets()), p.get_preset('origin').logits.shape)\n"

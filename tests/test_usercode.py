@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from explorer.core import compare
-from explorer.mutants import MUTANTS
-from explorer.usercode import UserCode, UserCodeError, run_user_check
+from explorer.usercode.gallery import MUTANTS
+from explorer.usercode.runner import UserCode, UserCodeError, run_user_check
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN_QUESTION_CODE = (ROOT / "tests" / "data" / "origin_question.py").read_text()

@@ -41,8 +41,8 @@ def main() -> int:
 
     screenshot, target = sys.argv[1], float(sys.argv[2])
     app = QApplication(sys.argv[:1])
+    from explorer.app.jobs import report_matches_state
     from explorer.gui import MainWindow
-    from explorer.recompute import report_matches_state
 
     w = MainWindow(restore_settings=False)
     w.move(0, 0)

@@ -19,6 +19,7 @@ __all__ = [
     "EPS_MIN",
     "ErrorModel",
     "Sweep",
+    "SweepResult",
     "cell_derivatives",
     "cell_error_model",
     "default_eps",
@@ -588,3 +589,34 @@ def _cell_quotients(
         lp = round_to(perturbed_row_loss(xp - m, z[j], e[j], s, a[j], big_a, u), storage)
         acc += wgt * lp
     return (acc / (sch.divisor * hs * scale).astype(xw.dtype)).astype(storage).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Error-versus-eps curves as the window shows them.
+
+    Attributes
+    ----------
+    mode : str
+        "cell" or "grid".
+    cell : (i, j) or None
+    sweeps : dict of str to Sweep
+        Keyed by dtype name: the current dtype (all schemes), plus the other
+        dtypes (current scheme only) when ``overlay`` is on.
+    dtype, scheme : str
+        The current dtype and scheme.
+    eps : float
+        The current step.
+    overlay : bool
+    user : bool
+        The curves come from the user's own loss and gradient.
+    """
+
+    mode: str
+    cell: tuple[int, int] | None
+    sweeps: dict[str, Sweep]
+    dtype: str
+    scheme: str
+    eps: float
+    overlay: bool
+    user: bool = False

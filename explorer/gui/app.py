@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from explorer._resources import resource_path
+from explorer.files.resources import resource_path
 
 __all__ = ["run"]
 

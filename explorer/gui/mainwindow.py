@@ -27,24 +27,24 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import __version__
-from explorer._resources import resource_path
+from explorer.app.document import SESSION_SUFFIX, Document
+from explorer.app.edits import EditController
+from explorer.app.jobs import Recomputer, SweepComputer, UserCodeJob
+from explorer.app.report_text import cell_tooltip, explanation_html, summary_html
+from explorer.app.state import Change, ExplorerState
 from explorer.core import Report
 from explorer.core.explain import CellExplanation
-from explorer.core.io import FileFormatError
-from explorer.describe import cell_tooltip, explanation_html, summary_html
-from explorer.document import SESSION_SUFFIX, Document
-from explorer.gui.controls import ControlsPanel
-from explorer.gui.grid import GridPanel
-from explorer.gui.heatmaps import ERROR_VIEWS, HeatmapPanel
+from explorer.core.sweep import SweepResult
+from explorer.files.io import FileFormatError
+from explorer.files.presets import get_preset
+from explorer.files.resources import resource_path
+from explorer.gui.controls_panel import ControlsPanel
+from explorer.gui.grid_panel import GridPanel
+from explorer.gui.maps_panel import ERROR_VIEWS, HeatmapPanel
 from explorer.gui.safety import Autosaver
-from explorer.gui.sweep import SweepPanel
-from explorer.gui.usercode_panel import UserCodePanel
-from explorer.problems import get_preset
-from explorer.recompute import Recomputer, SweepComputer, UserCodeJob
-from explorer.results import SweepResult
-from explorer.state import Change, ExplorerState
-from explorer.undo import EditController
-from explorer.usercode import UserCheck
+from explorer.gui.sweep_panel import SweepPanel
+from explorer.gui.your_code_panel import UserCodePanel
+from explorer.usercode.runner import UserCheck
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
@@ -541,7 +541,7 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Discard
 
     def export_plot(self, what: str, path: str) -> bool:
-        from explorer.gui.export import export_figure
+        from explorer.gui.plot_export import export_figure
 
         report = self.displayed_report
         if report is None:

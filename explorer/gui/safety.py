@@ -23,8 +23,8 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from explorer import __version__
-from explorer.core.io import FileFormatError, load_session, save_session
-from explorer.state import Change, ExplorerState
+from explorer.app.state import Change, ExplorerState
+from explorer.files.io import FileFormatError, load_session, save_session
 
 __all__ = ["AUTOSAVE_MS", "Autosaver", "crash_report", "data_dir", "install_excepthook"]
 

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.gui.models import LabelsModel, LogitsModel
-from explorer.textio import format_block, parse_block
-from explorer.undo import EditController
+from explorer.app.edits import EditController
+from explorer.files.numbers import format_block, parse_block
+from explorer.gui.table_models import LabelsModel, LogitsModel
 
 __all__ = ["GridPanel", "NumberDelegate"]
 

@@ -16,8 +16,8 @@ from numpy.typing import ArrayLike, NDArray
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from explorer.app.state import ExplorerState
 from explorer.core import CheckSettings
-from explorer.state import ExplorerState
 
 __all__ = ["UNDO_LIMIT", "EditController"]
 

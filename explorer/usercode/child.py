@@ -1,4 +1,4 @@
-"""Child process of :mod:`explorer.usercode`: runs the user's functions and writes their results.
+"""Child process of :mod:`explorer.usercode.runner`: runs the user's functions and writes their results.
 
 Writes ``result.npz`` on success or ``error.json`` (kind, message, details) when their code fails.
 Anything else (a crash, ``os._exit``) is reported by the parent from the exit code.

@@ -27,10 +27,10 @@ from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
 from explorer.core import Report, eps_sweep
-from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, ColorBar, nice_ceil, symmetric_limit
-from explorer.gui.heatmaps import ERROR_VIEWS, error_image
-from explorer.gui.sweep import SCHEME_COLORS, draw_sweep
-from explorer.results import SweepResult
+from explorer.core.sweep import SweepResult
+from explorer.gui.heatmap_view import DIVERGING, SEQUENTIAL, ColorBar, nice_ceil, symmetric_limit
+from explorer.gui.maps_panel import ERROR_VIEWS, error_image
+from explorer.gui.sweep_panel import SCHEME_COLORS, draw_sweep
 
 __all__ = ["EXPORT_SUFFIXES", "FIGURE_WHATS", "build_figure", "export_figure", "export_item", "settings_caption"]
 

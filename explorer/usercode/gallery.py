@@ -1,7 +1,7 @@
 """A gallery of common softmax cross-entropy gradient bugs, each as runnable source beside the correct one.
 
 Each entry defines ``loss(logits, labels)`` (correct) and ``grad(logits, labels)`` (with one bug),
-so checking it through :mod:`explorer.usercode` shows the bug's error signature on the heatmaps.
+so checking it through :mod:`explorer.usercode.runner` shows the bug's error signature on the heatmaps.
 Labels have shape (N,); -100 marks an ignored row where the entry says so.
 """
 

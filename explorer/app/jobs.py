@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from explorer.app.state import Change, ExplorerState
 from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep
 from explorer.core.explain import CellExplanation, explain_cell
-from explorer.results import SweepResult
-from explorer.state import Change, ExplorerState
+from explorer.core.sweep import SweepResult
 
 __all__ = [
     "DEBOUNCE_MS",
@@ -352,7 +352,7 @@ def report_matches_state(report: Report | None, state: ExplorerState) -> bool:
 
 
 class UserCodeJob(QObject):
-    """Runs the user's code (in its own process, via :mod:`explorer.usercode`) from a worker thread.
+    """Runs the user's code (in its own process, via :mod:`explorer.usercode.runner`) from a worker thread.
 
     Signals
     -------
@@ -374,7 +374,7 @@ class UserCodeJob(QObject):
 
     def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float,
               sweep_cell: tuple[int, int] | None = None) -> None:  # fmt: skip
-        from explorer.usercode import UserCodeError, check_user_code
+        from explorer.usercode.runner import UserCodeError, check_user_code
 
         self._generation += 1
         generation = self._generation

@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = ["resource_path"]
 
-_SOURCE_TREE = Path(__file__).resolve().parent.parent / "resources"
+_SOURCE_TREE = Path(__file__).resolve().parents[2] / "resources"
 
 
 def resource_path(name: str) -> Path:

@@ -3,7 +3,7 @@
 No Qt. The user's code runs with the user's own rights (it is their code, on their machine); a
 separate process keeps an exception, an endless loop or a crash from touching the app.
 
-The child (``python -m explorer._user_runner DIR``) loads the source with ``classes`` set to C
+The child (``python -m explorer.usercode.child DIR``) loads the source with ``classes`` set to C
 (so the origin question's code works as pasted), calls ``grad(logits, labels)``, and forms the
 finite-difference gradient of ``loss`` element by element (a per-row vector loss is summed). Labels
 are passed with shape (N,), or (N, 1) if the code only accepts that (as the origin question's does).
@@ -23,8 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from explorer.core import CheckSettings, Report, Sweep, compare, cross_entropy_grad, eps_grid
-from explorer.core.sweep import cell_error_model, measured_best
-from explorer.results import SweepResult
+from explorer.core.sweep import SweepResult, cell_error_model, measured_best
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -122,7 +121,7 @@ def run_user_check(
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
         start = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, "-m", "explorer._user_runner", str(folder)],
+            proc = subprocess.run([sys.executable, "-m", "explorer.usercode.child", str(folder)],
                                   capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise UserCodeError("timeout", f"your code did not finish within {timeout_s:g} s and was stopped",

@@ -12,7 +12,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
-from ._resources import resource_path
+from .resources import resource_path
 
 __all__ = ["RANDOM_KINDS", "Preset", "get_preset", "presets", "random_labels", "random_logits"]
 

@@ -9,9 +9,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from explorer.app.state import Change, ExplorerState
 from explorer.core import EPS_MAX, EPS_MIN, Sweep
-from explorer.results import SweepResult
-from explorer.state import Change, ExplorerState
+from explorer.core.sweep import SweepResult
 
 __all__ = ["SCHEME_COLORS", "ZERO_FLOOR", "SweepPanel"]
 

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.app.edits import EditController
+from explorer.app.state import MAX_CLASSES, MAX_SAMPLES, Change
 from explorer.core import DTYPE_NAMES, EPS_MAX, EPS_MIN, REDUCTIONS, SCHEMES, default_eps
-from explorer.problems import RANDOM_KINDS, get_preset, presets, random_labels, random_logits
-from explorer.state import MAX_CLASSES, MAX_SAMPLES, Change
-from explorer.textio import parse_number
-from explorer.undo import EditController
+from explorer.files.numbers import parse_number
+from explorer.files.presets import RANDOM_KINDS, get_preset, presets, random_labels, random_logits
 
 __all__ = ["PERTURB_LABELS", "ControlsPanel"]
 

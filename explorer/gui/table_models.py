@@ -13,9 +13,9 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from explorer.state import Change
-from explorer.textio import parse_number
-from explorer.undo import EditController
+from explorer.app.edits import EditController
+from explorer.app.state import Change
+from explorer.files.numbers import parse_number
 
 __all__ = ["LABEL_CELL_COLOR", "LabelsModel", "LogitsModel"]
 

@@ -9,9 +9,9 @@ from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
+from explorer.app.report_text import affected_cells
 from explorer.core import Report
-from explorer.describe import affected_cells
-from explorer.gui.heatmap import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
+from explorer.gui.heatmap_view import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
 
 __all__ = ["ERROR_VIEWS", "HeatmapPanel", "error_image"]
 

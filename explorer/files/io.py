@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .report import CheckSettings, Report
+from explorer.core import CheckSettings, Report
 
 __all__ = [
     "DATA_SUFFIXES",

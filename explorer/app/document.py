@@ -2,7 +2,7 @@
 
 Qt-aware (it watches the undo stack's clean state) but opens no dialogs; the
 window asks the user and calls these methods. File problems raise
-:class:`~explorer.core.io.FileFormatError` and leave the state untouched.
+:class:`~explorer.files.io.FileFormatError` and leave the state untouched.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from explorer.app.edits import EditController
+from explorer.app.state import MAX_CLASSES, MAX_SAMPLES
 from explorer.core import Report
-from explorer.core.io import (
+from explorer.files.io import (
     FileFormatError,
     code_snippet,
     export_csv,
@@ -22,8 +24,6 @@ from explorer.core.io import (
     load_session,
     save_session,
 )
-from explorer.state import MAX_CLASSES, MAX_SAMPLES
-from explorer.undo import EditController
 
 __all__ = ["MAX_RECENT", "SESSION_SUFFIX", "Document"]
 

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.mutants import MUTANTS
-from explorer.usercode import DEFAULT_TIMEOUT_S, UserCode
+from explorer.usercode.gallery import MUTANTS
+from explorer.usercode.runner import DEFAULT_TIMEOUT_S, UserCode
 
 __all__ = ["PythonHighlighter", "UserCodePanel"]
 
