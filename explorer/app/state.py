@@ -18,9 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PySide6.QtCore import QObject, Signal
 
-from explorer.core import CheckSettings, check_eps, get_scheme, resolve_dtype
-from explorer.core.losses import REDUCTIONS
-from explorer.core.schemes import PERTURB_MODES
+from explorer.core import CheckSettings
 
 __all__ = ["MAX_CLASSES", "MAX_SAMPLES", "Change", "ExplorerState"]
 
@@ -263,35 +261,10 @@ class ExplorerState(QObject):
 
     # ---------------------------------------------------------------- settings
     def _settings_with(self, n_classes: int | None = None, **changes: object) -> CheckSettings:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(CheckSettings)}
-        if unknown:
-            raise ValueError(f"unknown setting {sorted(unknown)[0]!r}")
-        if "eps" in changes:
-            changes["eps"] = check_eps(changes["eps"])  # type: ignore[arg-type]
-        if "scheme" in changes:
-            get_scheme(changes["scheme"])  # type: ignore[arg-type]
-        if "dtype" in changes:
-            resolve_dtype(changes["dtype"])  # type: ignore[arg-type]
-        if "reduction" in changes and changes["reduction"] not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {changes['reduction']!r}; expected one of {', '.join(REDUCTIONS)}")
-        if "perturb" in changes and changes["perturb"] not in PERTURB_MODES:
-            raise ValueError(f"unknown perturb mode {changes['perturb']!r}")
-        if "label_smoothing" in changes:
-            s = float(changes["label_smoothing"])  # type: ignore[arg-type]
-            if not 0.0 <= s <= 1.0:
-                raise ValueError(f"label smoothing must be in [0, 1], got {changes['label_smoothing']!r}")
-            changes["label_smoothing"] = s
-        if "weight" in changes and changes["weight"] is not None:
-            w = tuple(float(v) for v in changes["weight"])  # type: ignore[attr-defined]
-            c = self.shape[1] if n_classes is None else n_classes
-            if len(w) != c:
-                raise ValueError(f"class weights need {c} values (one per class), got {len(w)}")
-            if not all(math.isfinite(v) and v >= 0 for v in w):
-                raise ValueError("class weights must be finite and >= 0")
-            changes["weight"] = w
-        if "ignore_index" in changes:
-            changes["ignore_index"] = int(changes["ignore_index"])  # type: ignore[call-overload]
-        return dataclasses.replace(self._settings, **changes)  # type: ignore[arg-type]
+        """The current settings with ``changes``, validated by :class:`CheckSettings` and against the grid."""
+        new = self._settings.replace(**changes)
+        new.check_classes(self.shape[1] if n_classes is None else n_classes)
+        return new
 
     def _set_settings(self, new: CheckSettings) -> None:
         names = frozenset(

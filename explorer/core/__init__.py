@@ -9,8 +9,9 @@ from ._dtypes import DTYPE_NAMES, resolve_dtype, unit_roundoff
 from .errors import DEFAULT_TOLERANCES, Comparison, compare, default_tolerances
 from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad, log_softmax, loss_terms, softmax
 from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
-from .report import CheckSettings, Report, check_gradient
+from .report import Report, check_gradient
 from .schemes import PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
+from .settings import CheckSettings, LossOptions, SettingsError
 from .sweep import EPS_MAX, EPS_MIN, ErrorModel, Sweep, default_eps, eps_grid, eps_sweep, error_model
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "CheckSettings",
     "Comparison",
     "ErrorModel",
+    "LossOptions",
     "Report",
     "Scheme",
+    "SettingsError",
     "Sweep",
     "check_eps",
     "check_gradient",

@@ -9,78 +9,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
-from .errors import Comparison, compare, default_tolerances
-from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad
-from .numeric import check_eps, cross_entropy_numeric_grad
-from .schemes import PERTURB_MODES, get_scheme
-from .sweep import default_eps
+from .errors import Comparison, compare
+from .losses import cross_entropy, cross_entropy_grad
+from .numeric import cross_entropy_numeric_grad
+from .settings import CheckSettings
 
 __all__ = ["CheckSettings", "Report", "check_gradient"]
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    """Everything besides the logits and labels that a check depends on.
-
-    Attributes
-    ----------
-    eps : float
-    scheme : str
-    dtype : str
-        Storage dtype the logits are rounded to before the check.
-    perturb : str
-        "element" (correct), or the pitfall modes "row" and "all".
-    reduction : str
-    label_smoothing : float
-    weight : tuple of float or None
-        Class weights (a tuple so the settings stay hashable and immutable).
-    ignore_index : int
-    atol, rtol : float or None
-        Verdict tolerances; None takes :func:`~explorer.core.errors.default_tolerances`.
-    """
-
-    eps: float = 1e-5
-    scheme: str = "central"
-    dtype: str = "float64"
-    perturb: str = "element"
-    reduction: str = "sum"
-    label_smoothing: float = 0.0
-    weight: tuple[float, ...] | None = None
-    ignore_index: int = -100
-    atol: float | None = None
-    rtol: float | None = None
-
-    def __post_init__(self) -> None:
-        check_eps(self.eps)
-        get_scheme(self.scheme)
-        resolve_dtype(self.dtype)
-        if self.perturb not in PERTURB_MODES:
-            raise ValueError(f"unknown perturb mode {self.perturb!r}; expected one of {', '.join(PERTURB_MODES)}")
-        if self.reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {self.reduction!r}; expected one of {', '.join(REDUCTIONS)}")
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing!r}")
-
-    @property
-    def loss_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for the core's loss functions."""
-        return {
-            "weight": None if self.weight is None else np.asarray(self.weight, dtype=np.float64),
-            "ignore_index": self.ignore_index,
-            "reduction": self.reduction,
-            "label_smoothing": self.label_smoothing,
-        }
-
-    @property
-    def tolerances(self) -> tuple[float, float]:
-        """The ``(atol, rtol)`` in force."""
-        atol, rtol = default_tolerances(self.dtype)
-        return (atol if self.atol is None else self.atol, rtol if self.rtol is None else self.rtol)
-
-    @classmethod
-    def with_default_eps(cls, scheme: str = "central", dtype: str = "float64", **kwargs: object) -> CheckSettings:
-        """Settings whose ``eps`` is :func:`~explorer.core.sweep.default_eps` for the scheme and dtype."""
-        return cls(eps=default_eps(scheme, dtype), scheme=scheme, dtype=dtype, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -174,8 +108,8 @@ def check_gradient(
 
 def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Callable[[float], None] | None) -> Report:
     kw = settings.loss_kwargs
-    loss = cross_entropy(x, labels, **kw)  # type: ignore[arg-type]
-    grad_analytic = cross_entropy_grad(x, labels, **kw)  # type: ignore[arg-type]
+    loss = cross_entropy(x, labels, **kw)
+    grad_analytic = cross_entropy_grad(x, labels, **kw)
     grad_numeric = cross_entropy_numeric_grad(
         x,
         labels,
@@ -183,7 +117,7 @@ def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Cal
         settings.scheme,
         settings.perturb,
         progress=progress,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
     atol, rtol = settings.tolerances
     comparison = compare(grad_numeric, grad_analytic, atol, rtol)
