@@ -3,55 +3,118 @@
 No Qt. The user's code runs with the user's own rights (it is their code, on their machine); a
 separate process keeps an exception, an endless loop or a crash from touching the app.
 
-The child (``python -m explorer.usercode.child DIR``) loads the source with ``classes`` set to C
+The child (:mod:`explorer.usercode.child`, started by :mod:`explorer.usercode.sandbox` in an isolated
+interpreter, in a session of its own, with stdin closed) loads the source with ``classes`` set to C
 (so the origin question's code works as pasted), calls ``grad(logits, labels)``, and forms the
 finite-difference gradient of ``loss`` element by element (a per-row vector loss is summed). Labels
 are passed with shape (N,), or (N, 1) if the code only accepts that (as the origin question's does).
+At the time limit, on cancel and when the child ends, its whole process tree is stopped. Results come
+back on a private pipe, framed with a per-run secret token; every field is validated, and anything
+malformed is reported as the code interfering with the runner.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import subprocess
+import math
+import os
+import secrets
+import stat
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
+import threading
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.core import CheckSettings, Report, Sweep, compare, cross_entropy_grad, eps_grid
+from explorer.core import SCHEMES, CheckSettings, Report, Sweep, compare, cross_entropy_grad, eps_grid
 from explorer.core.sweep import SweepResult, cell_error_model, measured_best
+from explorer.usercode import child as protocol
+from explorer.usercode.sandbox import MAX_OUTPUT_BYTES, ProcessOutcome, cap_text, run_in_session
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "MAX_SOURCE_BYTES",
     "UserCheck",
     "UserCode",
     "UserCodeError",
+    "UserOutcome",
     "UserResult",
     "check_user_code",
+    "read_source_capped",
     "run_user_check",
+    "run_user_code",
     "user_report",
     "user_sweep",
 ]
 
 DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 24 * 3600.0
+MAX_SOURCE_BYTES = 4 * 1024 * 1024  # a --loss/--grad file larger than this is refused
+MAX_MESSAGE_CHARS = 4000  # the one-line message of a failure, as the parent accepts it from the child
+_ERROR_FRAME_BYTES = 4 * MAX_OUTPUT_BYTES + 2 * MAX_MESSAGE_CHARS + 4096  # JSON may escape each byte as \uXXXX
+_ROOTS = tuple(dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (protocol, np)))  # type: ignore[arg-type]
+_BOOTSTRAP = "import sys; sys.path[0:0] = sys.argv[3:]; from explorer.usercode.child import main; " + (
+    "sys.exit(main(sys.argv[1:3]))"
+)
+KINDS = ("exception", "timeout", "crash", "missing", "shape", "dtype", "nan", "cancelled", "interfered", "bad")
+_CHILD_KINDS = frozenset({"exception", "missing", "shape", "dtype"})  # what the child may report itself
+
+
+def read_source_capped(path: str | os.PathLike[str], max_bytes: int = MAX_SOURCE_BYTES) -> str:
+    """The text of a regular file of at most ``max_bytes`` bytes, in UTF-8; never blocks on a FIFO or a device.
+
+    Raises
+    ------
+    ValueError
+        One sentence naming the file: not a regular file, too large, unreadable or not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise ValueError(f"{path}: larger than {max_bytes // (1024 * 1024)} MiB; is it really your code?")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 @dataclass(frozen=True)
 class UserCode:
-    """Source text defining ``loss(logits, labels)`` and ``grad(logits, labels)`` (names configurable)."""
+    """Source text defining ``loss(logits, labels)`` and ``grad(logits, labels)`` (names configurable).
+
+    ``folder``, when given, is put first on the child's ``sys.path`` so the user's helper modules import
+    (the working folder never is).
+    """
 
     source: str
     loss_name: str = "loss"
     grad_name: str = "grad"
     filename: str = "<your code>"
+    folder: str | None = None
 
     @classmethod
     def from_spec(cls, loss_spec: str, grad_spec: str) -> UserCode:
-        """From ``FILE:FUNC`` pairs (the command line); both must name the same file."""
+        """From ``FILE:FUNC`` pairs (the command line); both must name the same regular file."""
         loss_file, _, loss_name = loss_spec.rpartition(":")
         grad_file, _, grad_name = grad_spec.rpartition(":")
         if not loss_file or not loss_name or not grad_file or not grad_name:
@@ -59,27 +122,31 @@ class UserCode:
         if Path(loss_file).resolve() != Path(grad_file).resolve():
             raise ValueError("--loss and --grad must name functions in the same file")
         path = Path(loss_file)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: {exc.strerror or exc}") from None
-        return cls(source, loss_name, grad_name, str(path))
+        source = read_source_capped(path)
+        return cls(source, loss_name, grad_name, str(path), str(path.resolve().parent))
 
 
 class UserCodeError(Exception):
-    """The user's code could not be checked. ``kind`` is one of: exception, timeout, crash, missing,
-    shape, dtype, nan; ``message`` is one sentence; ``details`` a traceback or output, if any."""
+    """The user's code could not be checked. ``kind`` is one of :data:`KINDS`: exception, timeout, crash,
+    missing, shape, dtype, nan, cancelled, interfered (it wrote into the runner's result pipe), bad (bad
+    input); ``message`` is one sentence; ``details`` a traceback or output, if any; ``stdout``/``stderr``
+    the tails of what the code printed (capped)."""
 
-    def __init__(self, kind: str, message: str, details: str = ""):
+    def __init__(self, kind: str, message: str, details: str = "", stdout: str = "", stderr: str = ""):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.details = details
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)
 class UserResult:
-    """What the user's code gave: their gradient, the finite differences of their loss, and more."""
+    """What the user's code gave: their gradient, the finite differences of their loss, and more.
+
+    ``stdout``/``stderr`` hold the tails (at most 64 KiB each, with a note when cut) of what it printed.
+    """
 
     grad_user: NDArray
     grad_numeric: NDArray
@@ -90,6 +157,214 @@ class UserResult:
     sweep_cell: tuple[int, int] | None = None
     sweep_eps: NDArray | None = None
     sweep_errors: dict[str, NDArray] | None = None
+    stdout: str = field(default="", repr=False)
+    stderr: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class UserOutcome:
+    """One run of the user's code: exactly one of ``result`` and ``error`` is set."""
+
+    result: UserResult | None
+    error: UserCodeError | None
+
+    @property
+    def message(self) -> str:
+        """One sentence: what went wrong, or that the code ran."""
+        if self.error is not None:
+            return self.error.message
+        assert self.result is not None
+        return f"your code ran in {self.result.duration_s:.2f} s"
+
+
+class _Interfered(Exception):
+    """The result pipe held something the child never sends."""
+
+
+def _interfered(what: str, run: ProcessOutcome) -> UserCodeError:
+    return UserCodeError("interfered", f"your code interfered with the runner ({what}); nothing was checked. "
+                         "Do not write to file descriptors you did not open.", _output(run), run.stdout,
+                         run.stderr)  # fmt: skip
+
+
+def _output(run: ProcessOutcome) -> str:
+    parts = [f"{name}:\n{text.rstrip()}" for name, text in (("stdout", run.stdout), ("stderr", run.stderr)) if text]
+    return "\n".join(parts)
+
+
+_ALLOWED_DTYPES = {np.dtype(np.float64).str, np.dtype("<U6").str, np.dtype("<U4").str}
+
+
+def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed NPZ written by the child, refusing anything it would not write."""
+    arrays = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+            for info in zf.infolist():
+                if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                    raise _Interfered(f"unexpected member {info.filename[:80]!r}")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    if dtype.str not in _ALLOWED_DTYPES or len(shape) > 2:
+                        raise _Interfered(f"unexpected array type in {info.filename[:80]!r}")
+                    if math.prod(shape) * dtype.itemsize > info.file_size:
+                        raise _Interfered(f"truncated array {info.filename[:80]!r}")
+                with zf.open(info) as f:
+                    arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise _Interfered(f"unreadable results: {type(exc).__name__}") from None
+    return arrays
+
+
+def _parse_result(arrays: dict[str, np.ndarray], shape: tuple[int, int], sweep_len: int) -> dict:
+    """Checks every field the parent reads: names, dtypes, shapes, values."""
+    expected = {"grad", "numeric", "loss", "pitfall", "labels_shape"}
+    sweep_keys = {f"sweep_{name}" for name in SCHEMES}
+    if not expected <= arrays.keys() or not arrays.keys() <= expected | sweep_keys:
+        raise _Interfered("the results have the wrong fields")
+    for key in ("grad", "numeric", "loss", "pitfall", *(arrays.keys() & sweep_keys)):
+        if arrays[key].dtype != np.float64:
+            raise _Interfered(f"{key} is not float64")
+    if arrays["numeric"].shape != shape or arrays["loss"].shape != () or arrays["pitfall"].shape != ():
+        raise _Interfered("the results have the wrong shapes")
+    labels_shape = arrays["labels_shape"]
+    if labels_shape.shape != () or labels_shape.dtype.kind != "U" or str(labels_shape) not in ("(N,)", "(N, 1)"):
+        raise _Interfered("the labels' shape is garbled")
+    sweep = {k.removeprefix("sweep_"): arrays[k] for k in sorted(arrays.keys() & sweep_keys)}
+    if sweep and (set(sweep) != set(SCHEMES) or any(v.shape != (sweep_len,) for v in sweep.values())):
+        raise _Interfered("the error-versus-eps curves are garbled")
+    return {"grad": arrays["grad"], "numeric": arrays["numeric"], "loss": float(arrays["loss"]),
+            "pitfall": float(arrays["pitfall"]), "labels_shape": str(labels_shape), "sweep": sweep}  # fmt: skip
+
+
+def _parse_error(payload: bytes) -> tuple[str, str, str]:
+    try:
+        err = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _Interfered("unreadable error report") from None
+    if not isinstance(err, dict) or set(err) != {"kind", "message", "details"}:
+        raise _Interfered("the error report has the wrong fields")
+    kind, message, details = err["kind"], err["message"], err["details"]
+    if kind not in _CHILD_KINDS or not isinstance(message, str) or not isinstance(details, str):
+        raise _Interfered("the error report is garbled")
+    return kind, cap_text(message, MAX_MESSAGE_CHARS), cap_text(details, MAX_OUTPUT_BYTES)
+
+
+def _split_frame(channel: bytes, token: str) -> tuple[bytes, bytes]:
+    head = protocol.MAGIC + token.encode("ascii")
+    n = len(head) + 1 + protocol.LENGTH_BYTES
+    if len(channel) < n or not channel.startswith(protocol.MAGIC):
+        raise _Interfered("no valid result frame")
+    if channel[: len(head)] != head:
+        raise _Interfered("a result frame with the wrong token")
+    kind = channel[len(head) : len(head) + 1]
+    length = int.from_bytes(channel[len(head) + 1 : n], "little")
+    if kind not in (protocol.KIND_RESULT, protocol.KIND_ERROR) or length != len(channel) - n:
+        raise _Interfered("a garbled result frame")
+    return kind, channel[n:]
+
+
+def _child_command() -> list[str]:
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, "{request_fd}", "{result_fd}", *_ROOTS]
+
+
+def run_user_code(
+    code: UserCode,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    eps: float,
+    scheme: str = "central",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    sweep_cell: tuple[int, int] | None = None,
+    cancel: threading.Event | None = None,
+) -> UserOutcome:
+    """Run the user's functions in a child process; every way it can go wrong is an outcome with a message.
+
+    Parameters
+    ----------
+    code : UserCode
+    logits : array_like, shape (N, C)
+    labels : array_like, shape (N,)
+    eps : float
+        The finite-difference step.
+    scheme : str
+        One of the core's scheme names.
+    timeout_s : float
+        Wall-clock limit; then the child and every process it started are stopped.
+    sweep_cell : (int, int), optional
+        Also sweep eps at this cell, for every scheme, with the user's loss.
+    cancel : threading.Event, optional
+        Set it from any thread (window closed, Esc) to stop the run and its processes within ~50 ms.
+
+    Returns
+    -------
+    UserOutcome
+        ``result`` (validated) or ``error`` (a :class:`UserCodeError` with kind, message, details and the
+        captured output). Only programming errors raise.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and 0 < timeout_s <= MAX_TIMEOUT_S):
+        return UserOutcome(None, UserCodeError("bad", f"the time limit must be between 0 and {MAX_TIMEOUT_S:g} s"))
+    if x.ndim != 2 or y.ndim < 1 or len(y) != len(x):
+        return UserOutcome(None, UserCodeError("bad", f"logits {x.shape} and labels {y.shape} do not fit"))
+    token = secrets.token_hex(16)
+    sweep_eps = eps_grid()
+    request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name, "filename": code.filename,
+               "folder": code.folder, "eps": float(eps), "scheme": scheme, "token": token,
+               "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
+               "sweep_eps": sweep_eps.tolist()}  # fmt: skip
+    buffer = io.BytesIO()
+    np.savez(buffer, logits=x, labels=y, request=np.frombuffer(json.dumps(request).encode("utf-8"), np.uint8))
+    cap = 2 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
+    run = run_in_session(_child_command(), buffer.getvalue(), float(timeout_s), cancel=cancel, max_channel_bytes=cap)
+    return UserOutcome(*_outcome(run, token, code, x.shape, sweep_cell, sweep_eps, timeout_s))
+
+
+def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, int],
+             sweep_cell: tuple[int, int] | None, sweep_eps: NDArray, timeout_s: float,
+             ) -> tuple[UserResult | None, UserCodeError | None]:  # fmt: skip
+    def error(kind: str, message: str, details: str | None = None) -> tuple[None, UserCodeError]:
+        return None, UserCodeError(kind, message, _output(run) if details is None else details, run.stdout,
+                                   run.stderr)  # fmt: skip
+
+    if run.cancelled:
+        return error("cancelled", "the check of your code was cancelled and its processes were stopped")
+    if run.timed_out:
+        return error("timeout", f"your code did not finish within {timeout_s:g} s and was stopped")
+    if run.channel_overflow:
+        return None, _interfered("far more data than results on the result pipe", run)
+    if not run.channel:
+        how = f"signal {-run.returncode}" if run.returncode < 0 else f"exit code {run.returncode}"
+        return error("crash", f"the process running your code ended unexpectedly ({how})")
+    try:
+        kind, payload = _split_frame(run.channel, token)
+        if kind == protocol.KIND_ERROR:
+            err_kind, message, details = _parse_error(payload)
+            return error(err_kind, message, details)
+        fields = _parse_result(_read_npz(payload), shape, len(sweep_eps))
+    except _Interfered as exc:
+        return None, _interfered(str(exc), run)
+    grad_user = fields["grad"]
+    if grad_user.shape != shape:
+        return error("shape", f"{code.grad_name} returned an array of shape {grad_user.shape}; "
+                              f"the logits have shape {shape}", "")  # fmt: skip
+    bad = np.argwhere(~np.isfinite(grad_user))
+    if bad.size:
+        i, j = bad[0]
+        return error("nan", f"{code.grad_name} returned {grad_user[i, j]} at sample {i}, class {j} "
+                            f"({len(bad)} non-finite values)", "")  # fmt: skip
+    sweep = fields["sweep"]
+    common = (grad_user, fields["numeric"], fields["loss"], fields["pitfall"], fields["labels_shape"],
+              run.duration_s)  # fmt: skip
+    if sweep_cell is None or not sweep:
+        return UserResult(*common, stdout=run.stdout, stderr=run.stderr), None
+    cell = (int(sweep_cell[0]), int(sweep_cell[1]))
+    return UserResult(*common, cell, sweep_eps, sweep, stdout=run.stdout, stderr=run.stderr), None
 
 
 def run_user_check(
@@ -100,56 +375,24 @@ def run_user_check(
     scheme: str = "central",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sweep_cell: tuple[int, int] | None = None,
+    cancel: threading.Event | None = None,
 ) -> UserResult:
     """Run the user's functions in a child process and return their results, validated.
+
+    As :func:`run_user_code`, raising its error.
 
     Raises
     ------
     UserCodeError
-        For an exception in their code (with its traceback), a time-out (the process is stopped),
-        a crash of the process, a missing function, or a gradient of the wrong shape, type, or with NaN.
+        For an exception in their code (with its traceback), a time-out or a cancel (the process tree is
+        stopped), a crash of the process, a missing function, a gradient of the wrong shape, type, or with
+        NaN, or code that interfered with the runner's result pipe.
     """
-    x = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    with tempfile.TemporaryDirectory(prefix="gradexp-user-") as tmp:
-        folder = Path(tmp)
-        np.savez(folder / "request.npz", logits=x, labels=y)
-        request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name,
-                   "filename": code.filename, "eps": float(eps), "scheme": scheme,
-                   "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
-                   "sweep_eps": eps_grid().tolist()}  # fmt: skip
-        (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run([sys.executable, "-m", "explorer.usercode.child", str(folder)],
-                                  capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise UserCodeError("timeout", f"your code did not finish within {timeout_s:g} s and was stopped",
-                                (exc.stdout or "") if isinstance(exc.stdout, str) else "") from None  # fmt: skip
-        duration = time.perf_counter() - start
-        error_file, result_file = folder / "error.json", folder / "result.npz"
-        if error_file.exists():
-            err = json.loads(error_file.read_text(encoding="utf-8"))
-            raise UserCodeError(err["kind"], err["message"], err.get("details", ""))
-        if proc.returncode != 0 or not result_file.exists():
-            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-            raise UserCodeError("crash", f"the process running your code ended unexpectedly ({how})",
-                                (proc.stdout + proc.stderr)[-4000:])  # fmt: skip
-        with np.load(result_file, allow_pickle=False) as z:
-            grad_user, grad_numeric = z["grad"], z["numeric"]
-            loss, quotient, shape = float(z["loss"]), float(z["pitfall"]), str(z["labels_shape"])
-            sweep = {k.removeprefix("sweep_"): z[k] for k in z.files if k.startswith("sweep_")}
-    if grad_user.shape != x.shape:
-        raise UserCodeError("shape", f"{code.grad_name} returned an array of shape {grad_user.shape}; "
-                                     f"the logits have shape {x.shape}")  # fmt: skip
-    bad = np.argwhere(~np.isfinite(grad_user))
-    if bad.size:
-        i, j = bad[0]
-        raise UserCodeError("nan", f"{code.grad_name} returned {grad_user[i, j]} at sample {i}, class {j} "
-                                   f"({len(bad)} non-finite values)")  # fmt: skip
-    if sweep_cell is None or not sweep:
-        return UserResult(grad_user, grad_numeric, loss, quotient, shape, duration)
-    return UserResult(grad_user, grad_numeric, loss, quotient, shape, duration, tuple(sweep_cell), eps_grid(), sweep)
+    outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.result is not None
+    return outcome.result
 
 
 def user_sweep(result: UserResult, logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> SweepResult | None:
@@ -194,9 +437,13 @@ def check_user_code(
     settings: CheckSettings,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sweep_cell: tuple[int, int] | None = None,
+    cancel: threading.Event | None = None,
 ) -> UserCheck:
-    """Run the user's code and derive the report, the cell sweep and the difference from the built-in gradient."""
-    result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell)
+    """Run the user's code and derive the report, the cell sweep and the difference from the built-in gradient.
+
+    Raises :class:`UserCodeError` as :func:`run_user_check`; set ``cancel`` from any thread to stop it.
+    """
+    result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell, cancel)
     diff = builtin_difference(result, logits, labels, settings) if np.asarray(labels).ndim == 1 else None
     return UserCheck(code, result, user_report(result, logits, labels, settings),
                      user_sweep(result, logits, labels, settings), diff)  # fmt: skip
