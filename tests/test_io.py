@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from explorer.core import CheckSettings, check_gradient
-from explorer.files import io as core_io
 from explorer.files.io import (
     FileFormatError,
     atomic_write,
@@ -102,9 +101,8 @@ def test_missing_and_oversized_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_session(tmp_path / "nope.json")
     big = tmp_path / "big.csv"
     big.write_text("1,2\n" * 100)
-    monkeypatch.setattr(core_io, "MAX_FILE_BYTES", 100)
     with pytest.raises(FileFormatError, match="refused"):
-        load_logits(big)
+        load_logits(big, max_bytes=100)
 
 
 def test_load_logits_formats(tmp_path: Path) -> None:

@@ -8,14 +8,37 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["format_block", "parse_block", "parse_number"]
+__all__ = ["NON_FINITE_PATTERN", "NUMBER_PATTERN", "format_block", "is_number", "parse_block", "parse_number"]
+
+#: The C-locale number grammar every text reader uses (cells, pastes, CSV/TSV/TXT files):
+#: ASCII digits, an optional sign, a dot as the decimal point, an optional exponent.
+#: No digit separators (``1_000``), no other scripts' digits, no words (``nan``, ``inf``).
+NUMBER_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: Words for non-finite values; recognised (so a row holding them is data, not a header) and refused.
+NON_FINITE_PATTERN = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_ASCII_SPACE = " \t\r\n\f\v"
 
 _NUMPY_NOISE = re.compile(r"array\(|\)|dtype\s*=\s*[\w.]+|[\[\]]")
 _SEPARATORS = re.compile(r"[\t,;]|\s+")
 
 
+def is_number(token: str) -> bool:
+    """Whether ``token`` (already stripped) is a number in the C-locale grammar :data:`NUMBER_PATTERN`.
+
+    Examples
+    --------
+    >>> [is_number(t) for t in ("1.5", "-2e-3", ".5", "1_000", "2.O", "nan", "\u0661")]
+    [True, True, True, False, False, False, False]
+    """
+    return NUMBER_PATTERN.fullmatch(token) is not None
+
+
 def parse_number(text: str, dtype_max: float | None = None, what: str = "value") -> float:
     """Parse one typed number in the C locale (``1.5``, ``-2e-3``), refusing anything else.
+
+    The grammar is :data:`NUMBER_PATTERN` (ASCII only), surrounded by optional ASCII
+    white space. Unlike Python's ``float()``, it refuses ``1_000``, other scripts'
+    digits (``\u0661``), ``nan`` and ``infinity``.
 
     Parameters
     ----------
@@ -36,22 +59,28 @@ def parse_number(text: str, dtype_max: float | None = None, what: str = "value")
     >>> parse_number(" -1.5e3 ")
     -1500.0
     """
-    s = text.strip()
+    s = text.strip(_ASCII_SPACE)
     if not s:
         raise ValueError(f"empty {what}: type a number such as 1.5 or -2e-3")
-    if re.fullmatch(r"[+-]?\d+,\d+", s):
+    if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", s):
         raise ValueError(f"{s!r} is not a number here: use a dot as the decimal separator ({s.replace(',', '.')})")
-    try:
-        v = float(s)
-    except ValueError:
-        raise ValueError(f"{s!r} is not a number: type a number such as 1.5 or -2e-3") from None
-    if math.isnan(v):
-        raise ValueError(f"{s!r}: NaN is not allowed as a {what}")
+    if NON_FINITE_PATTERN.fullmatch(s):
+        if s.lower().lstrip("+-") == "nan":
+            raise ValueError(f"{_short(s)}: NaN is not allowed as a {what}")
+        raise ValueError(f"{_short(s)} overflows: the {what} must be a finite number")
+    if not is_number(s):
+        raise ValueError(f"{_short(s)} is not a number: type a number such as 1.5 or -2e-3")
+    v = float(s)
     if math.isinf(v):
-        raise ValueError(f"{s!r} overflows: the {what} must be a finite number")
+        raise ValueError(f"{_short(s)} overflows: the {what} must be a finite number")
     if dtype_max is not None and abs(v) > dtype_max:
-        raise ValueError(f"{s} overflows the current dtype (largest finite magnitude {dtype_max:g})")
+        raise ValueError(f"{_short(s)} overflows the current dtype (largest finite magnitude {dtype_max:g})")
     return v
+
+
+def _short(s: str) -> str:
+    text = repr(s)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_block(text: str, max_cells: int = 4_000_000) -> NDArray:

@@ -1,0 +1,59 @@
+"""The limits every reader enforces, in one place (bytes read, values held, grid shape).
+
+A file is refused *before* anything large is allocated: its bytes are read with a
+cap, and the shape a header declares is checked against :class:`GridLimits`
+before the values are read or widened to float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FILE_LIMITS", "MAX_ELEMENTS", "MAX_FILE_BYTES", "MAX_NPY_HEADER_BYTES", "MAX_ZIP_MEMBERS", "GridLimits"]
+
+#: No file (logits, labels, session, data export, user code) is read past this many bytes.
+MAX_FILE_BYTES = 256 * 2**20
+#: Largest number of values (N x C) any loader returns; 2**25 float64 values are 256 MiB.
+MAX_ELEMENTS = 2**25
+#: Largest ``.npy`` header read (NumPy's own default).
+MAX_NPY_HEADER_BYTES = 10_000
+#: An ``.npz`` whose central directory lists more entries than this is refused before it is parsed.
+MAX_ZIP_MEMBERS = 1024
+
+
+@dataclass(frozen=True)
+class GridLimits:
+    """Largest grid a loader returns: ``max_samples`` rows, ``max_classes`` columns, ``max_elements`` values.
+
+    Checked against the shape a file *declares* (an ``.npy`` header, the rows of a
+    text file) before its values are allocated.
+
+    Examples
+    --------
+    >>> GridLimits(4096, 4096).refusal((8192, 8192))
+    '8192 x 8192 is over the limit of 4096 x 4096 and 33554432 values'
+    >>> GridLimits(4096, 4096).refusal((3, 10)) is None
+    True
+    """
+
+    max_samples: int = MAX_ELEMENTS
+    max_classes: int = MAX_ELEMENTS
+    max_elements: int = MAX_ELEMENTS
+
+    def refusal(self, shape: tuple[int, ...]) -> str | None:
+        """Why a grid of ``shape`` (N, C), or (C,) for one row, is too large; None when it fits."""
+        n, c = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1]) if len(shape) == 2 else (0, 0)
+        count = 1
+        for d in shape:
+            count *= int(d)
+        if n > self.max_samples or c > self.max_classes or count > self.max_elements:
+            what = " x ".join(str(int(d)) for d in shape)
+            return (
+                f"{what} is over the limit of {self.max_samples} x {self.max_classes} "
+                f"and {self.max_elements} values"
+            )
+        return None
+
+
+#: What the loaders accept unless the caller passes tighter limits (the window passes its grid's).
+FILE_LIMITS = GridLimits()
