@@ -16,7 +16,9 @@ __all__ = [
     "cross_entropy_grad",
     "log_softmax",
     "loss_terms",
+    "reduction_denominator",
     "softmax",
+    "tile_terms",
 ]
 
 #: Reductions understood by :func:`cross_entropy`, as in PyTorch.
@@ -130,7 +132,9 @@ class LossTerms:
     total : ndarray (N,)
         Row sums of ``a``.
     denom : float
-        ``D``: 1 for "sum" and "none", the mean's denominator for "mean".
+        ``D`` from :func:`reduction_denominator`: 1 for "sum" and "none", the mean's
+        denominator for "mean" (0 when every row is ignored). Always that of the whole
+        batch, also when the arrays above hold only some rows (see ``rows`` in :func:`loss_terms`).
     reduction : str
     """
 
@@ -155,6 +159,40 @@ class LossTerms:
         return a
 
 
+def reduction_denominator(reduction: str, row_weights: ArrayLike) -> float:
+    r"""The denominator ``D`` of a reduced cross-entropy: the one place it is computed.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+    row_weights : array_like, shape (N,)
+        Each row's weight in the mean: the class weight of its label for kept rows,
+        0 for rows whose label is ``ignore_index``; 1 per row for probability targets.
+
+    Returns
+    -------
+    float
+        :math:`D = \sum_i r_i` for "mean" (0 when every row is ignored: the loss is then
+        NaN and the gradient 0, as in PyTorch), 1 for "sum" and "none".
+
+    Notes
+    -----
+    The cost is O(N) on the labels only; no logit is read. Every division by the
+    reduction in the core (the loss, the analytic and numeric gradients, the cell
+    inspector, the sweep and the error model) uses this value via :attr:`LossTerms.denom`.
+
+    Examples
+    --------
+    >>> reduction_denominator("mean", [2.0, 0.0, 0.5])
+    2.5
+    >>> reduction_denominator("sum", [2.0, 0.0, 0.5])
+    1.0
+    """
+    if reduction != "mean":
+        return 1.0
+    return float(np.sum(np.asarray(row_weights, dtype=np.float64)))
+
+
 def loss_terms(
     shape: tuple[int, ...],
     target: ArrayLike,
@@ -162,6 +200,7 @@ def loss_terms(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    rows: slice | None = None,
 ) -> LossTerms:
     """Validate the loss options and turn them into :class:`LossTerms`.
 
@@ -171,6 +210,10 @@ def loss_terms(
         Shape (N, C) of the logits.
     target, weight, ignore_index, reduction, label_smoothing
         As in :func:`cross_entropy`.
+    rows : slice, optional
+        Keep the per-row arrays of these rows only (for one-cell work: O(C) memory and
+        time for the logits' side); the denominator is still that of the whole batch,
+        O(N) on the labels. The values equal the slice of the full terms exactly.
 
     Returns
     -------
@@ -213,14 +256,16 @@ def loss_terms(
             raise ValueError(f"probability target must have shape {(n, c)}, got shape {t.shape}")
         if t.dtype.kind not in "fiu":
             raise ValueError(f"probability target must be real numbers, got dtype {t.dtype}")
-        q = t.astype(np.float64)
+        denom = reduction_denominator(reduction, np.ones(n))
+        sel = slice(None) if rows is None else rows
+        q = t[sel].astype(np.float64)
         if s > 0:
             q = q * (1.0 - s) + s / c
         dense = q * w
         total = dense.sum(axis=1)
-        denom = float(n) if reduction == "mean" else 1.0
-        zeros = np.zeros(n)
-        return LossTerms(c, dense, np.zeros(n, dtype=np.intp), zeros, np.ones(n), zeros[:0], total, denom, reduction)
+        k = dense.shape[0]
+        zeros = np.zeros(k)
+        return LossTerms(c, dense, np.zeros(k, dtype=np.intp), zeros, np.ones(k), zeros[:0], total, denom, reduction)
     if t.ndim != 1:
         raise ValueError(f"target must have shape ({n},) or ({n}, {c}), got shape {t.shape}")
     if t.shape[0] != n:
@@ -237,22 +282,39 @@ def loss_terms(
         raise ValueError(f"label {int(t[i])} in row {i} is out of range for {c} classes (0..{c - 1})")
     target_idx = np.where(keep, t, 0).astype(np.intp)
     active = keep.astype(np.float64)
+    denom = reduction_denominator(reduction, w[target_idx] * active)
+    if rows is not None:
+        target_idx, active = target_idx[rows], active[rows]
     onehot = (1.0 - s) * w[target_idx] * active
     smooth = (s / c) * w
     total = onehot + active * smooth.sum()
-    denom = float(np.sum(w[target_idx] * active)) if reduction == "mean" else 1.0
     return LossTerms(c, None, target_idx, onehot, active, smooth, total, denom, reduction)
 
 
+def tile_terms(terms: LossTerms, k: int) -> LossTerms:
+    """The terms of ``terms``' rows repeated ``k`` times (row ``r`` of copy ``q`` at ``q * n + r``)."""
+    if k == 1:
+        return terms
+    dense = None if terms.dense is None else np.tile(terms.dense, (k, 1))
+    return LossTerms(
+        terms.n_classes, dense, np.tile(terms.target, k), np.tile(terms.onehot, k), np.tile(terms.active, k),
+        terms.smooth, np.tile(terms.total, k), terms.denom, terms.reduction,
+    )  # fmt: skip
+
+
 def _row_losses(z: NDArray, lse: NDArray, terms: LossTerms) -> NDArray:
-    """Per-row ``-sum_c a_ic (z_ic - lse_i)`` for shifted logits ``z`` and ``lse = log sum exp z``."""
+    """Per-row ``-sum_c a_ic (z_ic - lse_i)`` for shifted logits ``z`` and ``lse = log sum exp z``.
+
+    Row-separable by construction (no matrix product, whose blocking may depend on the
+    number of rows): one row evaluated alone gives the same bits as in a block.
+    """
     logp = z - lse
     if terms.dense is not None:
         return -np.sum(terms.dense * logp, axis=1)
     picked = np.take_along_axis(logp, terms.target[:, None], axis=1)[:, 0]
     out = -(terms.onehot * picked)
     if np.any(terms.smooth):
-        out = out - terms.active * (logp @ terms.smooth)
+        out = out - terms.active * np.sum(logp * terms.smooth, axis=1)
     return out
 
 
@@ -360,6 +422,14 @@ def cross_entropy_grad(
     """
     x = as_float_array(input)
     terms = loss_terms(x.shape, target, weight, ignore_index, reduction, label_smoothing)
+    return grad_rows(x, terms)
+
+
+def grad_rows(x: NDArray, terms: LossTerms) -> NDArray:
+    """The body of :func:`cross_entropy_grad` for a block of rows whose terms are ``terms``.
+
+    Row-separable: the rows of one cell give the same bits as in the whole grid.
+    """
     p = np.exp(_shifted(x, 1))
     p *= (terms.total / np.sum(p, axis=1))[:, None]
     if terms.dense is not None:

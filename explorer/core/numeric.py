@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, complex_dtype, round_to, work_dtype
-from .losses import LossTerms, _reduce, _row_losses, _shifted, loss_terms
+from .losses import LossTerms, _reduce, _row_losses, _shifted, loss_terms, tile_terms
 from .schemes import PERTURB_MODES, Scheme, get_scheme
 
 __all__ = ["check_eps", "cross_entropy_numeric_grad", "numeric_grad"]
@@ -224,20 +224,21 @@ def cross_entropy_numeric_grad(
     return out
 
 
-def mean_denominator(terms: LossTerms) -> float:
-    """``D`` of the reduced loss: the mean's denominator, or 1 for "sum" and "none" (0 if every row is ignored)."""
-    return terms.denom if terms.reduction == "mean" else 1.0
-
-
 class RowBlock:
     """A block of rows prepared once for many difference quotients (any steps, any schemes).
 
     Holds the row sums every perturbed evaluation starts from: the shift ``m``,
     ``z = x - m``, ``e = exp(z)``, ``S``, ``S - e``, the coefficients and ``U``.
+    ``terms`` holds the loss terms of the rows ``rows`` (the full terms with a slice,
+    or terms built for the block with ``rows=slice(0, n)``).
+
+    The map, the cell inspector and the cell sweep all evaluate through this class,
+    so they agree bit for bit: :meth:`column` gives one element's evaluation at many
+    steps with exactly the operations the whole block uses at one step.
     """
 
     def __init__(self, xb: NDArray, terms: LossTerms, rows: slice):
-        self.denom = mean_denominator(terms)
+        self.denom = terms.denom
         self.storage = xb.dtype
         self.work = work = work_dtype(self.storage)
         self.xw = xw = xb if xb.dtype == work else xb.astype(work)
@@ -261,12 +262,50 @@ class RowBlock:
             self.u = np.sum(self.a * z, axis=1, keepdims=True)
         self.l0 = round_to(_scaled_log(self.s, self.big_a, self.unit_a) - self.u, self.storage)
 
-    def losses(self, step: float) -> NDArray:
+    def column(self, r: int, j: int, k: int) -> RowBlock:
+        """Element ``(r, j)`` of this block repeated in ``k`` columns of one row.
+
+        Pass a vector of ``k`` steps to :meth:`losses` or :meth:`quotient` of the result:
+        column ``q`` then holds the element's value at step ``q``, formed by the same
+        operations, in the same order and precision, as the block forms it at that step.
+        """
+        col = object.__new__(RowBlock)
+        work = self.work
+
+        def rep(v: NDArray) -> NDArray:
+            return np.full((1, k), v, dtype=work)
+
+        col.denom, col.storage, col.work, col.unit_a = self.denom, self.storage, work, self.unit_a
+        col.xw, col.z, col.e, col.s_minus_e = rep(self.xw[r, j]), rep(self.z[r, j]), rep(self.e[r, j]), rep(
+            self.s_minus_e[r, j]
+        )
+        col.m, col.s, col.big_a, col.u, col.l0 = (v[r : r + 1] for v in (self.m, self.s, self.big_a, self.u, self.l0))
+        col.sparse = self.sparse
+        if self.a is None:
+            # Only the label column carries the linear term; elsewhere nothing is subtracted.
+            hit = int(self.cols[r]) == j
+            col.r_idx = np.zeros(k if hit else 0, dtype=np.intp)
+            col.cols = np.arange(k if hit else 0)
+            col.a_sparse = np.full(k if hit else 0, self.a_sparse[r], dtype=work)
+            col.a = None
+        else:
+            col.r_idx = np.zeros(1, dtype=np.intp)
+            col.a = rep(self.a[r, j])
+        return col
+
+    def _steps(self, step: float | NDArray) -> float | NDArray:
+        """A step (or a vector of steps, one per column) as the evaluation adds it: in working precision."""
+        if np.ndim(step):
+            return np.asarray(step, dtype=np.float64).astype(self.work)
+        return step  # a Python float is converted to the working precision by the addition itself
+
+    def losses(self, step: float | NDArray) -> NDArray:
         """Row losses with each element moved by ``step`` on its own, rounded to the storage dtype.
 
+        ``step`` is a number, or a vector with one step per column (see :meth:`column`).
         The same operations, in the same order, as :func:`perturbed_row_loss`.
         """
-        buf = self.xw + step
+        buf = self.xw + self._steps(step)
         if self.storage != self.work:
             buf = round_to(buf, self.storage)
         np.subtract(buf, self.m, out=buf)  # zp = x' - m, the perturbed shifted logit
@@ -285,20 +324,31 @@ class RowBlock:
             lp -= buf
         return round_to(lp, self.storage)
 
-    def quotient(self, sch: Scheme, h: float, cache: dict[float, NDArray] | None = None) -> NDArray:
+    def _divide(self, acc: NDArray, by: float | NDArray) -> NDArray:
+        """``acc / by`` in working precision (a vector divisor is rounded to it first, as a number is)."""
+        if np.ndim(by):
+            by = np.asarray(by, dtype=np.float64).astype(acc.dtype)
+        acc /= by
+        return acc
+
+    def quotient(self, sch: Scheme, h: float | NDArray, cache: dict[float, NDArray] | None = None) -> NDArray:
         """Difference quotients of the reduced loss for a scheme and step, in working precision.
 
         The stencil is summed with its integer weights and divided once by
-        ``divisor * h * D``. ``cache`` maps a step actually added (``offset * h``)
-        to its perturbed row losses, so schemes that evaluate the same point share it.
+        ``divisor * h * D``. ``h`` is a number, or one step per column (see :meth:`column`).
+        ``cache`` maps a step actually added (``offset * h``, numbers only) to its perturbed
+        row losses, so schemes that evaluate the same point share it.
         """
         denom = self.denom
         if denom == 0.0:  # every row ignored: the loss is constant (PyTorch gives 0 too)
             return np.zeros_like(self.xw)
+        vector = bool(np.ndim(h))
+        if vector:
+            cache = None
+            h = np.asarray(h, dtype=np.float64)
         if sch.is_complex:
             num = complex_step_row_loss_imag(h, self.e, self.s, self._coefficients_or_sparse(), self.big_a, self.unit_a)
-            num /= h * denom
-            return num
+            return self._divide(num, h * denom)
         terms: list[tuple[float, NDArray]] = []
         for o, wgt in sch.stencil:
             step = o * h
@@ -326,8 +376,7 @@ class RowBlock:
             else:
                 tmp = np.multiply(lp, wgt, out=tmp)
                 acc += tmp
-        acc /= sch.divisor * h * denom
-        return acc
+        return self._divide(acc, sch.divisor * h * denom)
 
     def _coefficients_or_sparse(self) -> NDArray | tuple[NDArray, NDArray, NDArray]:
         if self.a is not None:
@@ -384,8 +433,9 @@ def complex_step_row_loss_imag(
 
     ``exp(z + ih) = e cos h + i e sin h``, so
     ``Im l' = A arg(S - e + e cos h + i e sin h) - a h``. ``a`` is dense, or
-    ``(rows, cols, values)`` when only the label column has a coefficient. Where
-    ``cos h`` is exactly 1 the real part is exactly ``S`` and is not recomputed.
+    ``(rows, cols, values)`` when only the label column has a coefficient. ``h`` is a
+    number or one step per column. Where ``cos h`` is exactly 1 the real part is
+    exactly ``S`` and is not recomputed (``S + (e - e)`` is ``S`` as well).
     """
     h64 = np.asarray(h, dtype=np.float64)
     cos_h, sin_h, h_w = (v.astype(e.dtype) for v in (np.cos(h64), np.sin(h64), h64))  # in e's precision
@@ -399,46 +449,112 @@ def complex_step_row_loss_imag(
         out *= big_a
     if isinstance(a, tuple):
         rows, cols, values = a
-        out[rows, cols] -= values * h_w
+        out[rows, cols] -= values * (h_w if h_w.ndim == 0 else h_w[cols])
     else:
         out -= a * h_w
     return out
 
 
-def _shifted_quotient(x: NDArray, terms: LossTerms, h: float, sch: Scheme, perturb: str) -> NDArray:
-    """The pitfall: difference quotients along a whole row (or the whole matrix) of ones."""
-    storage = x.dtype
-    work = work_dtype(storage)
+class ShiftEvaluator:
+    r"""The pitfall's evaluations: the loss after shifting a whole row (or every logit) at once.
 
-    def row_losses(offset: complex) -> NDArray:
-        if isinstance(offset, complex):
-            xp = x.astype(complex_dtype(storage)) + offset
-        else:
-            xp = round_to(x.astype(work) + offset, storage) if offset else x.astype(work)
+    Parameters
+    ----------
+    x : ndarray (n, C)
+        Logits in the storage dtype: the whole grid for ``perturb="all"``; for
+        ``perturb="row"`` any block of rows (one row for one cell: O(C) work).
+    terms : LossTerms
+        The terms of exactly these rows (denominator of the whole batch).
+    perturb : {"row", "all"}
+
+    Notes
+    -----
+    With :math:`\mathbf 1` a row (or the matrix) of ones, the quotient is the stencil of
+    :math:`f(x + o h \mathbf 1)` where :math:`f` is row i's loss (rounded to the dtype)
+    for "row", divided by :math:`D` for "mean", and for "all" the reduced loss itself,
+    as the origin question's code has it (the mean, or the sum for "sum" and "none").
+    Every evaluation is row-separable except the final sum of "all", so a row's
+    quotient does not depend on the other rows; "all" needs every row, O(N C) per step.
+    Steps come as a vector: ``K`` steps for one row are evaluated at once (K x C), and
+    a step's value does not depend on the other steps.
+    """
+
+    def __init__(self, x: NDArray, terms: LossTerms, perturb: str):
+        self.x, self.terms, self.perturb = x, terms, perturb
+        self.storage = x.dtype
+        self.work = work_dtype(self.storage)
+        self._cache: dict[float, NDArray] = {}
+
+    def _losses(self, xp: NDArray, terms: LossTerms) -> NDArray:
         z = _shifted(xp, 1)
         lse = np.log(np.sum(np.exp(z), axis=1, keepdims=True))
         return _row_losses(z, lse, terms)
 
-    def evaluate(offset: complex) -> NDArray:
-        rows = row_losses(offset)
-        if perturb == "row":
-            value = rows
-        elif terms.reduction == "mean":
-            value = _reduce(rows, terms)  # the reduced loss itself, as the origin question's code has it
-        else:
-            value = rows.sum()
-        if isinstance(offset, complex):
-            return np.asarray(value).imag
-        return round_to(np.asarray(value, dtype=work), storage)
+    def _evaluate(self, xp: NDArray, k: int) -> NDArray:
+        """Values at ``k`` shifted copies stacked in ``xp`` (k n x C): (k, n) for "row", (k,) for "all"."""
+        n = self.x.shape[0]
+        if self.perturb == "row":
+            return self._losses(xp, tile_terms(self.terms, k)).reshape(k, n)
+        rows = self._losses(xp, self.terms)
+        return np.asarray(_reduce(rows, self.terms) if self.terms.reduction == "mean" else rows.sum())[None]
 
-    if terms.reduction == "mean" and terms.denom == 0.0:
-        return np.zeros(x.shape, dtype=storage)
-    if sch.is_complex:
-        q = evaluate(1j * h) / h
-    else:
-        q = np.asarray(sum(wgt * evaluate(o * h) for o, wgt in sch.stencil)) / (sch.divisor * h)
-    if perturb == "row" and terms.reduction == "mean":
-        q = q / terms.denom
-    out = np.empty(x.shape, dtype=storage)
-    out[...] = np.asarray(q)[:, None] if perturb == "row" else q
+    def _stacked(self, shifted: Callable[[int], NDArray], k: int) -> NDArray:
+        # "row": the k copies side by side in one evaluation; "all": one copy (the whole grid) at a time.
+        if self.perturb == "row":
+            return self._evaluate(np.concatenate([shifted(q) for q in range(k)]) if k > 1 else shifted(0), k)
+        return np.concatenate([self._evaluate(shifted(q), 1) for q in range(k)])
+
+    def values(self, offset: float, hs: NDArray) -> NDArray:
+        """The evaluated values at the steps ``offset * hs``, rounded to the storage dtype (working precision).
+
+        Returns (K, n) for "row" and (K,) for "all". Values are cached per offset.
+        """
+        if offset in self._cache:
+            return self._cache[offset]
+        xw = self.x.astype(self.work)
+        if offset == 0.0:
+            base = self._evaluate(xw, 1)
+            out = np.broadcast_to(round_to(np.asarray(base, dtype=self.work), self.storage), (hs.size, *base.shape[1:]))
+        else:
+            steps = (offset * hs).astype(self.work)
+            out = round_to(
+                np.asarray(self._stacked(lambda q: round_to(xw + steps[q], self.storage), hs.size), dtype=self.work),
+                self.storage,
+            )
+        self._cache[offset] = out
+        return out
+
+    def complex_values(self, hs: NDArray) -> NDArray:
+        """``Im`` of the values at ``x + i h`` for each step (not rounded), shape as :meth:`values`."""
+        cdt = complex_dtype(self.storage)
+        xc = self.x.astype(cdt)
+        steps = (1j * hs).astype(cdt)
+        return np.asarray(self._stacked(lambda q: xc + steps[q], hs.size)).imag
+
+    def quotients(self, sch: Scheme, hs: NDArray) -> NDArray:
+        """Difference quotients at each step in ``hs``, in working precision: (K, n) for "row", (K,) for "all"."""
+        hs = np.asarray(hs, dtype=np.float64)
+        terms = self.terms
+        shape = (hs.size, self.x.shape[0]) if self.perturb == "row" else (hs.size,)
+        if terms.reduction == "mean" and terms.denom == 0.0:
+            return np.zeros(shape, dtype=self.work)
+        per_step = (slice(None), None) if self.perturb == "row" else (slice(None),)
+        if sch.is_complex:
+            im = self.complex_values(hs)
+            q = im / hs.astype(im.dtype)[per_step]
+        else:
+            acc: NDArray | int = 0
+            for o, wgt in sch.stencil:
+                acc = acc + wgt * self.values(o, hs)
+            q = np.asarray(acc) / (sch.divisor * hs).astype(self.work)[per_step]
+        if self.perturb == "row" and terms.reduction == "mean":
+            q = q / terms.denom
+        return np.broadcast_to(q, shape)
+
+
+def _shifted_quotient(x: NDArray, terms: LossTerms, h: float, sch: Scheme, perturb: str) -> NDArray:
+    """The pitfall: difference quotients along a whole row (or the whole matrix) of ones."""
+    q = ShiftEvaluator(x, terms, perturb).quotients(sch, np.array([h]))[0]
+    out = np.empty(x.shape, dtype=x.dtype)
+    out[...] = q[:, None] if perturb == "row" else q
     return out
