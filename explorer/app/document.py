@@ -17,6 +17,8 @@ from explorer.app.state import MAX_CLASSES, MAX_SAMPLES
 from explorer.core import Report
 from explorer.files.io import (
     FileFormatError,
+    FileTooLargeError,
+    GridLimits,
     code_snippet,
     export_csv,
     export_npz,
@@ -25,10 +27,18 @@ from explorer.files.io import (
     save_session,
 )
 
-__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "Document"]
+__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document"]
 
 SESSION_SUFFIX = ".gradexp.json"
 MAX_RECENT = 8
+#: The largest grid the window edits; files are checked against it before their values are read.
+WINDOW_LIMITS = GridLimits(MAX_SAMPLES, MAX_CLASSES, MAX_SAMPLES * MAX_CLASSES)
+
+
+def _too_large_for_window(exc: FileTooLargeError) -> FileFormatError:
+    return FileFormatError(
+        f"{exc} that the window edits; use `gradient-explorer check --logits` for larger problems"
+    )
 
 
 class Document(QObject):
@@ -72,14 +82,24 @@ class Document(QObject):
 
     # ---------------------------------------------------------------- files
     def open_session(self, path: str | Path) -> None:
-        """Replace the problem with a session file (undoable); nothing changes if the file is bad."""
-        session = load_session(path)
-        fields = {k: getattr(session.settings, k) for k in session.settings.__dataclass_fields__}
+        """Replace the problem with a session file (undoable), as one transaction.
+
+        The file is read and validated completely (values, shape, labels, settings
+        against the grid) before anything changes; a refused file raises
+        :class:`FileFormatError` and leaves the state, the undo stack, the file name
+        and so the title as they were.
+        """
+        p = Path(path)
         try:
-            self.controller.replace(session.logits, session.labels, text=f"Open {Path(path).name}", **fields)
-        except ValueError as exc:
-            raise FileFormatError(f"{Path(path).name}: {exc}") from None
-        self.path = Path(path)
+            session = load_session(p, limits=WINDOW_LIMITS)
+        except FileTooLargeError as exc:
+            raise _too_large_for_window(exc) from None
+        fields = session.settings.to_mapping()
+        try:
+            self.controller.replace(session.logits, session.labels, text=f"Open {p.name}", **fields)
+        except ValueError as exc:  # state.replace validates everything before it changes anything
+            raise FileFormatError(f"{p.name}: {exc}") from None
+        self.path = p
         self.controller.stack.setClean()
         self._remember(self.path)
 
@@ -97,14 +117,18 @@ class Document(QObject):
 
     def open_logits(self, path: str | Path, labels_path: str | Path | None = None,
                     labels_column: str | None = None) -> tuple[int, int]:  # fmt: skip
-        """Load logits (and labels when the file has them) into the grid (undoable)."""
-        logits, labels = load_logits(path, labels_path=labels_path, labels_column=labels_column)
-        n, c = logits.shape
-        if n > MAX_SAMPLES or c > MAX_CLASSES:
-            raise FileFormatError(
-                f"{Path(path).name} is {n} x {c}; the window edits up to {MAX_SAMPLES} x {MAX_CLASSES} "
-                "(use `gradient-explorer check --logits` for larger problems)"
+        """Load logits (and labels when the file has them) into the grid (undoable).
+
+        The file's declared shape is checked against :data:`WINDOW_LIMITS` before its
+        values are read; a refused file changes nothing.
+        """
+        try:
+            logits, labels = load_logits(
+                path, labels_path=labels_path, labels_column=labels_column, limits=WINDOW_LIMITS
             )
+        except FileTooLargeError as exc:
+            raise _too_large_for_window(exc) from None
+        n, c = logits.shape
         if not np.all(np.isfinite(logits)):
             bad = np.argwhere(~np.isfinite(logits))[0]
             raise FileFormatError(

@@ -31,7 +31,7 @@ class GridLimits:
     Examples
     --------
     >>> GridLimits(4096, 4096).refusal((8192, 8192))
-    '8192 x 8192 is over the limit of 4096 x 4096 and 33554432 values'
+    '8192 x 8192 is over the limit of 4096 x 4096 (33554432 values)'
     >>> GridLimits(4096, 4096).refusal((3, 10)) is None
     True
     """
@@ -49,8 +49,7 @@ class GridLimits:
         if n > self.max_samples or c > self.max_classes or count > self.max_elements:
             what = " x ".join(str(int(d)) for d in shape)
             return (
-                f"{what} is over the limit of {self.max_samples} x {self.max_classes} "
-                f"and {self.max_elements} values"
+                f"{what} is over the limit of {self.max_samples} x {self.max_classes} ({self.max_elements} values)"
             )
         return None
 

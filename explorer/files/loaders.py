@@ -139,8 +139,10 @@ def read_table(
             k = next(k for k, v in enumerate(fields) if match(v) is None)
             raise _not_a_number(p.name, line_no, k, fields[k])
         if len(data) == max_rows:
-            raise FileTooLargeError(f"{p.name}: more than {max_rows} rows of {width} values is over the limit of "
-                                    f"{limits.max_samples} x {limits.max_classes} and {limits.max_elements} values")
+            raise FileTooLargeError(
+                f"{p.name}: more than {max_rows} rows of {width} values is over the limit of "
+                f"{limits.max_samples} x {limits.max_classes} ({limits.max_elements} values)"
+            )
         data.append(np.array(list(map(float, fields)), dtype=np.float64))
     if not data:
         raise FileFormatError(f"{p.name} holds no numbers")
