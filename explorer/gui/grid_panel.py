@@ -1,9 +1,23 @@
-"""The editable grid: a labels column beside the logits table, with copy and paste."""
+"""The editable grid: a labels column beside the logits table, with copy and paste.
+
+Paste checks the size of the clipboard text before reading a single number (rows and
+columns are estimated from line breaks and the first row), refuses a block that cannot
+fit with one message, and parses large text (over :data:`ASYNC_PASTE_CHARS` characters
+or :data:`ASYNC_PASTE_CELLS` values) in a worker thread; the window stays responsive and
+the block lands as one undoable step. A newer paste or any edit supersedes a paste that
+is still being read. Pasted values obey the same rule as typed ones
+(:func:`~explorer.gui.table_models.check_cell_values`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
-from PySide6.QtCore import QLocale, QModelIndex, QPersistentModelIndex, Qt, Signal
+from numpy.typing import NDArray
+from PySide6.QtCore import QLocale, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,12 +31,79 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.app.edits import EditController
+from explorer.app.state import MAX_CLASSES, MAX_SAMPLES, Change
 from explorer.files.numbers import format_block, parse_block
-from explorer.gui.table_models import LabelsModel, LogitsModel
+from explorer.gui.table_models import LabelsModel, LogitsModel, check_cell_values
 
-__all__ = ["GridPanel", "NumberDelegate"]
+__all__ = ["ASYNC_PASTE_CELLS", "ASYNC_PASTE_CHARS", "GridPanel", "NumberDelegate", "estimate_block_shape"]
 
 CELL_WIDTH = 64
+#: Pasted text longer than this (characters) is parsed in a worker thread.
+ASYNC_PASTE_CHARS = 1_000_000
+#: Pasted text with more values than this (estimated) is parsed in a worker thread.
+ASYNC_PASTE_CELLS = 100_000
+
+_NONBLANK_LINE = re.compile(r"[^\s\x00]")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*(?=\n)")
+_TOKEN = re.compile(r"[^\s,;\[\]()]+")
+_NUMPY_WORDS = re.compile(r"array\(|dtype\s*=\s*[\w.]+")
+
+
+def estimate_block_shape(text: str, max_rows: int = MAX_SAMPLES, max_cols: int = MAX_CLASSES) -> tuple[int, int]:
+    """Rows x columns of pasted text, estimated without parsing it.
+
+    Rows are the lines (blank lines are discounted only when there seem to be more than
+    ``max_rows``; for a printed NumPy array, rows are its inner ``[``); columns are the
+    values of the first row, counted in at most ``64 * (max_cols + 1)`` characters of it.
+    The estimate costs a few passes over the text in C, never a parse.
+
+    Parameters
+    ----------
+    text : str
+    max_rows : int
+        Rows that fit: above it, blank lines are counted out exactly.
+    max_cols : int
+        Counting the first row stops past this many columns.
+
+    Returns
+    -------
+    (rows, cols) : tuple of int
+        ``(0, 0)`` for text without any non-blank character.
+
+    Examples
+    --------
+    >>> estimate_block_shape("1\\t2\\t3\\n4\\t5\\t6\\n")
+    (2, 3)
+    >>> estimate_block_shape("array([[ 1.5, -2. ],\\n       [ 3. ,  4. ]])")
+    (2, 2)
+    """
+    opening = text.count("[")
+    if opening:
+        rows = max(opening - 1, 1)
+        start = text.rfind("[", 0, text.find("]") if "]" in text else len(text)) + 1
+        end = text.find("]", start)
+        first = text[start : end if end >= 0 else len(text)]
+    else:
+        match = _NONBLANK_LINE.search(text)
+        if match is None:
+            return 0, 0
+        end = len(text)
+        while text[end - 1].isspace():  # stops: there is a non-blank character
+            end -= 1
+        rows = text.count("\n", match.start(), end) + 1
+        if rows > max_rows:  # only then is discounting blank lines worth a second pass
+            rows -= len(_BLANK_LINE.findall(text, match.start(), end))
+        end = text.find("\n", match.start())
+        first = text[match.start() : end if end >= 0 else len(text)]
+    first = _NUMPY_WORDS.sub(" ", first[: 64 * (max_cols + 1)])
+    cols = len(_TOKEN.findall(first))
+    return (rows, cols) if cols else (0, 0)
+
+
+class _PasteRelay(QObject):
+    """Carries a worker's parse result to the GUI thread (a queued signal)."""
+
+    parsed = Signal(int, object, str)
 
 
 class NumberDelegate(QStyledItemDelegate):
@@ -60,14 +141,25 @@ class GridPanel(QWidget):
         Status-bar text (refused edits, paste results).
     currentCellChanged(int, int)
         The logits table's current cell.
+    pasteFinished(bool)
+        A paste read in the background ended: True when it was applied, False when it was
+        refused or superseded.
     """
 
     message = Signal(str)
     currentCellChanged = Signal(int, int)
+    pasteFinished = Signal(bool)
 
     def __init__(self, controller: EditController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
+        self._paste_generation = 0
+        self._pending_paste: tuple[int, int, int, int, int] | None = None  # generation, r0, c0, r1, c1
+        self._paste_future: Future | None = None
+        self._paste_executor: ThreadPoolExecutor | None = None
+        self._paste_relay = _PasteRelay(self)
+        self._paste_relay.parsed.connect(self._on_paste_parsed)
+        controller.state.changed.connect(self._on_state_changed)
         self.logits_model = LogitsModel(controller, self)
         self.labels_model = LabelsModel(controller, self)
         self.logits_model.rejected.connect(self.message)
@@ -144,17 +236,111 @@ class GridPanel(QWidget):
         QGuiApplication.clipboard().setText(format_block(self.controller.state.logits[r0:r1, c0:c1]))
         self.message.emit(f"Copied {r1 - r0} x {c1 - c0} values")
 
+    @property
+    def paste_pending(self) -> bool:
+        """True while pasted text is being read in the background."""
+        return self._pending_paste is not None
+
     def paste(self, text: str | None = None) -> None:
-        """Paste a block at the selection's top-left corner (one value fills the whole selection)."""
+        """Paste a block at the selection's top-left corner (one value fills the whole selection).
+
+        Small text is applied at once; large text is read in a worker thread and applied
+        when it is read (see :attr:`pasteFinished`). Refusals go to :attr:`message`.
+        """
         text = QGuiApplication.clipboard().text() if text is None else text
+        self._supersede_paste("an earlier paste was dropped: a newer one replaces it")
         rect = self._selected_rect() or (0, 0, 1, 1)
         r0, c0, r1, c1 = rect
+        n, c = self.controller.state.shape
+        rows, cols = estimate_block_shape(text, max_rows=n - r0, max_cols=c - c0)
+        if (rows, cols) == (0, 0):
+            self.message.emit("Nothing pasted: the clipboard holds no numbers")
+            return
+        fill = (rows, cols) == (1, 1)
+        if not fill and (rows > n - r0 or cols > c - c0):
+            self.message.emit(self._too_big_message(rows, cols, r0, c0))
+            return
+        max_cells = max((n - r0) * (c - c0), 1)
+        if len(text) <= ASYNC_PASTE_CHARS and rows * cols <= ASYNC_PASTE_CELLS:
+            try:
+                block = parse_block(text, max_cells=max_cells)
+            except ValueError as exc:
+                self.message.emit(f"Nothing pasted: {exc}")
+                return
+            self._apply_paste(block, r0, c0, r1, c1)
+            return
+        self._paste_generation += 1
+        generation = self._paste_generation
+        self._pending_paste = (generation, r0, c0, r1, c1)
+        if self._paste_executor is None:
+            self._paste_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paste")
+        self._paste_future = self._paste_executor.submit(self._parse_in_worker, generation, text, max_cells)
+        self.message.emit(f"Reading the pasted block (about {rows} x {cols} values)...")
+
+    def _parse_in_worker(self, generation: int, text: str, max_cells: int) -> None:
+        """Runs in the worker thread: parse, then hand the result to the GUI thread."""
+        block: NDArray | None = None
+        error = ""
         try:
-            block = parse_block(text)
+            block = parse_block(text, max_cells=max_cells)
+        except (ValueError, OverflowError, MemoryError) as exc:
+            error = str(exc) or type(exc).__name__
+        with contextlib.suppress(RuntimeError):  # the panel was deleted while the text was read
+            self._paste_relay.parsed.emit(generation, block, error)
+
+    def _on_paste_parsed(self, generation: int, block: NDArray | None, error: str) -> None:
+        pending = self._pending_paste
+        if pending is None or pending[0] != generation:
+            return  # superseded: already reported
+        self._pending_paste = None
+        self._paste_future = None
+        if block is None:
+            self.message.emit(f"Nothing pasted: {error}")
+            self.pasteFinished.emit(False)
+            return
+        _, r0, c0, r1, c1 = pending
+        self.pasteFinished.emit(self._apply_paste(block, r0, c0, r1, c1))
+
+    def _apply_paste(self, block: NDArray, r0: int, c0: int, r1: int, c1: int) -> bool:
+        """Check the block with the typing rule and apply it as one undoable step."""
+        try:
             if block.shape == (1, 1) and (r1 - r0, c1 - c0) != (1, 1):
                 block = np.full((r1 - r0, c1 - c0), block[0, 0])
+            check_cell_values(block, self.controller.state.settings.dtype)
             self.controller.set_block(r0, c0, block, text=f"Paste {block.shape[0]} x {block.shape[1]}")
         except ValueError as exc:
             self.message.emit(f"Nothing pasted: {exc}")
-            return
+            return False
         self.message.emit(f"Pasted {block.shape[0]} x {block.shape[1]} values at ({r0}, {c0})")
+        return True
+
+    def _too_big_message(self, rows: int, cols: int, r0: int, c0: int) -> str:
+        n, c = self.controller.state.shape
+        width = str(cols) if cols <= c - c0 else f"more than {c - c0}"
+        text = (
+            f"Nothing pasted: the clipboard holds {rows} rows of {width} values, but from cell ({r0}, {c0}) "
+            f"only {n - r0} x {c - c0} fit the {n} x {c} grid"
+        )
+        if rows > MAX_SAMPLES or cols > MAX_CLASSES:
+            return text + f" (the largest grid is {MAX_SAMPLES} x {MAX_CLASSES})"
+        return text + " (resize the grid first)"
+
+    def _supersede_paste(self, reason: str) -> None:
+        if self._pending_paste is None:
+            return
+        self._pending_paste = None
+        if self._paste_future is not None:
+            self._paste_future.cancel()  # only stops it if it has not started; a running parse is ignored
+            self._paste_future = None
+        self.message.emit(f"Nothing pasted: {reason}")
+        self.pasteFinished.emit(False)
+
+    def _on_state_changed(self, _change: Change) -> None:
+        self._supersede_paste("the grid changed while the pasted text was being read")
+
+    def shutdown(self) -> None:
+        """Drop a pending paste and stop the worker thread (when the window closes)."""
+        self._supersede_paste("the window closed")
+        if self._paste_executor is not None:
+            self._paste_executor.shutdown(wait=False, cancel_futures=True)
+            self._paste_executor = None

@@ -10,20 +10,78 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from explorer.app.edits import EditController
 from explorer.app.state import Change
+from explorer.core import resolve_dtype
 from explorer.files.numbers import parse_number
 
-__all__ = ["LABEL_CELL_COLOR", "LabelsModel", "LogitsModel"]
+__all__ = ["LABEL_CELL_COLOR", "LabelsModel", "LogitsModel", "check_cell_values", "largest_cell_value"]
 
 #: Background of each row's label cell in the grid.
 LABEL_CELL_COLOR = QColor(255, 221, 128)
 _IGNORED_ROW_COLOR = QColor(225, 225, 225)
 
 _Index = QModelIndex | QPersistentModelIndex
+
+
+def largest_cell_value(dtype: str) -> float:
+    """Largest finite magnitude a logit may hold when the check runs in ``dtype``.
+
+    Parameters
+    ----------
+    dtype : str
+        A dtype name the core accepts (``float16``, ``bfloat16``, ``float32``, ``float64``).
+
+    Returns
+    -------
+    float
+        For example 65504.0 for float16.
+    """
+    dt = resolve_dtype(dtype)
+    try:
+        return float(np.finfo(dt).max)
+    except ValueError:  # ml_dtypes (bfloat16) have their own finfo
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(dt).max)
+
+
+def check_cell_values(values: ArrayLike, dtype: str, what: str = "the pasted block") -> None:
+    """The one rule for what a logit cell accepts, typed or pasted: a finite number the dtype can hold.
+
+    Parameters
+    ----------
+    values : array_like
+        One value (typed) or a 2-D block (pasted).
+    dtype : str
+        The check's dtype name.
+    what : str
+        Where a bad value of a block was, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad value (and its row and column within a block).
+    """
+    a = np.asarray(values, dtype=np.float64)
+    limit = largest_cell_value(dtype)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(a) <= limit)  # NaN compares False: refused as well
+    if not np.any(bad):
+        return
+    if a.ndim == 0:
+        v, where = float(a), ""
+    else:
+        first = tuple(int(k) for k in np.argwhere(bad)[0])
+        v = float(a[first])
+        where = f" at row {first[0]}, column {first[-1]} of {what}" if a.ndim == 2 else f" in {what}"
+    if not np.isfinite(v):
+        raise ValueError(f"{v!r}{where} is not a finite number")
+    raise ValueError(f"{v:g}{where} overflows {dtype} (largest finite {limit:g})")
 
 
 def format_value(v: float) -> str:
@@ -107,13 +165,9 @@ class LogitsModel(_StateModel):
         if role != Qt.ItemDataRole.EditRole or not index.isValid():
             return False
         i, j = index.row(), index.column()
-        dtype_max = float(np.finfo(self.state.settings.dtype).max)
         try:
-            v = parse_number(str(value), dtype_max, "logit") if isinstance(value, str) else float(value)
-            if not np.isfinite(v):
-                raise ValueError(f"{value!r} is not a finite number")
-            if abs(v) > dtype_max:
-                raise ValueError(f"{v:g} overflows {self.state.settings.dtype} (largest finite {dtype_max:g})")
+            v = parse_number(str(value), what="logit") if isinstance(value, str) else float(value)
+            check_cell_values(v, self.state.settings.dtype)
             self.controller.set_logit(i, j, v)
         except (ValueError, TypeError) as exc:
             self.rejected.emit(f"Cell ({i}, {j}) unchanged: {exc}")
