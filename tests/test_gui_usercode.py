@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.app.display import Source
 from explorer.app.jobs import report_matches_state
 from explorer.gui import MainWindow
 from explorer.usercode.gallery import MUTANTS
@@ -29,12 +30,14 @@ def test_origin_code_passes_and_the_maps_show_it(qtbot, window: MainWindow) -> N
     _run(qtbot, window, ORIGIN, "softmax_crossentropy", "grad_softmax_crossentropy")
     text = window.user_panel.output.toPlainText()
     assert "PASS" in text and "(N, 1)" in text
-    assert window.showing_user
-    assert "Your code" in window.summary.toPlainText()
+    assert window.display.source is Source.USER
+    assert "your code" in window.summary.toPlainText()
+    assert window.heatmaps.analytic.title == "Your gradient"
     # The maps show the user's gradient (equal to the built-in one here, to rounding).
     np.testing.assert_allclose(window.heatmaps.analytic.image_item.image, window.report.grad_analytic, atol=1e-15)
     window.user_panel.builtin_button.click()
-    assert not window.showing_user
+    assert window.display.source is Source.BUILTIN
+    assert window.heatmaps.analytic.title == "Analytic gradient"
 
 
 def test_a_mutant_from_the_gallery_fails_with_its_signature(qtbot, window: MainWindow) -> None:
@@ -78,7 +81,7 @@ def test_exports_follow_the_users_results(qtbot, window: MainWindow, tmp_path: P
     _run(qtbot, window, MUTANTS["sign_flip"].source)
     assert window.export_data(str(tmp_path / "mine.csv"))
     _, arrays = read_csv_export(tmp_path / "mine.csv")
-    np.testing.assert_array_equal(arrays["analytic"], window.user_result_report.grad_analytic)
+    np.testing.assert_array_equal(arrays["analytic"], window.display.report.grad_analytic)
     assert not np.allclose(arrays["analytic"], window.report.grad_analytic)
     assert window.export_plot("dashboard", str(tmp_path / "mine.png"))
 
@@ -92,6 +95,6 @@ def test_the_sweep_shows_the_users_own_loss(qtbot, window: MainWindow) -> None:
     assert set(errors) == {"forward", "backward", "central", "central4", "complex"}
     # Cell (1, 4) is not row 1's label: the bug does not touch it, so the complex step is exact there.
     assert errors["complex"].min() < 1e-12
-    assert "your loss" in window.sweep_panel.caption.text()
+    assert "your code" in window.sweep_panel.caption.text()
     window.user_panel.builtin_button.click()
     assert not window.sweep_panel.result.user

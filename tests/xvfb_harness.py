@@ -64,6 +64,7 @@ def main() -> int:
         if not first:
             first.extend(v.image_item.image.copy() for v in views)
             view = w.grid.logits_view
+            view.scrollTo(view.model().index(0, 0))  # the worst cell may have been scrolled into view
             rect = view.visualRect(view.model().index(0, 0))
             centre = view.viewport().mapToGlobal(rect.center())
             print(

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.core import Report
 from explorer.core.explain import CellExplanation
 
-__all__ = ["PITFALL_SENTENCE", "affected_cells", "cell_tooltip", "explanation_html", "extreme_notes", "summary_html"]
+if TYPE_CHECKING:
+    from explorer.app.display import CellValues
+    from explorer.usercode.runner import UserCheck
+
+__all__ = [
+    "PITFALL_SENTENCE",
+    "affected_cells",
+    "cell_tooltip",
+    "explanation_html",
+    "extreme_notes",
+    "summary_html",
+    "user_cell_html",
+    "user_result_html",
+]
 
 PITFALL_SENTENCE = (
     "Softmax is shift-invariant: adding the same eps to every logit of a row leaves the probabilities, "
@@ -22,8 +36,11 @@ def _g(v: float, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
-def summary_html(report: Report, duration_s: float | None = None) -> str:
-    """The summary panel: loss, errors, worst cell, verdict, row-sum check, pitfall note."""
+def summary_html(report: Report, duration_s: float | None = None, source: str | None = None) -> str:
+    """The summary panel: loss, errors, worst cell, verdict, row-sum check, pitfall note.
+
+    ``source`` names whose gradient was checked (the built-in loss when None).
+    """
     s = report.settings
     cmp = report.comparison
     atol, rtol = s.tolerances
@@ -62,6 +79,8 @@ def summary_html(report: Report, duration_s: float | None = None) -> str:
         )
     for note in extreme_notes(report):
         notes.append(f"<p style='color:#c62828'>{html.escape(note)}</p>")
+    if source is not None:
+        rows.insert(0, ("Checking", html.escape(source)))
     table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
     timing = f"<p><small>computed in {duration_s * 1e3:.1f} ms</small></p>" if duration_s is not None else ""
     return f"<table cellspacing='3'>{table}</table>{''.join(notes)}{timing}"
@@ -102,14 +121,53 @@ def extreme_notes(report: Report) -> list[str]:
     return notes
 
 
-def cell_tooltip(report: Report, i: int, j: int) -> str:
-    """Plain text for hovering a cell: sample, class, both gradients and both errors."""
+def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
+    """Plain text for hovering a cell: sample, class, both gradients, both errors and the verdict.
+
+    ``gradient`` names the gradient being checked ("analytic", or "yours" for the user's code).
+    """
+    i, j = values.cell
     return (
         f"sample {i}, class {j}\n"
-        f"analytic  {float(report.grad_analytic[i, j]):.10g}\n"
-        f"numeric   {float(report.grad_numeric[i, j]):.10g}\n"
-        f"abs error {float(report.abs_err[i, j]):.3g}\n"
-        f"rel error {float(report.rel_err[i, j]):.3g}"
+        f"{gradient:<9} {values.analytic:.10g}\n"
+        f"numeric   {values.numeric:.10g}\n"
+        f"abs error {values.abs_err:.3g}\n"
+        f"rel error {values.rel_err:.3g}\n"
+        f"{'passes' if values.passed else 'FAILS'} the tolerance"
+    )
+
+
+def user_cell_html(values: CellValues, source: str) -> str:
+    """The inspector for the user's code: the values at the cell (their code is a black box)."""
+    i, j = values.cell
+    return (
+        f"<h3>Sample {i}, class {j}</h3><p>Checking {html.escape(source)}.</p>"
+        f"<p><b>Your gradient</b>: {values.analytic:.17g}<br><b>Numeric</b> (finite differences of your loss): "
+        f"{values.numeric:.17g}</p><p><b>Errors</b>: |num − yours| = {values.abs_err:.3g}, relative "
+        f"{values.rel_err:.3g}; {'passes' if values.passed else '<b>fails</b>'} the tolerance.</p>"
+        "<p><small>Your code runs as a black box, so the inspector cannot show its inner evaluations; "
+        "show the built-in check to see them for the cross-entropy.</small></p>"
+    )
+
+
+def user_result_html(check: UserCheck) -> str:
+    """The "Your code" panel after a run: verdict, largest error, labels' shape, time, the pitfall quotient."""
+    report, result, code = check.report, check.result, check.code
+    cmp = report.comparison
+    fail = f"<b style='color:#c62828'>FAIL</b> ({cmp.n_failed} elements)"
+    verdict = "<b style='color:#1a7f37'>PASS</b>" if cmp.ok else fail
+    extra = ""
+    if check.builtin_difference is not None:
+        extra = (
+            f"<br>max |your grad − built-in gradient ({report.settings.reduction})| = {check.builtin_difference:.3g}"
+        )
+    worst = ", ".join(str(int(v)) for v in cmp.worst)
+    return (
+        f"<p>{verdict}: finite differences of <code>{html.escape(code.loss_name)}</code> vs "
+        f"<code>{html.escape(code.grad_name)}</code>; max |num − yours| = {cmp.max_abs_err:.3g}, worst cell "
+        f"({worst}).<br>Labels passed as {result.labels_shape}; ran in {result.duration_s:.2f} s.<br>"
+        f"Whole-matrix quotient (L(x + eps) − L(x)) / eps = {result.whole_matrix_quotient:.3g} "
+        f"(about 0: shift invariance){extra}</p><p>The maps show <b>your</b> gradient.</p>"
     )
 
 

@@ -263,7 +263,7 @@ class ExplorerState(QObject):
     def _settings_with(self, n_classes: int | None = None, **changes: object) -> CheckSettings:
         """The current settings with ``changes``, validated by :class:`CheckSettings` and against the grid."""
         new = self._settings.replace(**changes)
-        new.check_classes(self.shape[1] if n_classes is None else n_classes)
+        new.check_classes(self.shape[1] if n_classes is None else int(n_classes))
         return new
 
     def _set_settings(self, new: CheckSettings) -> None:
@@ -283,7 +283,7 @@ class ExplorerState(QObject):
         self._notify(Change(settings=names, labels=relabelled))
 
     def _replace_settings(self, **changes: object) -> None:
-        self._set_settings(self._settings_with(**changes))
+        self._set_settings(self._settings_with(None, **changes))
 
     def set_settings(self, **changes: object) -> None:
         """Change one or more check settings (validated all together; all or nothing)."""

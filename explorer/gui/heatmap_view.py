@@ -169,6 +169,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
                 ticks = [[(k + 0.5, str(k)) for k in range(count)]] if count <= MAX_LABELLED_TICKS else None
                 self.plot.getAxis(axis_name).setTicks(ticks)
 
+    def set_title(self, title: str) -> None:
+        self.plot.setTitle(title)
+
+    @property
+    def title(self) -> str:
+        return str(self.plot.titleLabel.text)
+
     def set_bar_label(self, label: str) -> None:
         if label != self._bar_label:
             self._bar_label = label

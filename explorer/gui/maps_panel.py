@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
+from explorer.app.display import Display, DisplayChange, Source
 from explorer.app.report_text import affected_cells
 from explorer.core import Report
 from explorer.gui.heatmap_view import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
@@ -55,8 +56,9 @@ class HeatmapPanel(QWidget):
     cellHovered = Signal(int, int)
     cellClicked = Signal(int, int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, display: Display | None = None, parent: QWidget | None = None):
         super().__init__(parent)
+        self.display = display
         self.analytic = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
         self.analytic.setObjectName("analyticHeatmap")
         self.numeric = HeatmapView("Numeric gradient", DIVERGING, "∂L/∂x")
@@ -89,6 +91,23 @@ class HeatmapPanel(QWidget):
         layout.addWidget(splitter, 1)
         self.splitter = splitter
         self._report: Report | None = None
+        self._source = Source.BUILTIN
+        if display is not None:  # figures for export draw a report directly with show_report
+            display.changed.connect(self._on_display_changed)
+
+    def _on_display_changed(self, change: DisplayChange) -> None:
+        display = self.display
+        assert display is not None
+        if change.source and display.source is not self._source:
+            self._source = display.source
+            user = display.source is Source.USER
+            self.analytic.set_title(display.gradient_title)
+            self.numeric.set_title("Numeric gradient of your loss" if user else "Numeric gradient")
+            self.reset_levels()
+        if (change.report or change.source) and display.report is not None and display.report is not self._report:
+            self.show_report(display.report)
+        if change.cell or change.report or change.source:
+            self.set_selected(display.cell)
 
     @property
     def views(self) -> tuple[HeatmapView, HeatmapView, HeatmapView]:

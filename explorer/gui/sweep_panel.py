@@ -9,11 +9,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from explorer.app.display import Display, DisplayChange
 from explorer.app.state import Change, ExplorerState
 from explorer.core import EPS_MAX, EPS_MIN, Sweep
 from explorer.core.sweep import SweepResult
 
-__all__ = ["SCHEME_COLORS", "ZERO_FLOOR", "SweepPanel"]
+__all__ = ["SCHEME_COLORS", "SweepArtist", "SweepPanel", "y_range"]
 
 #: One colour per scheme (colour-blind safe, Okabe-Ito).
 SCHEME_COLORS = {
@@ -24,12 +25,24 @@ SCHEME_COLORS = {
     "complex": (204, 121, 167),
 }
 DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "float32": Qt.PenStyle.DashLine, "float64": Qt.PenStyle.SolidLine}
-#: An error of exactly 0 cannot sit on a log axis; it is drawn here (and said in the legend tip).
-ZERO_FLOOR = 1e-22
+#: Lowest error drawn when a sweep has no positive error at all (every value an exact zero).
+EMPTY_FLOOR = 1e-20
 
 
-def _log_y(values: np.ndarray) -> np.ndarray:
-    return np.where(values > 0, values, ZERO_FLOOR)
+def y_range(result: SweepResult, scheme: str) -> tuple[float, float]:
+    """The plotted error range ``(lo, hi)``: a decade below the smallest positive error (and the predicted
+    best error) to a decade above the largest. Exact zeros are drawn at ``lo``, below every real error."""
+    values = [e for sw in result.sweeps.values() for e in sw.errors.values()]
+    measured = np.concatenate(values) if values else np.zeros(0)
+    extra = []
+    main = result.sweeps.get(result.dtype)
+    if main is not None and scheme in main.models:
+        extra.append(main.models[scheme].best_err)
+    allv = np.concatenate([measured, np.asarray(extra, dtype=np.float64)])
+    positive = allv[np.isfinite(allv) & (allv > 0)]
+    if not positive.size:
+        return EMPTY_FLOOR, 1.0
+    return float(positive.min()) / 10, float(positive.max()) * 10
 
 
 class SweepPanel(QWidget):
@@ -46,9 +59,10 @@ class SweepPanel(QWidget):
     modeChanged = Signal(str)
     overlayChanged = Signal(bool)
 
-    def __init__(self, state: ExplorerState, parent: QWidget | None = None):
+    def __init__(self, state: ExplorerState, display: Display, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.display = display
         self.mode_combo = QComboBox(objectName="sweepModeCombo")
         self.mode_combo.addItem("Selected cell", "cell")
         self.mode_combo.addItem("Maximum over the grid", "grid")
@@ -83,7 +97,6 @@ class SweepPanel(QWidget):
         self.eps_line.sigPositionChangeFinished.connect(self._on_eps_line_moved)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.artist = SweepArtist(plot)
-        self.result: SweepResult | None = None
 
         options = QHBoxLayout()
         options.addWidget(self.mode_combo)
@@ -96,6 +109,12 @@ class SweepPanel(QWidget):
         layout.addWidget(self.plot_widget, 1)
         layout.addWidget(self.caption)
         state.changed.connect(self._on_state_changed)
+        display.changed.connect(self._on_display_changed)
+
+    @property
+    def result(self) -> SweepResult | None:
+        """The curves on show: the display model's sweep."""
+        return self.display.sweep
 
     # ----------------------------------------------------------------- input
     @property
@@ -107,6 +126,10 @@ class SweepPanel(QWidget):
 
     def _on_state_changed(self, change: Change) -> None:
         if change.settings & {"eps", "scheme"}:
+            self._redraw()
+
+    def _on_display_changed(self, change: DisplayChange) -> None:
+        if change.sweep or change.source:
             self._redraw()
 
     def _pick(self, log_eps: float) -> None:
@@ -126,10 +149,6 @@ class SweepPanel(QWidget):
         self._pick(vb.mapSceneToView(pos).x())
 
     # ------------------------------------------------------------------ draw
-    def show_result(self, result: SweepResult) -> None:
-        self.result = result
-        self._redraw()
-
     def _redraw(self) -> None:
         if self.eps_line.scene() is None:
             self.plot.addItem(self.eps_line, ignoreBounds=True)
@@ -151,7 +170,7 @@ class SweepPanel(QWidget):
             else (f"sample {result.cell[0]}, class {result.cell[1]}")
         )
         if result.user:
-            where = f"your loss and gradient, {where}"
+            where = f"{self.display.source_name}, {where}"
         names = " ".join(
             f"<b style='color:rgb{SCHEME_COLORS[n]}'>{'▶' if n == settings.scheme else ''}{n}</b>" for n in main.errors
         )
@@ -161,13 +180,18 @@ class SweepPanel(QWidget):
             if len(result.sweeps) > 1
             else ""
         )
-        model = main.models[settings.scheme]
-        measured = main.measured_best_eps[settings.scheme]
-        return (
-            f"{names}<br>{where}, {result.dtype}.{overlay} {settings.scheme}: predicted best eps "
-            f"{model.best_eps:.1e} (★, error {model.best_err:.1e}), measured {measured:.1e}"
-            f" (●). Exact zeros sit at {ZERO_FLOOR:g}."
-        )
+        scheme = settings.scheme if settings.scheme in main.errors else next(iter(main.errors))
+        measured = main.measured_best_eps[scheme]
+        zeros = " ▼ marks an exact zero (drawn at the bottom edge)." if np.any(main.errors[scheme] == 0) else ""
+        if result.user:
+            best = f"{scheme}: measured best eps {measured:.1e} (●)."
+        else:
+            model = main.models[scheme]
+            best = (
+                f"{scheme}: predicted best eps {model.best_eps:.1e} (★, error {model.best_err:.1e}), "
+                f"measured {measured:.1e} (●)."
+            )
+        return f"{names}<br>{where}, {result.dtype}.{overlay} {best}{zeros}"
 
 
 class SweepArtist:
@@ -197,9 +221,21 @@ class SweepArtist:
         item = self._get(key, pg.PlotDataItem)
         item.setData(x, y, pen=pen, connect=connect)  # type: ignore[attr-defined]
 
-    def _point(self, key: tuple, x: float, y: float, **style: object) -> None:
+    def _point(self, key: tuple, x: float, y: float, name: str = "", **style: object) -> None:
+        """A marker at data coordinates (eps, error). Scatter items ignore the plot's log mode, so the
+        position is given in log10 units, where the axes draw it."""
         item = self._get(key, pg.ScatterPlotItem)
-        item.setData([x], [y], **style)  # type: ignore[attr-defined]
+        if name:
+            item.setObjectName(name)  # type: ignore[attr-defined]
+        item.setData([math.log10(x)], [math.log10(y)], **style)  # type: ignore[attr-defined]
+
+    def _points(self, key: tuple, x: np.ndarray, y: np.ndarray, **style: object) -> None:
+        item = self._get(key, pg.ScatterPlotItem)
+        item.setData(np.log10(x), np.log10(y), **style)  # type: ignore[attr-defined]
+
+    def item(self, key: tuple) -> object | None:
+        """A drawn item by key (tests), or None."""
+        return self._items.get(key)
 
     def clear(self) -> None:
         for item in self._items.values():
@@ -208,35 +244,41 @@ class SweepArtist:
     def draw(self, result: SweepResult, scheme: str, show_model: bool = True) -> None:
         self._used = set()
         main = result.sweeps[result.dtype]
-        measured = np.concatenate([e for sw in result.sweeps.values() for e in sw.errors.values()])
-        positive = measured[np.isfinite(measured) & (measured > 0)]
-        lo = max(float(positive.min()) / 10, ZERO_FLOOR / 3) if positive.size else ZERO_FLOOR / 3
-        if np.any(measured == 0):
-            lo = ZERO_FLOOR / 3  # show the exact zeros
-        hi = float(positive.max()) * 10 if positive.size else 1.0
+        lo, hi = y_range(result, scheme)
+        x_lo, x_hi = float(main.eps.min()), float(main.eps.max())
 
         def curve(values: np.ndarray) -> np.ndarray:
-            return np.clip(_log_y(values), lo, hi)
+            return np.clip(np.where(values > 0, values, lo), lo, hi)
 
         def model_line(values: np.ndarray) -> np.ndarray:
             return np.where((values >= lo) & (values <= hi), values, np.nan)
 
+        def inside(x: float, y: float) -> bool:
+            return bool(np.isfinite(x) and np.isfinite(y) and x_lo <= x <= x_hi and lo <= y <= hi)
+
+        current_name = scheme if scheme in main.errors else next(iter(main.errors))
         for name, errs in main.errors.items():
-            current = name == scheme
+            current = name == current_name
             color = SCHEME_COLORS[name]
             pen = pg.mkPen(color, width=3 if current else 1.5)
             self._line(("curve", result.dtype, name), main.eps, curve(errs), pen)
             best = main.measured_best_eps[name], main.measured_best_err[name]
-            if np.isfinite(best[1]) and lo <= best[1] <= hi:
-                self._point(("best", name), best[0], best[1], symbol="o", size=9, brush=pg.mkBrush(color), pen=None)
-            if show_model and (current or len(main.errors) == 1):
+            key, label = (("measuredBest",), "measuredBest") if current else (("best", name), "")
+            if inside(*best):
+                self._point(key, best[0], best[1], label, symbol="o", size=10, brush=pg.mkBrush(color),
+                            pen=pg.mkPen("k", width=1))  # fmt: skip
+            if current and np.any(errs == 0):
+                zero_eps = main.eps[errs == 0]
+                self._points(("zeros", name), zero_eps, np.full(zero_eps.shape, lo), symbol="t", size=9,
+                             brush=pg.mkBrush(color), pen=None)  # fmt: skip
+            if show_model and current and name in main.models:
                 model = main.models[name]
                 faint = pg.mkPen((*color, 110), width=1, style=Qt.PenStyle.DashLine)
                 self._line(("trunc", name), main.eps, model_line(model.truncation(main.eps)), faint, "finite")
                 self._line(("round", name), main.eps, model_line(model.rounding(main.eps)), faint, "finite")
-                if lo <= model.best_err <= hi:
-                    self._point(("star", name), model.best_eps, model.best_err, symbol="star", size=14,
-                                brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=1.5))  # fmt: skip
+                if inside(model.best_eps, model.best_err):
+                    self._point(("predictedBest",), model.best_eps, model.best_err, "predictedBest", symbol="star",
+                                size=16, brush=pg.mkBrush(255, 255, 255, 0), pen=pg.mkPen(color, width=2))  # fmt: skip
         for dtype, sweep in result.sweeps.items():
             if dtype == result.dtype:
                 continue
@@ -246,16 +288,16 @@ class SweepArtist:
         if show_model and scheme in main.models:
             # Left of the V rounding dominates, right of it truncation: say so at the two top corners.
             y = math.log10(hi) - 0.3
-            left, right = math.log10(float(main.eps.min())), math.log10(float(main.eps.max()))
-            for key, text, anchor, x in (("hint-left", "← rounding dominates", (0, 0), left + 0.3),
-                                         ("hint-right", "truncation dominates →", (1, 0), right - 0.1)):  # fmt: skip
-                item = self._get((key,), lambda t=text, a=anchor: pg.TextItem(t, color=(90, 90, 90), anchor=a))
+            left, right = math.log10(x_lo), math.log10(x_hi)
+            for hint, text, anchor, x in (("hint-left", "← rounding dominates", (0, 0), left + 0.3),
+                                          ("hint-right", "truncation dominates →", (1, 0), right - 0.1)):  # fmt: skip
+                item = self._get((hint,), lambda t=text, a=anchor: pg.TextItem(t, color=(90, 90, 90), anchor=a))
                 item.setPos(x, y)  # type: ignore[attr-defined]
         for key, item in self._items.items():
             if key not in self._used:
                 item.setVisible(False)  # type: ignore[attr-defined]
         self.plot.setYRange(math.log10(lo), math.log10(hi), padding=0.02)
-        self.plot.setXRange(math.log10(main.eps.min()), math.log10(main.eps.max()), padding=0.01)
+        self.plot.setXRange(math.log10(x_lo), math.log10(x_hi), padding=0.01)
 
 
 def draw_sweep(plot: pg.PlotItem, result: SweepResult, scheme: str, show_model: bool = True) -> SweepArtist:
