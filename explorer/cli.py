@@ -12,22 +12,31 @@ Bad flags or files give a one-line error on stderr and exit code 2, never a trac
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from explorer import __version__
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "SETTING_OPTIONS", "build_parser", "main", "worst_cells"]
 
 _START = time.perf_counter()
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 PLOT_WHATS = ("dashboard", "analytic", "numeric", "error", "sweep")
+#: The JSON report of ``check --format json``: its JSON Schema ships as resources/<JSON_SCHEMA_NAME>.
+JSON_SCHEMA_NAME = "check_report.schema.json"
+JSON_SCHEMA_ID = "https://gradient-explorer.invalid/schemas/check_report/1"
+JSON_SCHEMA_VERSION = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,24 +70,118 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
-def _add_inputs(p: argparse.ArgumentParser) -> None:
-    from explorer.core import DTYPE_NAMES, REDUCTIONS, SCHEME_NAMES
+@dataclass(frozen=True)
+class SettingOption:
+    """One command-line option that sets one :class:`~explorer.core.CheckSettings` field.
+
+    Adding a settings field to the CLI is one row of :data:`SETTING_OPTIONS`; rows whose
+    field the installed core does not have are skipped. Values are validated by
+    ``CheckSettings`` itself (a bad one is a :class:`~explorer.core.SettingsError`, exit 2).
+    """
+
+    flag: str
+    field: str
+    help: str
+    type: Callable[[str], object] | None = None
+    choices: str | None = None  # name of a tuple in explorer.core, resolved when the parser is built
+    metavar: str | None = None
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    """Class weights: a comma/space separated list (``1,2,0.5``) or a text file holding one."""
+    from explorer.files.numbers import parse_number
+
+    source = text
+    path = Path(text)
+    if path.is_file():
+        if path.stat().st_size > MAX_WEIGHT_FILE_BYTES:
+            raise argparse.ArgumentTypeError(f"{text}: a weights file holds at most {MAX_WEIGHT_FILE_BYTES} bytes")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"{text}: cannot read it ({exc})") from None
+    elif os.sep in text or any(c.isalpha() and c not in "eE" for c in text):
+        raise argparse.ArgumentTypeError(f"{text}: no such weights file (or give numbers such as 1,2,0.5)")
+    tokens = [t for t in source.replace(",", " ").replace(";", " ").split() if t]
+    if not tokens:
+        raise argparse.ArgumentTypeError(f"{text!r}: no class weights (give numbers such as 1,2,0.5)")
+    try:
+        return tuple(parse_number(t, what="class weight") for t in tokens)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"class weight {exc}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+MAX_WEIGHT_FILE_BYTES = 16 * 1024 * 1024
+
+#: The options that set CheckSettings fields, in --help order.
+SETTING_OPTIONS: tuple[SettingOption, ...] = (
+    SettingOption("--eps", "eps", "the step (default: the preset's, or the scheme's default)", _positive_float),
+    SettingOption("--scheme", "scheme", "difference scheme", choices="SCHEME_NAMES"),
+    SettingOption("--dtype", "dtype", "precision of the check", choices="DTYPE_NAMES"),
+    SettingOption("--reduction", "reduction", "loss reduction", choices="REDUCTIONS"),
+    SettingOption("--label-smoothing", "label_smoothing", "label smoothing in [0, 1]", _nonneg_float),
+    SettingOption(
+        "--weight",
+        "weight",
+        "class weights: a comma list (1,2,0.5) or a file holding one, one per class",
+        _weights,
+        metavar="W1,W2,...|FILE",
+    ),
+    SettingOption(
+        "--ignore-index", "ignore_index", "label value whose rows are ignored (default -100)", _integer, metavar="INT"
+    ),
+    SettingOption("--perturb", "perturb", "pitfall modes: a whole row or all logits at once", choices="PERTURB_MODES"),
+    SettingOption("--evaluate", "evaluate", "what the difference quotient evaluates (row loss or whole loss)"),
+    SettingOption("--tolerance", "tolerance", "tolerance policy of the verdict"),
+    SettingOption("--atol", "atol", "absolute tolerance (default: per dtype)", _nonneg_float),
+    SettingOption("--rtol", "rtol", "relative tolerance (default: per dtype)", _nonneg_float),
+)
+
+
+def _setting_options() -> tuple[SettingOption, ...]:
+    from explorer.core.settings import FIELD_NAMES
+
+    return tuple(o for o in SETTING_OPTIONS if o.field in FIELD_NAMES)
+
+
+def _preset_names() -> str:
+    from explorer.files.presets import presets
+
+    return ", ".join(p.name for p in presets())
+
+
+def _add_inputs(p: argparse.ArgumentParser, verdict: bool) -> None:
+    import explorer.core as core
 
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", metavar="NAME", help="a shipped problem (default: origin)")
-    src.add_argument("--logits", metavar="FILE", help="logits from .npy, .npz, .csv, .tsv or .txt")
+    src.add_argument("--preset", metavar="NAME", help=f"a shipped problem, default origin: {_preset_names()} "
+                     "(see the presets command)")  # fmt: skip
+    src.add_argument("--logits", metavar="FILE", help="logits from .npy, .npz, .csv, .tsv, .txt or .safetensors")
     src.add_argument("--session", metavar="FILE", help="a session file saved by the window")
     p.add_argument("--labels", metavar="FILE", help="labels from a second file (with --logits)")
     p.add_argument("--labels-column", metavar="NAME", help="labels from a named CSV/TSV column (with --logits)")
-    p.add_argument("--eps", type=_positive_float, help="the step (default: the preset's, or the scheme's default)")
-    p.add_argument("--scheme", choices=SCHEME_NAMES, help="difference scheme")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, help="precision of the check")
-    p.add_argument("--reduction", choices=REDUCTIONS, help="loss reduction")
-    p.add_argument("--label-smoothing", type=_nonneg_float, help="label smoothing in [0, 1]")
-    p.add_argument("--perturb", choices=("element", "row", "all"), help="pitfall modes: row or all at once")
+    for o in _setting_options():
+        if o.field in ("atol", "rtol") and not verdict:
+            continue
+        kwargs: dict[str, Any] = {"dest": o.field, "help": o.help, "default": None}
+        if o.type is not None:
+            kwargs["type"] = o.type
+        if o.choices is not None:
+            kwargs["choices"] = getattr(core, o.choices)
+        if o.metavar is not None:
+            kwargs["metavar"] = o.metavar
+        p.add_argument(o.flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no Qt imported)."""
     parser = _Parser(
         prog="gradient-explorer",
         description=(
@@ -88,20 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--preset", metavar="NAME", help="start the window with a preset (origin, uniform, ...)")
+    parser.add_argument("--preset", metavar="NAME", help=f"start the window with a preset: {_preset_names()}")
     parser.add_argument("--no-restore", action="store_true", help="ignore the settings saved by the last run")
     parser.add_argument("--quit-after-first-draw", action="store_true", help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="{check,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{check,export,presets}")
     check = sub.add_parser(
         "check",
         help="print the worst cells and a verdict; exit 0 if every element passes, 1 if not, 2 on bad input",
         description="Compare the numeric and analytic gradients without a window. "
-        "Exit code 0: pass, 1: fail, 2: bad input.",
+        "Exit code 0: pass, 1: fail, 2: bad input (one line on stderr).",
     )
-    _add_inputs(check)
-    check.add_argument("--atol", type=_nonneg_float, help="absolute tolerance (default: per dtype)")
-    check.add_argument("--rtol", type=_nonneg_float, help="relative tolerance (default: per dtype)")
-    check.add_argument("--top", type=int, default=5, help="worst cells to list (default 5)")
+    _add_inputs(check, verdict=True)
+    check.add_argument("--top", type=int, default=5, help="worst cells to list, failing ones first (default 5)")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text for people, or json: the whole report for CI tools (schema: "
+                       f"{JSON_SCHEMA_NAME})")  # fmt: skip
     check.add_argument("--loss", metavar="FILE:FUNC", help="check your own code: its loss(logits, labels) ...")
     check.add_argument("--grad", metavar="FILE:FUNC", help="... against its grad(logits, labels)")
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds your code may take (default 10)")
@@ -111,12 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a plot (PNG, SVG, PDF) or the data (CSV, NPZ) without a window, by OUT's suffix.",
     )
     export.add_argument("out", metavar="OUT", help="output file: .png, .svg, .pdf, .csv or .npz")
-    _add_inputs(export)
+    _add_inputs(export, verdict=True)
     export.add_argument("--what", choices=PLOT_WHATS, default="dashboard", help="which plot (default: dashboard)")
-    export.add_argument("--width", type=int, default=1600, help="PNG width in pixels (default 1600)")
-    for sp in (check, export):
+    export.add_argument("--width", type=_integer, default=None,
+                        help="PNG width in pixels (default: the figure's width at --dpi)")  # fmt: skip
+    export.add_argument("--dpi", type=_positive_float, default=96.0,
+                        help="PNG resolution; without --width it also scales the image (default 96: "
+                        "the figure's own size)")  # fmt: skip
+    sub.add_parser("presets", help="list the shipped problems with their descriptions",
+                   description="List the shipped problems (for --preset) with their descriptions.")  # fmt: skip
+    for sp in sub.choices.values():
         sp.error = parser.error  # type: ignore[method-assign]
     return parser
+
+
+@contextmanager
+def _quiet_numerics() -> Iterator[None]:
+    """NumPy's floating-point warnings off: overflow and NaN are reported in the output, not as stderr noise."""
+    import numpy as np
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -127,40 +247,36 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from explorer.files.io import load_logits, load_session
     from explorer.files.presets import get_preset
 
-    overrides = {
-        k: getattr(args, k)
-        for k in ("eps", "scheme", "dtype", "reduction", "label_smoothing", "perturb")
-        if getattr(args, k, None) is not None
-    }
-    for k in ("atol", "rtol"):
-        if getattr(args, k, None) is not None:
-            overrides[k] = getattr(args, k)
+    overrides = {o.field: getattr(args, o.field) for o in _setting_options()
+                 if getattr(args, o.field, None) is not None}  # fmt: skip
     if args.session:
         s = load_session(args.session)
-        logits, labels, base = s.logits, s.labels, dict(vars(s.settings))
+        logits, labels, base = s.logits, s.labels, s.settings.to_mapping()
+        source = f"session {args.session}"
     elif args.logits:
         logits, labels = load_logits(args.logits, labels_path=args.labels, labels_column=args.labels_column)
         if labels is None:
             raise ValueError("no labels: give --labels FILE, --labels-column NAME, or an NPZ with a 'labels' entry")
         base = {"reduction": "sum"}
+        source = f"logits {args.logits}"
     else:
         if args.labels or args.labels_column:
             raise ValueError("--labels and --labels-column go with --logits")
         p = get_preset(args.preset or "origin")
         logits, labels, base = p.logits, p.labels, dict(p.settings)
+        source = f"preset {p.name}"
     if not np.all(np.isfinite(logits)):
         raise ValueError("the logits contain values that are not finite numbers")
     merged = {**base, **overrides}
     if "eps" not in merged:
         merged["eps"] = default_eps(merged.get("scheme", "central"), merged.get("dtype", "float64"))
-    weight = merged.get("weight")
-    if weight is not None:
-        merged["weight"] = tuple(weight)
-    return logits, labels, CheckSettings(**merged)
+    settings = CheckSettings.from_mapping(merged)  # validates every field; SettingsError is a ValueError
+    settings.check_classes(int(np.shape(logits)[1]) if np.ndim(logits) == 2 else 0)
+    return logits, labels, settings, source
 
 
-def _user_check(args: argparse.Namespace, logits, labels, settings):  # type: ignore[no-untyped-def]
-    """Run the user's functions; returns the Report to print (their gradient as the analytic one)."""
+def _user_check(args: argparse.Namespace, logits, labels, settings, say: Callable[[str], None]):  # type: ignore[no-untyped-def]
+    """Run the user's functions; returns the Report (their gradient as the analytic one) and facts about the run."""
     from explorer.usercode.runner import UserCode, UserCodeError, builtin_difference, run_user_check, user_report
 
     if not (args.loss and args.grad):
@@ -171,50 +287,173 @@ def _user_check(args: argparse.Namespace, logits, labels, settings):  # type: ig
     except UserCodeError as exc:
         details = f"\n{exc.details.rstrip()}" if exc.details and exc.kind == "exception" else ""
         raise _UserFailure(f"{code.filename}: {exc.message}{details}") from None
-    print(f"your code: {code.filename}, loss={code.loss_name}, grad={code.grad_name}, labels passed as "
-          f"{result.labels_shape}, {result.duration_s:.2f} s")  # fmt: skip
-    print(
+    facts: dict[str, Any] = {
+        "file": str(code.filename),
+        "loss": code.loss_name,
+        "grad": code.grad_name,
+        "labels_shape": list(result.labels_shape),
+        "duration_s": result.duration_s,
+        "whole_matrix_quotient": _num(result.whole_matrix_quotient),
+    }
+    say(f"your code: {code.filename}, loss={code.loss_name}, grad={code.grad_name}, labels passed as "
+        f"{result.labels_shape}, {result.duration_s:.2f} s")  # fmt: skip
+    say(
         f"whole-matrix quotient (L(x + eps) - L(x)) / eps = {result.whole_matrix_quotient:.3g} "
         "(about 0 by shift invariance: not a gradient)"
     )
     if labels.ndim == 1:
-        print(f"max |your grad - built-in gradient ({settings.reduction})| = "
-              f"{builtin_difference(result, logits, labels, settings):.3g}")  # fmt: skip
-    return user_report(result, logits, labels, settings)
+        diff = builtin_difference(result, logits, labels, settings)
+        facts["max_abs_difference_from_builtin"] = _num(diff)
+        say(f"max |your grad - built-in gradient ({settings.reduction})| = {diff:.3g}")
+    return user_report(result, logits, labels, settings), facts
 
 
 class _UserFailure(Exception):
     pass
 
 
-def _run_check(args: argparse.Namespace) -> int:
+def worst_cells(report, top: int):  # type: ignore[no-untyped-def]
+    """Flat indices of up to ``top`` cells: failing cells first, each group by |num - ana| largest first
+    (NaN counts as largest). Uses argpartition, so a 4096 x 4096 grid costs no full sort."""
     import numpy as np
 
+    cmp = report.comparison
+    key = np.where(np.isnan(cmp.abs_err), np.inf, cmp.abs_err).ravel()
+    failed = ~cmp.passed.ravel()
+    out = []
+    for group in (np.flatnonzero(failed), np.flatnonzero(~failed)):
+        k = min(max(0, top) - len(out), group.size)
+        if k <= 0:
+            continue
+        part = group[np.argpartition(-key[group], k - 1)[:k]] if k < group.size else group
+        out.extend(part[np.argsort(-key[part], kind="stable")].tolist())
+    return out
+
+
+def _num(v: float) -> float | None:
+    """A float for JSON: non-finite values (overflow, NaN) become null."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _notes(report) -> list[str]:  # type: ignore[no-untyped-def]
+    from explorer.app.report_text import PITFALL_SENTENCE, extreme_notes
+
+    s = report.settings
+    notes = []
+    if s.perturb != "element":
+        what = "every logit" if s.perturb == "all" else "each whole row"
+        notes.append(f"Pitfall mode (perturbing {what} at once): {PITFALL_SENTENCE}")
+    notes.extend(extreme_notes(report))
+    return notes
+
+
+def _json_report(report, source: str, top: int, timings: dict[str, float],  # type: ignore[no-untyped-def]
+                 user: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """The whole check as plain JSON values; see resources/check_report.schema.json."""
+    import numpy as np
+
+    s = report.settings
+    cmp = report.comparison
+    atol, rtol = s.tolerances
+    n, c = report.logits.shape
+    cells = []
+    for flat in worst_cells(report, top):
+        i, j = (int(v) for v in np.unravel_index(flat, cmp.abs_err.shape))
+        cells.append(
+            {
+                "sample": i,
+                "class": j,
+                "analytic": _num(report.grad_analytic[i, j]),
+                "numeric": _num(report.grad_numeric[i, j]),
+                "abs_err": _num(cmp.abs_err[i, j]),
+                "rel_err": _num(cmp.rel_err[i, j]),
+                "passed": bool(cmp.passed[i, j]),
+            }
+        )
+    row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
+    return {
+        "schema": JSON_SCHEMA_ID,
+        "schema_version": JSON_SCHEMA_VERSION,
+        "tool": {"name": "gradient-explorer", "version": __version__},
+        "source": source,
+        "shape": [int(n), int(c)],
+        "settings": s.to_mapping(),
+        "tolerances": {"atol": atol, "rtol": rtol, "rule": "|numeric - analytic| <= atol + rtol * |analytic|"},
+        "loss": {"value": _num(report.loss), "reduction": s.reduction},
+        "errors": {
+            "max_abs": _num(cmp.max_abs_err),
+            "max_rel": _num(cmp.max_rel_err),
+            "worst": [int(v) for v in cmp.worst],
+            "max_abs_row_sum": _num(row_sum),
+        },
+        "verdict": {
+            "ok": bool(cmp.ok),
+            "text": "PASS" if cmp.ok else "FAIL",
+            "n_failed": int(cmp.n_failed),
+            "n_elements": int(cmp.passed.size),
+        },
+        "worst_cells": cells,
+        "notes": _notes(report),
+        "user_code": user,
+        "timings": timings,
+    }
+
+
+def _run_check(args: argparse.Namespace) -> int:
     from explorer.core import check_gradient
 
-    logits, labels, settings = _problem(args)
-    if args.loss or args.grad:
-        report = _user_check(args, logits, labels, settings)
-    else:
-        report = check_gradient(logits, labels, settings)
-    cmp = report.comparison
-    atol, rtol = settings.tolerances
-    n, c = report.logits.shape
-    print(f"{n} x {c}, {settings.dtype}, {settings.scheme}, eps={settings.eps:g}, reduction={settings.reduction}, "
-          f"perturb={settings.perturb}")  # fmt: skip
-    print(f"loss {report.loss:.10g}   max |num - ana| {cmp.max_abs_err:.3g}   max relative {cmp.max_rel_err:.3g}")
-    margin = np.where(np.isnan(cmp.abs_err), np.inf, cmp.abs_err - rtol * np.abs(report.grad_analytic.astype(float)))
-    order = np.argsort(margin, axis=None)[::-1][: max(0, args.top)]
-    print(f"{'sample':>7} {'class':>6} {'analytic':>14} {'numeric':>14} {'abs err':>10} {'rel err':>10}  pass")
-    for flat in order:
-        i, j = np.unravel_index(flat, cmp.abs_err.shape)
-        print(
-            f"{i:>7} {j:>6} {float(report.grad_analytic[i, j]):>14.7g} {float(report.grad_numeric[i, j]):>14.7g} "
-            f"{cmp.abs_err[i, j]:>10.3g} {cmp.rel_err[i, j]:>10.3g}  {'yes' if cmp.passed[i, j] else 'NO'}"
-        )
+    started = time.perf_counter()
+    as_json = args.format == "json"
+    say: Callable[[str], None] = (lambda _text: None) if as_json else print
+    if args.top < 0:
+        raise ValueError(f"--top {args.top} must be >= 0")
+    logits, labels, settings, source = _problem(args)
+    user = None
+    with _quiet_numerics():
+        t0 = time.perf_counter()
+        if args.loss or args.grad:
+            report, user = _user_check(args, logits, labels, settings, say)
+        else:
+            report = check_gradient(logits, labels, settings)
+        check_s = time.perf_counter() - t0
+        cmp = report.comparison
+        atol, rtol = settings.tolerances
+        if as_json:
+            now = time.perf_counter()
+            timings = {"check_s": check_s, "total_s": now - started, "since_start_s": now - _START}
+            print(json.dumps(_json_report(report, source, args.top, timings, user), indent=2, allow_nan=False))
+            return EXIT_OK if cmp.ok else EXIT_FAILED
+        n, c = report.logits.shape
+        print(f"{n} x {c}, {settings.dtype}, {settings.scheme}, eps={settings.eps:g}, "
+              f"reduction={settings.reduction}, perturb={settings.perturb}")  # fmt: skip
+        print(f"loss {report.loss:.10g}   max |num - ana| {cmp.max_abs_err:.3g}   max relative {cmp.max_rel_err:.3g}")
+        print(f"{'sample':>7} {'class':>6} {'analytic':>14} {'numeric':>14} {'abs err':>10} {'rel err':>10}  pass")
+        import numpy as np
+
+        for flat in worst_cells(report, args.top):
+            i, j = np.unravel_index(flat, cmp.abs_err.shape)
+            print(
+                f"{i:>7} {j:>6} {float(report.grad_analytic[i, j]):>14.7g} "
+                f"{float(report.grad_numeric[i, j]):>14.7g} "
+                f"{cmp.abs_err[i, j]:>10.3g} {cmp.rel_err[i, j]:>10.3g}  {'yes' if cmp.passed[i, j] else 'NO'}"
+            )
+        for note in _notes(report):
+            print(f"note: {note}")
     verdict = "PASS" if cmp.ok else f"FAIL ({cmp.n_failed} of {cmp.passed.size} elements)"
     print(f"verdict: {verdict} with |num - ana| <= atol + rtol*|ana|, atol={atol:g}, rtol={rtol:g}")
     return EXIT_OK if cmp.ok else EXIT_FAILED
+
+
+def _run_presets() -> int:
+    import textwrap
+
+    from explorer.files.presets import presets
+
+    for p in presets():
+        print(f"{p.name}: {p.title}")
+        print(textwrap.fill(p.description, width=100, initial_indent="    ", subsequent_indent="    "))
+    return EXIT_OK
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -229,24 +468,27 @@ def _run_export(args: argparse.Namespace) -> int:
         )
     if not out.parent.exists():
         raise ValueError(f"folder {out.parent} does not exist")
-    if args.width < 16 or args.width > 20000:
+    if args.width is not None and not 16 <= args.width <= 20000:
         raise ValueError(f"--width {args.width} is outside 16..20000 pixels")
-    logits, labels, settings = _problem(args)
-    report = check_gradient(logits, labels, settings)
-    if suffix == ".csv":
-        export_csv(out, report)
-    elif suffix == ".npz":
-        export_npz(out, report)
-    else:
-        if not os.environ.get("DISPLAY") and "QT_QPA_PLATFORM" not in os.environ:
-            os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        from PySide6.QtWidgets import QApplication
+    if not 10 <= args.dpi <= 2400:
+        raise ValueError(f"--dpi {args.dpi:g} is outside 10..2400")
+    logits, labels, settings, _source = _problem(args)
+    with _quiet_numerics():
+        report = check_gradient(logits, labels, settings)
+        if suffix == ".csv":
+            export_csv(out, report)
+        elif suffix == ".npz":
+            export_npz(out, report)
+        else:
+            if not os.environ.get("DISPLAY") and "QT_QPA_PLATFORM" not in os.environ:
+                os.environ["QT_QPA_PLATFORM"] = "offscreen"
+            from PySide6.QtWidgets import QApplication
 
-        from explorer.gui.plot_export import export_figure
+            from explorer.gui.plot_export import export_figure
 
-        app = QApplication.instance() or QApplication(sys.argv[:1])
-        export_figure(out, report, args.what, width=args.width)
-        del app
+            app = QApplication.instance() or QApplication(sys.argv[:1])
+            export_figure(out, report, args.what, width=args.width, dpi=args.dpi)
+            del app
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -260,17 +502,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_check(args)
         if args.command == "export":
             return _run_export(args)
+        if args.command == "presets":
+            return _run_presets()
         if args.preset is not None:
             from explorer.files.presets import get_preset
 
             get_preset(args.preset)
-    except _BadInput as exc:
-        print(f"gradient-explorer: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, OSError) as exc:
-        print(f"gradient-explorer: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except _UserFailure as exc:  # the user's own traceback follows the one-line error
+    except (_BadInput, ValueError, OSError, _UserFailure) as exc:
+        # One line (the user's own traceback follows a _UserFailure's line, as their code's output).
         print(f"gradient-explorer: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from explorer.gui.app import run

@@ -27,8 +27,20 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import (QBuffer, QByteArray, QIODevice, QMarginsF, QMimeData, QObject, QRect, QRectF, QSize, QSizeF,
-                            Qt, Signal)
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QMarginsF,
+    QMimeData,
+    QObject,
+    QRect,
+    QRectF,
+    QSize,
+    QSizeF,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator, QSvgRenderer
 
@@ -73,8 +85,8 @@ def figure_size(what: str) -> tuple[int, int]:
     return FIGURE_SIZE.get(what, DEFAULT_SIZE)
 
 
-def settings_caption(report: Report) -> str:
-    """One line of the settings and the verdict, printed under every figure."""
+def settings_caption(report: Report, separator: str = "; ") -> str:
+    """The settings and the verdict, printed under every figure (``separator`` between settings and results)."""
     s = report.settings
     n, c = report.logits.shape
     atol, rtol = s.tolerances
@@ -86,7 +98,7 @@ def settings_caption(report: Report) -> str:
         extra += f", ignore_index = {s.ignore_index}"
     return (
         f"{n} x {c}, {s.dtype}, {s.scheme}, eps = {s.eps:g}, reduction = {s.reduction}, "
-        f"label smoothing = {s.label_smoothing:g}{extra}, perturb = {s.perturb}; loss = {report.loss:.6g}; "
+        f"label smoothing = {s.label_smoothing:g}{extra}, perturb = {s.perturb}{separator}loss = {report.loss:.6g}; "
         f"max |num - ana| = {report.comparison.max_abs_err:.3g}; {verdict} (atol {atol:g}, rtol {rtol:g})"
     )
 
@@ -204,11 +216,14 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
         )
         layout.addLabel(key, row=row + 1, col=0, colspan=6, size="9pt")
         row += 2
-    layout.addLabel(settings_caption(report), row=row, col=0, colspan=6, size="9pt", color="k")
+    caption = settings_caption(report, "; " if what == "dashboard" else "<br>")
+    layout.addLabel(caption, row=row, col=0, colspan=6, size="9pt", color="k")
     for item in fig.scene().items():
         if isinstance(item, pg.AxisItem):
             apply_tick_format(item)
     w, h = figure_size(what)
+    minimum = layout.effectiveSizeHint(Qt.SizeHint.MinimumSize)
+    w, h = max(w, math.ceil(minimum.width())), max(h, math.ceil(minimum.height()))
     layout.setGeometry(QRectF(0, 0, w, h))  # lay the figure out at its size without showing a window
     layout.layout.activate()
     return fig
@@ -277,9 +292,16 @@ def render_svg(item: pg.GraphicsObject) -> bytes:
     return _render_svg_bytes(item)[0]
 
 
+def _paint_svg(svg: bytes, painter: QPainter, target: QRectF) -> None:
+    renderer = QSvgRenderer(QByteArray(svg))
+    if not renderer.isValid():
+        raise OSError("the figure could not be drawn (invalid SVG)")
+    renderer.render(painter, target)
+
+
 def _render_png(item: pg.GraphicsObject, width: int, dpi: float) -> QImage:
-    scene = item.scene()
-    source = item.sceneBoundingRect()
+    """The cleaned SVG drawing, rasterised ``width`` pixels wide (text and marks scale with it)."""
+    svg, source = _render_svg_bytes(item)
     h = max(1, round(width * source.height() / max(source.width(), 1.0)))
     if width * h > MAX_PNG_PIXELS:
         raise ValueError(f"a PNG of {width} x {h} pixels is too large (at most {MAX_PNG_PIXELS:,} pixels)")
@@ -293,8 +315,7 @@ def _render_png(item: pg.GraphicsObject, width: int, dpi: float) -> QImage:
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-    with _export_mode(scene, painter, width / max(source.width(), 1.0)):
-        scene.render(painter, QRectF(0, 0, width, h), source)
+    _paint_svg(svg, painter, QRectF(0, 0, width, h))
     painter.end()
     return image
 
@@ -321,9 +342,8 @@ def _pdf_bytes(svg: bytes, source: QRectF) -> bytes:
                                      QMarginsF(0, 0, 0, 0)))  # fmt: skip
     writer.setTitle("Gradient Explorer")
     writer.setCreator("Gradient Explorer")
-    renderer = QSvgRenderer(QByteArray(svg))
     painter = QPainter(writer)
-    renderer.render(painter, QRectF(0, 0, source.width(), source.height()))
+    _paint_svg(svg, painter, QRectF(0, 0, source.width(), source.height()))
     painter.end()
     buffer.close()
     return bytes(data.data())
@@ -410,7 +430,8 @@ def _png_bytes(image: QImage) -> QByteArray:
 
 
 def copy_figure(report: Report, what: str = "dashboard", sweep: SweepResult | None = None,
-                error_view: str = "abs", screen: HeatmapPanel | None = None, scale: float = 2.0) -> QMimeData:  # fmt: skip
+                error_view: str = "abs", screen: HeatmapPanel | None = None,
+                scale: float = 2.0) -> QMimeData:  # fmt: skip
     """Put a figure on the clipboard as an image (``scale`` x its size) and as SVG (for vector editors)."""
     with _figure(report, what, sweep, error_view, None, screen) as fig:
         w = round(fig.ci.sceneBoundingRect().width() * scale)

@@ -40,6 +40,8 @@ MAX_VECTOR_CELLS = 40_000
 MIN_IMAGE_SCALE = 2.0
 #: ... but never beyond this many pixels.
 MAX_IMAGE_PIXELS = 8_000_000
+#: Fraction of a cell by which a rectangle reaches under its right and lower neighbours.
+SEAM_OVERLAP = 0.03
 FONT_FAMILY = "DejaVu Sans, Sans Serif, sans-serif"
 
 _SHAPES = ("polyline", "polygon", "path", "rect", "line")
@@ -190,7 +192,10 @@ def _image_as_rects(el: ET.Element, image: QImage) -> ET.Element:
         },
     )
     pixels = _argb(image)
-    for row in range(pixels.shape[0]):
+    n_rows, n_cols = pixels.shape
+    for row in range(n_rows):
+        # Runs overlap the next cell by SEAM_OVERLAP (drawn over by it), so antialiased viewers show no seams.
+        height = "1" if row == n_rows - 1 else f"{1 + SEAM_OVERLAP:g}"
         line = pixels[row]
         starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])
         ends = np.r_[starts[1:], line.size]
@@ -199,7 +204,8 @@ def _image_as_rects(el: ET.Element, image: QImage) -> ET.Element:
             alpha = (value >> 24) & 0xFF
             if alpha == 0:
                 continue
-            attrs = {"x": str(s), "y": str(row), "width": str(e - s), "height": "1", "fill": f"#{value & 0xFFFFFF:06x}"}
+            width = str(e - s) if e == n_cols else f"{e - s + SEAM_OVERLAP:g}"
+            attrs = {"x": str(s), "y": str(row), "width": width, "height": height, "fill": f"#{value & 0xFFFFFF:06x}"}
             if alpha != 255:
                 attrs["fill-opacity"] = _fmt_exact(alpha / 255)
             ET.SubElement(group, f"{{{SVG_NS}}}rect", attrs)
