@@ -2,52 +2,28 @@
 
 * :func:`install_excepthook`: an exception that escapes anyway (a bug) is logged,
   shown in a dialog with a copyable report, and the app keeps running.
-* :class:`Autosaver`: the session is saved to the user's data folder a few seconds
-  after changes (atomically); a clean exit removes it, so a file left behind means
-  the last run ended abnormally and the next start offers to restore it.
+* :class:`~explorer.app.autosave.Autosaver` (re-exported here): each window autosaves
+  to its own locked file; a file left behind by a window that is gone is offered at
+  the next start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import platform
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QObject, QStandardPaths, QTimer
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from explorer import __version__
-from explorer.app.state import Change, ExplorerState
-from explorer.files.io import FileFormatError, load_session, save_session
+from explorer.app.autosave import AUTOSAVE_MS, Autosaver, data_dir
 
 __all__ = ["AUTOSAVE_MS", "Autosaver", "crash_report", "data_dir", "install_excepthook"]
 
 log = logging.getLogger("explorer")
-
-#: Delay after the last change before the session is autosaved.
-AUTOSAVE_MS = 3000
-AUTOSAVE_NAME = "autosave.gradexp.json"
-
-
-def data_dir() -> Path:
-    """The user's data folder for the app (``GRADIENT_EXPLORER_DATA`` overrides it, for tests)."""
-    override = os.environ.get("GRADIENT_EXPLORER_DATA")
-    base = (
-        Path(override)
-        if override
-        else Path(
-            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-            or Path.home() / ".gradient-explorer"
-        )
-    )
-    base.mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def crash_report(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> str:
@@ -89,54 +65,3 @@ def install_excepthook(parent: Callable[[], QWidget | None]) -> Callable[..., No
 
     sys.excepthook = hook
     return hook
-
-
-class Autosaver(QObject):
-    """Saves the session a few seconds after each change; tells whether the last run left one behind."""
-
-    def __init__(self, state: ExplorerState, folder: Path | None = None, parent: QObject | None = None,
-                 delay_ms: int = AUTOSAVE_MS):  # fmt: skip
-        super().__init__(parent)
-        self.state = state
-        self.path = (folder or data_dir()) / AUTOSAVE_NAME
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self.save_now)
-        self._armed = False
-
-    def leftover(self) -> Path | None:
-        """The autosave of a run that did not exit cleanly, if any."""
-        return self.path if self.path.exists() else None
-
-    def restore(self, apply: Callable[[object], None]) -> bool:
-        """Load the leftover autosave and hand it to ``apply``; a bad file is set aside, not loaded."""
-        try:
-            session = load_session(self.path)
-        except FileFormatError as exc:
-            log.warning("autosave not restored: %s", exc)
-            self.path.replace(self.path.with_suffix(".bad"))
-            return False
-        apply(session)
-        return True
-
-    def start(self) -> None:
-        """Begin watching for changes (after any restore decision)."""
-        if not self._armed:
-            self._armed = True
-            self.state.changed.connect(self._on_state_changed)
-
-    def _on_state_changed(self, _change: Change) -> None:
-        self._timer.start()
-
-    def save_now(self) -> None:
-        try:
-            save_session(self.path, *self.state.snapshot())
-        except OSError:
-            log.exception("autosave failed")
-
-    def discard(self) -> None:
-        """A clean exit: no autosave is left behind."""
-        self._timer.stop()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
