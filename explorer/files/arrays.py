@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -37,7 +38,14 @@ _CHUNK = 1 << 20
 _ARCHIVE_ERRORS = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, TypeError,
     NotImplementedError, RuntimeError, struct.error, SyntaxError, RecursionError, MemoryError, OverflowError,
-    UnicodeDecodeError, KeyError, IndexError,
+    UnicodeDecodeError, KeyError, IndexError, tokenize.TokenError, AttributeError,
+)  # fmt: skip
+
+
+#: What NumPy's header parser (``ast.literal_eval`` on at most 10 kB of text) raises on a hostile header.
+_HEADER_ERRORS = (
+    ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError, OverflowError,
+    UnicodeDecodeError, KeyError, IndexError, AttributeError,
 )  # fmt: skip
 
 
@@ -73,18 +81,14 @@ def read_npy_header(f: IO[bytes], name: str, limits: GridLimits = FILE_LIMITS, m
     """
     try:
         version = np.lib.format.read_magic(f)
-    except _ARCHIVE_ERRORS:
+    except ValueError:  # wrong magic string, or fewer bytes than it
         raise FileFormatError(f"{name} is not a valid .npy file (no NumPy header)") from None
+    if version not in ((1, 0), (2, 0)):
+        raise FileFormatError(f"{name} uses .npy format version {version[0]}.{version[1]}, which is not read here")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     try:
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER_BYTES)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER_BYTES)
-        else:
-            raise FileFormatError(f"{name} uses .npy format version {version[0]}.{version[1]}, which is not read here")
-    except FileFormatError:
-        raise
-    except _ARCHIVE_ERRORS:
+        shape, fortran, dtype = read_header(f, max_header_size=MAX_NPY_HEADER_BYTES)
+    except _HEADER_ERRORS:
         raise FileFormatError(f"{name} is not a valid .npy file (its header cannot be read)") from None
     dtype = np.dtype(dtype)
     if dtype.hasobject:
@@ -205,6 +209,10 @@ class NpzArchive:
         self._infos = {i.filename: i for i in zf.infolist()}
         #: The archive's ``.npy`` entries, without the suffix (as :func:`numpy.load` names them).
         self.names = [k[:-4] for k in self._infos if k.endswith(".npy")]
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the archive has an entry ``key`` or ``key.npy`` (an array or not)."""
+        return isinstance(key, str) and (key in self._infos or key + ".npy" in self._infos)
 
     def read(self, key: str, limits: GridLimits = FILE_LIMITS, max_ndim: int = 2) -> NDArray:
         """The array ``key``, checked like :func:`read_npy`; raises :class:`FileFormatError` when it is absent."""

@@ -30,9 +30,9 @@ class GridLimits:
 
     Examples
     --------
-    >>> GridLimits(4096, 4096).refusal((8192, 8192))
-    '8192 x 8192 is over the limit of 4096 x 4096 (33554432 values)'
-    >>> GridLimits(4096, 4096).refusal((3, 10)) is None
+    >>> GridLimits(4096, 4096, 4096 * 4096).refusal((8192, 8192))
+    '8192 x 8192 (67108864 values) is over the limit of 4096 x 4096 (16777216 values)'
+    >>> GridLimits().refusal((3, 10)) is None
     True
     """
 
@@ -48,10 +48,14 @@ class GridLimits:
             count *= int(d)
         if n > self.max_samples or c > self.max_classes or count > self.max_elements:
             what = " x ".join(str(int(d)) for d in shape)
-            return (
-                f"{what} is over the limit of {self.max_samples} x {self.max_classes} ({self.max_elements} values)"
-            )
+            return f"{what} ({count} values) is over the limit of {self.describe()}"
         return None
+
+    def describe(self) -> str:
+        """The limits in words, e.g. ``4096 x 4096 (16777216 values)``."""
+        if self.max_samples >= self.max_elements and self.max_classes >= self.max_elements:
+            return f"{self.max_elements} values"
+        return f"{self.max_samples} x {self.max_classes} ({self.max_elements} values)"
 
 
 #: What the loaders accept unless the caller passes tighter limits (the window passes its grid's).

@@ -140,8 +140,7 @@ def read_table(
             raise _not_a_number(p.name, line_no, k, fields[k])
         if len(data) == max_rows:
             raise FileTooLargeError(
-                f"{p.name}: more than {max_rows} rows of {width} values is over the limit of "
-                f"{limits.max_samples} x {limits.max_classes} ({limits.max_elements} values)"
+                f"{p.name}: more than {max_rows} rows of {width} values is over the limit of {limits.describe()}"
             )
         data.append(np.array(list(map(float, fields)), dtype=np.float64))
     if not data:
@@ -234,7 +233,11 @@ def load_logits(
             names = z.names
             key = logits_key if logits_key in names else (names[0] if len(names) == 1 else None)
             if key is None:
-                raise FileFormatError(f"{p.name} has no {logits_key!r} entry (it has {', '.join(names) or 'none'})")
+                if logits_key in z:
+                    z.read(logits_key)  # raises: the entry is not an .npy array
+                raise FileFormatError(
+                    f"{p.name} has no {logits_key!r} entry (its arrays: {', '.join(names) or 'none'})"
+                )
             logits = _as_logits(z.read(key, limits), p.name, limits)
             if labels_key in names and key != labels_key:
                 labels = _integer_labels(z.read(labels_key, _labels_limits(limits), max_ndim=1), p.name)

@@ -67,6 +67,8 @@ def open_regular(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) 
         _refuse_special(p, os.stat(p).st_mode)
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(p, flags)
+    except FileFormatError:
+        raise
     except FileNotFoundError:
         raise FileFormatError(f"{p} does not exist") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path

@@ -123,7 +123,7 @@ def session_from_json(text: str, name: str = "the session", limits: GridLimits =
     """
     # A session holds one JSON value per logit and label plus a few settings: more separators than
     # that means a file that is not a session of an allowed size, refused before it is parsed.
-    budget = limits.max_elements + limits.max_samples + _OTHER_VALUES
+    budget = limits.max_elements + 2 * min(limits.max_samples, limits.max_elements) + _OTHER_VALUES
     if text.count(",") > budget:
         raise FileTooLargeError(f"{name} holds more than {budget} values; larger sessions are refused")
     try:
@@ -132,8 +132,10 @@ def session_from_json(text: str, name: str = "the session", limits: GridLimits =
         raise FileFormatError(f"{name} is not valid JSON (line {exc.lineno}: {exc.msg}); it may be truncated") from None
     except RecursionError:
         raise FileFormatError(f"{name} is not a session: its JSON is nested too deeply") from None
-    except ValueError as exc:  # an integer literal longer than Python converts
-        raise FileFormatError(f"{name} is not a session: {str(exc).splitlines()[0][:100]}") from None
+    except MemoryError:  # bounded by the byte cap and the budget above; refused rather than crashing
+        raise FileTooLargeError(f"{name} is too large to read") from None
+    except ValueError:  # an integer literal longer than Python converts (4300 digits)
+        raise FileFormatError(f"{name} is not a session: it holds a number with too many digits") from None
     if not isinstance(doc, dict) or doc.get("format") != _MAGIC:
         raise FileFormatError(f"{name} is not a Gradient Explorer session")
     version = doc.get("version")
