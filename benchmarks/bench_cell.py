@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explorer.core import CheckSettings, eps_sweep  # noqa: E402
-from explorer.core.explain import explain_cell  # noqa: E402
+from explorer.core import CheckSettings, eps_sweep
+from explorer.core.explain import explain_cell
 
 SIZES = ((32, 100), (4096, 4096))
 DTYPES = ("float64", "float32")

@@ -6,8 +6,18 @@ Nothing here imports Qt; a test enforces it.
 from __future__ import annotations
 
 from ._dtypes import DTYPE_NAMES, resolve_dtype, unit_roundoff
-from .errors import DEFAULT_TOLERANCES, Comparison, compare, default_tolerances
-from .losses import REDUCTIONS, cross_entropy, cross_entropy_grad, log_softmax, loss_terms, softmax
+from .diagnose import CellFlags, cell_flags, diagnose, min_surviving_eps
+from .errors import DEFAULT_TOLERANCES, Comparison, compare, default_tolerances, worst_cells
+from .explain import CellExplanation, explain_cell
+from .losses import (
+    REDUCTIONS,
+    cross_entropy,
+    cross_entropy_grad,
+    log_softmax,
+    loss_terms,
+    reduction_denominator,
+    softmax,
+)
 from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
 from .report import Report, check_gradient
 from .schemes import PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
@@ -23,6 +33,8 @@ __all__ = [
     "REDUCTIONS",
     "SCHEMES",
     "SCHEME_NAMES",
+    "CellExplanation",
+    "CellFlags",
     "CheckSettings",
     "Comparison",
     "ErrorModel",
@@ -31,6 +43,7 @@ __all__ = [
     "Scheme",
     "SettingsError",
     "Sweep",
+    "cell_flags",
     "check_eps",
     "check_gradient",
     "compare",
@@ -39,14 +52,19 @@ __all__ = [
     "cross_entropy_numeric_grad",
     "default_eps",
     "default_tolerances",
+    "diagnose",
     "eps_grid",
     "eps_sweep",
     "error_model",
+    "explain_cell",
     "get_scheme",
     "log_softmax",
     "loss_terms",
+    "min_surviving_eps",
     "numeric_grad",
+    "reduction_denominator",
     "resolve_dtype",
     "softmax",
     "unit_roundoff",
+    "worst_cells",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-__all__ = ["DEFAULT_TOLERANCES", "Comparison", "compare", "default_tolerances"]
+__all__ = ["DEFAULT_TOLERANCES", "Comparison", "compare", "default_tolerances", "worst_cells"]
 
 #: (atol, rtol) per dtype for the verdict, set a little above the best error the
 #: central scheme reaches at its default step in that dtype (see ``benchmarks``).
@@ -45,9 +45,12 @@ class Comparison:
     atol, rtol : float
         The tolerances used.
     worst : tuple of int
-        Index of the element with the largest ``abs_err - rtol * |ana|`` (the one
-        that fails, or comes closest to failing, the verdict).
+        Index of the element with the largest ``abs_err = |num - ana|``, the one whose
+        error is ``max_abs_err``. A NaN error (a NaN gradient, e.g. a row that overflowed
+        float16) counts as larger than any number: the first NaN in C order is the worst.
+        ``()`` for an empty grid. :meth:`ranked` lists the top k, failing cells first.
     max_abs_err, max_rel_err : float
+        Largest errors; ``inf`` when any is NaN.
     ok : bool
         Every element passed.
     n_failed : int
@@ -63,6 +66,101 @@ class Comparison:
     max_rel_err: float
     ok: bool
     n_failed: int
+
+    def ranked(self, k: int) -> NDArray:
+        """The ``k`` worst cells: failing cells first, each group by ``abs_err``, largest first.
+
+        Parameters
+        ----------
+        k : int
+            How many cells (>= 0); fewer when the grid is smaller.
+
+        Returns
+        -------
+        ndarray, shape (min(k, size), ndim), int
+            Indices, one row per cell. NaN errors rank above every number (they fail);
+            ties keep C order.
+
+        Notes
+        -----
+        Vectorised: ``np.argpartition`` selects the candidates in O(N C) and only the
+        ``k`` selected ones are sorted, so the top 10 of 8M cells costs a few passes.
+
+        Examples
+        --------
+        >>> c = compare(np.array([[0.0, 1.0, 2.5]]), np.array([[0.1, 1.5, 2.0]]), atol=0.0, rtol=0.3)
+        >>> c.ranked(3).tolist()  # (0, 1) fails with error 0.5; (0, 2) passes with 0.5; (0, 0) fails with 0.1
+        [[0, 1], [0, 0], [0, 2]]
+        """
+        return worst_cells(self, k)
+
+
+def _top(keys: NDArray, candidates: NDArray | None, m: int) -> NDArray:
+    """Flat indices of the ``m`` largest ``keys`` (among ``candidates``, flat indices), largest first, ties by index."""
+    if m <= 0:
+        return np.zeros(0, dtype=np.intp)
+    pool = keys if candidates is None else keys[candidates]
+    if m < pool.size:
+        pick = np.argpartition(pool, pool.size - m)[pool.size - m :]
+    else:
+        pick = np.arange(pool.size)
+    idx = pick if candidates is None else candidates[pick]
+    order = np.lexsort((idx, -pool[pick]))  # by key descending, then by index ascending
+    return idx[order].astype(np.intp)
+
+
+def worst_cells(result: object, k: int) -> NDArray:
+    r"""The ``k`` worst cells of a check: failing cells first, each group ordered by ``|num - ana|``.
+
+    Parameters
+    ----------
+    result : Comparison or Report
+        A comparison, or anything with a ``comparison`` attribute holding one.
+    k : int
+        How many (>= 0).
+
+    Returns
+    -------
+    ndarray, shape (min(k, N C), 2), int
+        One ``(i, j)`` per row, the worst first.
+
+    Notes
+    -----
+    The order key is :math:`(	ext{failed}, |g_n - g_a|)`, both descending; a NaN
+    error fails and ranks as :math:`+\infty`. Selection uses ``np.argpartition``
+    (no full sort of the grid): the failing cells' errors are partitioned when at
+    least ``k`` fail, else all failing cells are taken and the passing ones fill up.
+
+    Examples
+    --------
+    >>> c = compare(np.array([1.0, np.nan, 3.0]), np.array([1.0, 0.0, 2.0]))
+    >>> worst_cells(c, 2).tolist()
+    [[1], [2]]
+    """
+    cmp = result if isinstance(result, Comparison) else getattr(result, "comparison", None)
+    if not isinstance(cmp, Comparison):
+        raise TypeError(f"worst_cells needs a Comparison or a Report, got {type(result).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    err = cmp.abs_err.ravel()
+    m = min(int(k), err.size)
+    if m == 0:
+        return np.zeros((0, cmp.abs_err.ndim), dtype=np.intp)
+    if cmp.n_failed == 0:
+        flat = _top(err, None, m)  # nothing fails, so nothing is NaN
+    else:
+        failing = np.flatnonzero(~cmp.passed.ravel())
+        keys = err[failing]
+        keys = np.where(np.isnan(keys), np.inf, keys)
+        first = failing[_top(keys, None, min(m, failing.size))]
+        rest = m - first.size
+        if rest > 0:
+            masked = err.copy()
+            masked[failing] = -np.inf  # passing cells only (their errors are numbers)
+            flat = np.concatenate([first, _top(masked, None, rest)])
+        else:
+            flat = first
+    return np.stack(np.unravel_index(flat, cmp.abs_err.shape), axis=1).astype(np.intp)
 
 
 def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-7, rtol: float = 1e-5) -> Comparison:
@@ -93,6 +191,8 @@ def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-
     >>> c = compare(np.array([1.0, 0.5]), np.array([1.0, 0.25]), atol=0.0, rtol=0.1)
     >>> c.passed, c.worst, c.max_rel_err
     (array([ True, False]), (1,), 0.5)
+    >>> compare(np.array([1.0, 2.0]), np.array([1.1, 3.0]), atol=0.0, rtol=0.5).worst  # largest error, passed or not
+    (1,)
     """
     if atol < 0 or rtol < 0 or not (np.isfinite(atol) and np.isfinite(rtol)):
         raise ValueError(f"tolerances must be finite and >= 0, got atol={atol!r}, rtol={rtol!r}")
@@ -110,8 +210,7 @@ def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-
         margin = abs_err - rtol * np.abs(ana)
         passed = margin <= atol
     if abs_err.size:
-        flat = np.where(np.isnan(margin), np.inf, margin)
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(flat)), abs_err.shape))
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(abs_err)), abs_err.shape))  # NaN counts as largest
         max_abs = float(np.max(np.where(np.isnan(abs_err), np.inf, abs_err)))
         max_rel = float(np.max(np.where(np.isnan(rel_err), np.inf, rel_err)))
     else:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
-from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, round_to
-from .losses import loss_terms
-from .numeric import RowBlock
-from .report import CheckSettings
-from .schemes import get_scheme
+from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, resolve_dtype, round_to, work_dtype
+from .diagnose import _rows_flags, min_surviving_eps
+from .losses import LossTerms, grad_rows, loss_terms
+from .numeric import RowBlock, ShiftEvaluator
+from .schemes import Scheme, get_scheme
+from .settings import CheckSettings
 
 __all__ = ["CellExplanation", "explain_cell"]
 
@@ -26,21 +28,30 @@ class CellExplanation:
     logit : float
         :math:`x_{ij}` in the check's dtype.
     label : int
-        Row i's target (or the ignore index).
+        Row i's target (or the ignore index; -1 for probability targets).
     points : tuple of complex
-        The perturbed values of :math:`x_{ij}` (rounded to the dtype; complex for the complex step).
+        The perturbed values of :math:`x_{ij}` (rounded to the dtype; complex for the complex
+        step). In the pitfall modes every logit of the row (or grid) moves the same way.
     losses : tuple of float
-        Row i's loss :math:`\ell_i / D` at each point (the imaginary part for the complex step).
+        The value evaluated at each point: row i's loss :math:`\ell_i / D` ("element", "row"),
+        or the reduced loss :math:`L` ("all"); the imaginary part for the complex step.
     weights : tuple of float
-        Stencil weights; ``quotient = sum(w * loss) / eps``.
-    quotient : float
-        The numeric derivative.
+        Stencil weights; ``numeric = sum(w * loss) / eps`` up to rounding.
+    numeric : float
+        The numeric derivative: the report's ``grad_numeric[i, j]``, bit for bit.
     analytic : float
-        :math:`(A_i p_{ij} - a_{ij}) / D`.
+        :math:`(A_i p_{ij} - a_{ij}) / D`: the report's ``grad_analytic[i, j]``, bit for bit.
     p, big_a, a, denom : float
         :math:`p_{ij}`, :math:`A_i`, :math:`a_{ij}`, :math:`D`.
     eps : float
     scheme : str
+    perturb : str
+        "element", or the pitfall modes "row" and "all".
+    step_lost, p_underflow, row_overflow, noise_floor : bool
+        Why the numeric value may be 0 or NaN (see :class:`~explorer.core.diagnose.CellFlags`).
+    min_eps : float
+        The smallest step certain to survive rounding at this logit (the spacing of the
+        dtype at :math:`|x_{ij}|`).
     """
 
     cell: tuple[int, int]
@@ -49,7 +60,7 @@ class CellExplanation:
     points: tuple[complex, ...]
     losses: tuple[float, ...]
     weights: tuple[float, ...]
-    quotient: float
+    numeric: float
     analytic: float
     p: float
     big_a: float
@@ -57,92 +68,165 @@ class CellExplanation:
     denom: float
     eps: float
     scheme: str
+    perturb: str = "element"
+    step_lost: bool = False
+    p_underflow: bool = False
+    row_overflow: bool = False
+    noise_floor: bool = False
+    min_eps: float = math.nan
+
+    @property
+    def quotient(self) -> float:
+        """The numeric derivative (the same as :attr:`numeric`)."""
+        return self.numeric
 
     @property
     def abs_err(self) -> float:
-        return abs(self.quotient - self.analytic)
+        return abs(self.numeric - self.analytic)
 
     @property
     def rel_err(self) -> float:
-        scale = max(abs(self.quotient), abs(self.analytic))
+        scale = max(abs(self.numeric), abs(self.analytic))
         return self.abs_err / scale if scale else 0.0
 
 
 def explain_cell(
-    logits: ArrayLike, labels: ArrayLike, settings: CheckSettings, cell: tuple[int, int]
+    logits: ArrayLike,
+    labels: ArrayLike,
+    cell: tuple[int, int] | CheckSettings,
+    settings: CheckSettings | tuple[int, int],
 ) -> CellExplanation:
-    r"""Recompute one element of :func:`~explorer.core.cross_entropy_numeric_grad`, showing its parts.
+    r"""Recompute one element of the check's numeric and analytic gradients, showing its parts.
 
     Parameters
     ----------
     logits : array_like, shape (N, C)
-    labels : array_like, shape (N,)
-    settings : CheckSettings
+        Rounded to ``settings.dtype`` (only row i is read, except for ``perturb="all"``).
+    labels : array_like, shape (N,) or (N, C)
     cell : (i, j)
+    settings : CheckSettings
+        The older order ``(logits, labels, settings, cell)`` is accepted as well.
 
     Returns
     -------
     CellExplanation
+        ``numeric`` and ``analytic`` equal ``check_gradient(logits, labels, settings)``'s
+        ``grad_numeric[i, j]`` and ``grad_analytic[i, j]`` bit for bit, for every scheme,
+        dtype and perturb mode.
 
     Notes
     -----
-    The same evaluation as the fast path, so ``quotient`` equals the numeric map's
-    value at the cell. Row i's loss at a perturbed point is
+    The same evaluation as the maps: row i is prepared as in
+    :func:`~explorer.core.cross_entropy_numeric_grad` and its row loss at a perturbed point is
 
     .. math:: \ell_i' = A_i \log\Big(S_i + e^{x'_{ij} - m_i} - e^{x_{ij} - m_i}\Big) - U_i'
 
-    For the pitfall modes the inspector still shows the per-element evaluation.
-    Non-finite logits give NaN parts, without floating-point warnings.
+    Cost: O(C) on the logits plus O(N) on the labels (the mean's denominator) for
+    "element" and "row" (a row's shifted loss depends on that row only); O(N C) for
+    "all", whose quotient is a difference of the whole loss. Non-finite logits give NaN
+    parts, without floating-point warnings.
 
     Examples
     --------
-    >>> e = explain_cell(np.array([[0.0, 0.0]]), np.array([0]), CheckSettings(eps=1e-3), (0, 1))
-    >>> e.points, round(e.quotient, 6), e.analytic
+    >>> e = explain_cell(np.array([[0.0, 0.0]]), np.array([0]), (0, 1), CheckSettings(eps=1e-3))
+    >>> e.points, round(e.numeric, 6), e.analytic
     (((0.001+0j), (-0.001+0j)), 0.5, 0.5)
     """
-    x = np.asarray(logits)
-    with quiet_if_nonfinite(x.astype(np.float64) if x.dtype.kind in "biuf" else x):
-        return _explain_cell(logits, labels, settings, cell)
-
-
-def _explain_cell(
-    logits: ArrayLike, labels: ArrayLike, settings: CheckSettings, cell: tuple[int, int]
-) -> CellExplanation:
-    """The body of :func:`explain_cell`."""
-    sch = get_scheme(settings.scheme)
-    storage = np.dtype(settings.dtype)
-    x = as_float_array(logits)
-    with np.errstate(over="ignore"):
-        x = x.astype(storage)
-    n, c = x.shape
-    i, j = int(cell[0]), int(cell[1])
+    if isinstance(cell, CheckSettings) and not isinstance(settings, CheckSettings):
+        cell, settings = settings, cell  # the older argument order (logits, labels, settings, cell)
+    if not isinstance(settings, CheckSettings):
+        raise TypeError(f"settings must be a CheckSettings, got {type(settings).__name__}")
+    try:
+        i, j = (int(v) for v in cell)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"cell must be a pair of integers (i, j), got {cell!r}") from None
+    storage = resolve_dtype(settings.dtype)
+    arr = np.asarray(logits)
+    if arr.ndim != 2:
+        raise ValueError(f"logits must have shape (N, C), got shape {arr.shape}")
+    n, c = arr.shape
     if not (0 <= i < n and 0 <= j < c):
-        raise ValueError(f"cell {cell} is outside the grid of shape {x.shape}")
-    terms = loss_terms(x.shape, labels, **settings.loss_kwargs)  # type: ignore[arg-type]
-    d = terms.denom if terms.reduction == "mean" else 1.0
+        raise ValueError(f"cell {(i, j)} is outside the grid of shape {arr.shape}")
+    whole = settings.perturb == "all"
+    x = _in_dtype(arr if whole else arr[i : i + 1], storage)
+    with quiet_if_nonfinite(x):
+        return _explain(x, i if whole else 0, i, j, labels, (n, c), settings)
+
+
+def _in_dtype(x: ArrayLike, storage: np.dtype) -> NDArray:
+    xf = as_float_array(x, "logits")
+    if xf.dtype == storage:
+        return xf
+    with np.errstate(over="ignore"):  # beyond the dtype's range: inf, as check_gradient does
+        return xf.astype(storage)
+
+
+def _explain(
+    x: NDArray, r: int, i: int, j: int, labels: ArrayLike, shape: tuple[int, int], settings: CheckSettings
+) -> CellExplanation:
+    """The body of :func:`explain_cell`; ``x`` holds row i at index ``r`` (the row alone, or the grid)."""
+    sch = get_scheme(settings.scheme)
     h = settings.eps
-    # The same evaluation that fills the numeric map: one prepared row.
-    rows = slice(i, i + 1)
-    block = RowBlock(x[rows], terms, rows)
+    row_terms = loss_terms(shape, labels, rows=slice(i, i + 1), **settings.loss_kwargs)  # type: ignore[misc]
+    d = row_terms.denom
+    xi = x[r : r + 1]
+    block = RowBlock(xi, row_terms, slice(0, 1))
+    analytic = float(grad_rows(xi, row_terms)[0, j])  # the analytic map's operations on this row
     p = float(block.e[0, j] / block.s[0, 0])
     big_a = float(block.big_a[0, 0])
-    a_ij = float(terms.coefficients(rows)[0, j])
-    analytic = (big_a * p - a_ij) / d if d else 0.0
-    quotient = float(block.quotient(sch, h).astype(storage)[0, j])
-    points: list[complex] = []
-    losses: list[float] = []
-    if sch.is_complex:
-        points.append(complex(x[i, j].astype(complex_dtype(storage)) + 1j * h))
-        losses.append(quotient * h)  # Im l(x + ih) / D
-        weights: tuple[float, ...] = (1.0,)
+    a_ij = float(row_terms.coefficients()[0, j])
+    if settings.perturb == "element":
+        numeric, points, losses, weights = _element_parts(block, sch, h, j, d)
     else:
-        for o in sch.offsets:
-            lp = block.l0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
-            points.append(complex(round_to(np.asarray(block.xw[0, j] + o * h), storage)))
-            losses.append(float(lp) / d if d else 0.0)
-        weights = tuple(w / sch.divisor for _, w in sch.stencil)
-    label = int(np.asarray(labels)[i]) if np.asarray(labels).ndim == 1 else -1
+        terms = row_terms if settings.perturb == "row" else loss_terms(shape, labels, **settings.loss_kwargs)  # type: ignore[misc]
+        numeric, points, losses, weights = _shift_parts(x, terms, settings.perturb, sch, h, r, j)
+    step_lost, p_underflow, row_overflow = (bool(f[0, j]) for f in _rows_flags(xi, h, sch.name))
+    noise_floor = numeric == 0 and analytic != 0 and not (step_lost or p_underflow or row_overflow)
+    min_eps = float(min_surviving_eps(xi[:, j], sch.name)[0])
+    target = np.asarray(labels)
+    label = int(target[i]) if target.ndim == 1 else -1
     return CellExplanation(
-        (i, j), float(x[i, j]), label, tuple(points), tuple(losses), weights, quotient, analytic,
-        p, big_a, a_ij, float(d), float(h), sch.name,
+        (i, j), float(xi[0, j]), label, points, losses, weights, numeric, analytic, p, big_a, a_ij, float(d),
+        float(h), sch.name, settings.perturb, step_lost, p_underflow, row_overflow, bool(noise_floor), min_eps,
     )  # fmt: skip
+
+
+def _element_parts(
+    block: RowBlock, sch: Scheme, h: float, j: int, d: float
+) -> tuple[float, tuple[complex, ...], tuple[float, ...], tuple[float, ...]]:
+    storage = block.storage
+    numeric = float(block.quotient(sch, h).astype(storage)[0, j])
+    if sch.is_complex:
+        point = complex(block.xw[0, j].astype(complex_dtype(storage)) + 1j * h)
+        return numeric, (point,), (numeric * h,), (1.0,)  # Im l(x + ih) / D
+    points, losses = [], []
+    for o in sch.offsets:
+        lp = block.l0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
+        points.append(complex(round_to(np.asarray(block.xw[0, j] + o * h), storage)))
+        losses.append(float(lp) / d if d else 0.0)
+    return numeric, tuple(points), tuple(losses), tuple(w / sch.divisor for _, w in sch.stencil)
+
+
+def _shift_parts(
+    x: NDArray, terms: LossTerms, perturb: str, sch: Scheme, h: float, r: int, j: int
+) -> tuple[float, tuple[complex, ...], tuple[float, ...], tuple[float, ...]]:
+    """The pitfall's evaluation at one cell: the same :class:`ShiftEvaluator` the map uses."""
+    storage = x.dtype
+    ev = ShiftEvaluator(x, terms, perturb)
+    hs = np.array([h])
+    q = ev.quotients(sch, hs)[0]
+    numeric = float(np.asarray(q[r] if perturb == "row" else q).astype(storage))
+    # "row" shows the row loss / D (the quotient is divided by D); "all" shows the reduced loss itself.
+    d = terms.denom if perturb == "row" and terms.reduction == "mean" else 1.0
+    xw = x[r, j].astype(work_dtype(storage))
+    if sch.is_complex:
+        point = complex(x[r, j].astype(complex_dtype(storage)) + 1j * h)
+        return numeric, (point,), (numeric * h,), (1.0,)
+    points, losses = [], []
+    for o in sch.offsets:
+        v = ev.values(o, hs)[0]
+        value = float(v[r] if perturb == "row" else v)
+        points.append(complex(round_to(np.asarray(xw + o * h), storage)))
+        losses.append(value / d if d else 0.0)
+    return numeric, tuple(points), tuple(losses), tuple(w / sch.divisor for _, w in sch.stencil)
+

@@ -354,11 +354,11 @@ class RowBlock:
             step = o * h
             if o == 0.0:
                 lp = self.l0  # (n, 1): broadcast over the columns
-            elif cache is not None and step in cache:
+            elif cache is not None and isinstance(step, float) and step in cache:
                 lp = cache[step]
             else:
                 lp = self.losses(step)
-                if cache is not None:
+                if cache is not None and isinstance(step, float):
                     cache[step] = lp
             terms.append((wgt, lp))
         (w0, t0), rest = terms[0], terms[1:]
@@ -479,11 +479,14 @@ class ShiftEvaluator:
     a step's value does not depend on the other steps.
     """
 
-    def __init__(self, x: NDArray, terms: LossTerms, perturb: str):
+    def __init__(
+        self, x: NDArray, terms: LossTerms, perturb: str, on_evaluate: Callable[[], None] | None = None
+    ) -> None:
         self.x, self.terms, self.perturb = x, terms, perturb
         self.storage = x.dtype
         self.work = work_dtype(self.storage)
-        self._cache: dict[float, NDArray] = {}
+        self.on_evaluate = on_evaluate  # called after each whole-grid evaluation of "all" (it may raise)
+        self._cache: dict[tuple[float, bytes], NDArray] = {}
 
     def _losses(self, xp: NDArray, terms: LossTerms) -> NDArray:
         z = _shifted(xp, 1)
@@ -496,7 +499,10 @@ class ShiftEvaluator:
         if self.perturb == "row":
             return self._losses(xp, tile_terms(self.terms, k)).reshape(k, n)
         rows = self._losses(xp, self.terms)
-        return np.asarray(_reduce(rows, self.terms) if self.terms.reduction == "mean" else rows.sum())[None]
+        value = np.asarray(_reduce(rows, self.terms) if self.terms.reduction == "mean" else rows.sum())[None]
+        if self.on_evaluate is not None:
+            self.on_evaluate()
+        return value
 
     def _stacked(self, shifted: Callable[[int], NDArray], k: int) -> NDArray:
         # "row": the k copies side by side in one evaluation; "all": one copy (the whole grid) at a time.
@@ -507,10 +513,12 @@ class ShiftEvaluator:
     def values(self, offset: float, hs: NDArray) -> NDArray:
         """The evaluated values at the steps ``offset * hs``, rounded to the storage dtype (working precision).
 
-        Returns (K, n) for "row" and (K,) for "all". Values are cached per offset.
+        Returns (K, n) for "row" and (K,) for "all". Values are cached per offset and steps,
+        so schemes that evaluate the same points share them.
         """
-        if offset in self._cache:
-            return self._cache[offset]
+        key = (float(offset), np.asarray(hs, dtype=np.float64).tobytes())
+        if key in self._cache:
+            return self._cache[key]
         xw = self.x.astype(self.work)
         if offset == 0.0:
             base = self._evaluate(xw, 1)
@@ -521,7 +529,7 @@ class ShiftEvaluator:
                 np.asarray(self._stacked(lambda q: round_to(xw + steps[q], self.storage), hs.size), dtype=self.work),
                 self.storage,
             )
-        self._cache[offset] = out
+        self._cache[key] = out
         return out
 
     def complex_values(self, hs: NDArray) -> NDArray:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
-from .errors import Comparison, compare
+from .diagnose import CellFlags, diagnose
+from .errors import Comparison, compare, worst_cells
 from .losses import cross_entropy, cross_entropy_grad
 from .numeric import cross_entropy_numeric_grad
 from .settings import CheckSettings
@@ -34,6 +36,9 @@ class Report:
         ``abs_err``, ``rel_err``, ``passed``, worst cell and verdict.
     row_sums : ndarray (N,), float64
         Row sums of the analytic gradient (0 up to rounding, by shift invariance).
+    cell_flags : CellFlags
+        Why elements are 0 or NaN (lost step, underflowed p, overflowed row, noise
+        floor) and the smallest surviving step per logit; computed on first use.
     """
 
     settings: CheckSettings
@@ -59,7 +64,17 @@ class Report:
 
     @property
     def worst(self) -> tuple[int, ...]:
+        """Index of the largest ``|numeric - analytic|`` (a NaN error counts as the largest)."""
         return self.comparison.worst
+
+    def worst_cells(self, k: int) -> NDArray:
+        """The ``k`` worst cells, failing ones first, each group by error (see :func:`~explorer.core.worst_cells`)."""
+        return worst_cells(self.comparison, k)
+
+    @cached_property
+    def cell_flags(self) -> CellFlags:
+        """:func:`~explorer.core.diagnose` of this report, computed once on first use."""
+        return diagnose(self)
 
 
 def check_gradient(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._dtypes import as_float_array, quiet_if_nonfinite, round_to, unit_roundoff, work_dtype
-from .losses import LossTerms, cross_entropy_grad, loss_terms
-from .numeric import BLOCK_ELEMENTS, RowBlock, complex_step_row_loss_imag, perturbed_row_loss
-from .schemes import SCHEME_NAMES, get_scheme
+from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype, unit_roundoff, work_dtype
+from .losses import LossTerms, cross_entropy_grad, grad_rows, loss_terms
+from .numeric import BLOCK_ELEMENTS, RowBlock, ShiftEvaluator
+from .schemes import PERTURB_MODES, SCHEME_NAMES, get_scheme
 
 __all__ = [
     "EPS_MAX",
@@ -151,7 +151,7 @@ def error_model(
     '6.9e-06'
     """
     sch = get_scheme(scheme)
-    u = unit_roundoff(np.dtype(dtype))
+    u = unit_roundoff(resolve_dtype(dtype))  # type: ignore[arg-type]
     c_r = sch.expected_rounding_coef if expected else sch.rounding_coef
     trunc = sch.truncation_coef * max(float(deriv_abs), 1e-300)
     if sch.is_complex:
@@ -187,7 +187,7 @@ def default_eps(scheme: str, dtype: DTypeLike = "float64") -> float:
     0.01
     """
     sch = get_scheme(scheme)
-    dt = np.dtype(dtype)
+    dt = resolve_dtype(dtype)  # type: ignore[arg-type]
     if sch.is_complex:
         return 1e-20 if work_dtype(dt) == np.float64 else 1e-10
     best = error_model(sch.name, dt).best_eps
@@ -230,18 +230,23 @@ def cell_derivatives(input: ArrayLike, target: ArrayLike, cell: tuple[int, int],
     >>> cell_derivatives(np.zeros((1, 2)), np.array([0]), (0, 0)).round(4)
     array([ 0.6931, -0.5   ,  0.25  ,  0.    , -0.125 ,  0.    ])
     """
-    x = as_float_array(input).astype(np.float64)
-    terms = loss_terms(x.shape, target, **loss_kwargs)  # type: ignore[arg-type]
-    i, j = cell
-    row = x[i]
+    arr = np.asarray(input)
+    i, j = int(cell[0]), int(cell[1])
+    row = as_float_array(arr[i], "input").astype(np.float64)
+    terms = loss_terms(arr.shape, target, rows=slice(i, i + 1), **loss_kwargs)  # type: ignore[arg-type]
+    return _row_derivatives(row, terms, j)
+
+
+def _row_derivatives(row: NDArray, terms: LossTerms, j: int) -> NDArray:
+    """:func:`cell_derivatives` from row i's float64 logits and its terms (O(C))."""
     z = row - row.max()
     e = np.exp(z)
     s = e.sum()
     p = e[j] / s
-    a = terms.coefficients(slice(i, i + 1))[0]
-    big_a = float(terms.total[i])
+    a = terms.coefficients()[0]
+    big_a = float(terms.total[0])
     loss = big_a * math.log(s) - float(a @ z)
-    d = 1.0 if terms.reduction != "mean" else (terms.denom or math.inf)
+    d = terms.denom or math.inf  # every row ignored: the loss is constant
     derivs = [loss / d, (big_a * p - a[j]) / d] + [big_a * v / d for v in _p_derivatives(p, 5)[1:]]
     return np.array(derivs[:6])
 
@@ -337,31 +342,37 @@ def cell_error_model(
     >>> f"{cell_error_model(np.zeros((1, 3)), np.array([0]), (0, 1), 'forward', bound=True).best_eps:.0e}"
     '8e-08'
     """
-    x = as_float_array(input)
+    arr = np.asarray(input)
     i, j = int(cell[0]), int(cell[1])
-    d = cell_derivatives(x, target, (i, j), **loss_kwargs)
-    terms = loss_terms(x.shape, target, **loss_kwargs)  # type: ignore[arg-type]
-    scale = 1.0 if terms.reduction != "mean" else (terms.denom or math.inf)
-    row = x[i].astype(np.float64)
+    x_row = as_float_array(arr[i : i + 1], "input")
+    terms = loss_terms(arr.shape, target, rows=slice(i, i + 1), **loss_kwargs)  # type: ignore[arg-type]
+    return _row_error_model(x_row, terms, j, scheme, x_row.dtype if dtype is None else dtype, bound)
+
+
+def _row_error_model(
+    x_row: NDArray, terms: LossTerms, j: int, scheme: str, dtype: DTypeLike, bound: bool
+) -> ErrorModel:
+    """:func:`cell_error_model` from row i (shape (1, C)) and its terms: O(C)."""
+    row = x_row[0].astype(np.float64)
+    d = _row_derivatives(row, terms, j)
+    scale = terms.denom or math.inf
     z = row - row.max()
-    big_a = float(terms.total[i])
+    big_a = float(terms.total[0])
     p = float(np.exp(z[j]) / np.exp(z).sum())
     if bound:
         # The row's rounding scale, plus exp of the moved logit itself (up to A p relative to S).
-        noise = (float(row_noise_scale(x[i : i + 1], None, terms, i)[0]) + big_a * p) / scale
+        noise = (float(row_noise_scale(x_row, None, terms, 0)[0]) + big_a * p) / scale
     else:
         noise = abs(float(d[0]))
     sch = get_scheme(scheme)
-    dt = x.dtype if dtype is None else dtype
     grad_abs = abs(float(d[1]))
     if sch.is_complex and bound:
         # Im l' / h = A p - a is formed by a subtraction, so its rounding is relative to
         # A p + a; and exp(x_ij - m_i) carries the rounding of its argument, u |x_ij - m_i|.
-        a_ij = float(terms.coefficients(slice(i, i + 1))[0, j])
+        a_ij = float(terms.coefficients()[0, j])
         grad_abs += (big_a * p * (1.0 + abs(float(z[j]))) + a_ij) / scale
-    return error_model(
-        sch.name, dt, noise, abs(float(d[sch.order + 1])), grad_abs, abs(float(x[i, j])), expected=not bound
-    )
+    deriv = abs(float(d[sch.order + 1]))
+    return error_model(sch.name, dtype, noise, deriv, grad_abs, abs(float(row[j])), expected=not bound)
 
 
 @dataclass(frozen=True)
@@ -371,14 +382,27 @@ class Sweep:
     Attributes
     ----------
     eps : ndarray (K,)
+        The steps, ascending (with any ``include_eps`` inserted exactly).
     errors : dict of str to ndarray (K,)
-        ``|numeric - analytic|`` at the cell (or the grid maximum) per scheme,
-        against the exact (float64) gradient at the logits as rounded to the dtype.
+        ``|numeric - analytic|`` at the cell (or the grid maximum) per scheme, with the
+        check's own numbers: the numeric value as the numeric map holds it (rounded to
+        the dtype) against the analytic map's value (the closed form in the dtype). At a
+        step equal to a check's eps the value equals that check's ``abs_err`` at the cell
+        (or its ``max_abs_err``), bit for bit. An exact agreement is an error of exactly
+        ``0.0``, kept as such (never replaced by a small constant): see :meth:`exact_zeros`.
+        NaN where a gradient is NaN (overflowed rows).
     models : dict of str to ErrorModel
     measured_best_eps, measured_best_err : dict of str to float
     cell : (i, j) or None
         None for the maximum over the whole grid.
     dtype : str
+    numeric : dict of str to ndarray (K,)
+        The numeric gradient at the cell per scheme and step, as the map holds it (float64
+        of the dtype's value); empty for the grid maximum.
+    analytic : float
+        The analytic gradient at the cell (the map's value); NaN for the grid maximum.
+    perturb : str
+        "element", or the pitfall modes "row" and "all" (what the pitfall check measures).
     """
 
     eps: NDArray
@@ -388,6 +412,21 @@ class Sweep:
     measured_best_err: dict[str, float]
     cell: tuple[int, int] | None
     dtype: str
+    numeric: dict[str, NDArray] = field(default_factory=dict)
+    analytic: float = math.nan
+    perturb: str = "element"
+
+    def exact_zeros(self, scheme: str) -> NDArray:
+        """Boolean mask over :attr:`eps`: where the scheme's error is exactly 0 (numeric equals analytic).
+
+        A log-scale plot cannot place these; draw them at the axis floor with their own marker.
+        """
+        return np.asarray(self.errors[scheme]) == 0.0
+
+    def index_of(self, eps: float) -> int | None:
+        """Index of a step in :attr:`eps` (exact match), or None."""
+        hits = np.flatnonzero(self.eps == float(eps))
+        return int(hits[0]) if hits.size else None
 
 
 def eps_sweep(
@@ -397,6 +436,9 @@ def eps_sweep(
     eps: ArrayLike | None = None,
     schemes: Sequence[str] = SCHEME_NAMES,
     progress: Callable[[float], None] | None = None,
+    *,
+    perturb: str = "element",
+    include_eps: float | Sequence[float] | None = None,
     **loss_kwargs: object,
 ) -> Sweep:
     r"""Error of each scheme against the analytic gradient over a range of steps.
@@ -412,7 +454,14 @@ def eps_sweep(
         Steps; default :func:`eps_grid` (61 steps from 1e-20 to 1e-1).
     schemes : sequence of str
     progress : callable, optional
-        For the grid maximum: called with the fraction done; it may raise to abandon.
+        Called with the fraction done (grid maximum, or whole-grid evaluations of
+        ``perturb="all"``); it may raise to abandon.
+    perturb : {"element", "row", "all"}
+        As in :func:`~explorer.core.cross_entropy_numeric_grad`: the pitfall modes show
+        what the pitfall check measures at each step.
+    include_eps : float or sequence of float, optional
+        Steps inserted into the grid exactly (sorted, without duplicates), e.g. the
+        current settings' eps, so the curve passes through the map's value there.
     **loss_kwargs
         As in :func:`~explorer.core.cross_entropy`.
 
@@ -422,11 +471,14 @@ def eps_sweep(
 
     Notes
     -----
-    For one cell the quotients for all K steps are formed at once from the row's
-    sums (the same evaluation as :func:`cross_entropy_numeric_grad`), so the cost
-    is O(C + K) per scheme. For the grid maximum every row block is prepared once
-    and the schemes at each step share their stencil points (central, central4,
-    forward and backward all use x ± h). The model uses :func:`cell_derivatives` of that cell;
+    The numeric values come from the evaluation the maps use (:class:`RowBlock`,
+    :class:`ShiftEvaluator`), with all K steps at once, so at a step equal to a check's
+    eps they equal the check's maps bit for bit. Cost for one cell: "element",
+    O(C + K) per scheme after preparing row i; "row", O(K C) per stencil point; both
+    read only row i of the logits and O(N) of the labels (the mean's denominator).
+    "all" is a difference of the whole loss: O(K N C) (every row enters the sum).
+    For the grid maximum every row block is prepared once and the schemes at each step
+    share their stencil points. The model uses :func:`cell_derivatives` of that cell;
     for the grid maximum, of the cell with the largest analytic gradient.
 
     Examples
@@ -434,47 +486,111 @@ def eps_sweep(
     >>> sw = eps_sweep(np.array([[1.0, 2.0, 3.0]]), np.array([0]), (0, 1), schemes=["central"])
     >>> bool(sw.measured_best_err["central"] < 1e-9)
     True
+    >>> sw = eps_sweep(np.array([[1.0, 2.0, 3.0]]), np.array([0]), (0, 1), eps=[1e-3], include_eps=3e-5)
+    >>> sw.eps.tolist(), sw.index_of(3e-5)
+    ([3e-05, 0.001], 0)
     """
-    x = as_float_array(input)
-    with quiet_if_nonfinite(x):
-        return _eps_sweep(x, target, cell, eps, schemes, progress, loss_kwargs)
+    if perturb not in PERTURB_MODES:
+        raise ValueError(f"unknown perturb mode {perturb!r}; expected one of {', '.join(PERTURB_MODES)}")
+    hs = _steps(eps, include_eps)
+    names = [get_scheme(s).name for s in schemes]
+    arr = np.asarray(input)
+    if arr.ndim != 2:
+        raise ValueError(f"input must have shape (N, C), got shape {arr.shape}")
+    if cell is None:
+        x = as_float_array(arr)
+        with quiet_if_nonfinite(x):
+            return _grid_sweep(x, target, hs, names, perturb, progress, loss_kwargs)
+    i, j = int(cell[0]), int(cell[1])
+    if not (0 <= i < arr.shape[0] and 0 <= j < arr.shape[1]):
+        raise ValueError(f"cell {cell} is outside the grid of shape {arr.shape}")
+    x_row = as_float_array(arr[i : i + 1])
+    x_all = as_float_array(arr) if perturb == "all" else x_row
+    with quiet_if_nonfinite(x_all):
+        return _cell_sweep(x_row, x_all, arr.shape, target, (i, j), hs, names, perturb, progress, loss_kwargs)
 
 
-def _eps_sweep(
-    x: NDArray,
+def _steps(eps: ArrayLike | None, include_eps: float | Sequence[float] | None) -> NDArray:
+    hs = eps_grid() if eps is None else np.asarray(eps, dtype=np.float64)
+    extra = None if include_eps is None else np.atleast_1d(np.asarray(include_eps, dtype=np.float64))
+    for steps in (hs, extra):
+        if steps is not None and (steps.ndim != 1 or not np.all(np.isfinite(steps)) or np.any(steps <= 0)):
+            raise ValueError("eps must be a 1-D array of finite steps > 0")
+    return hs if extra is None else np.union1d(hs, extra)
+
+
+def _cell_sweep(
+    x_row: NDArray,
+    x_all: NDArray,
+    shape: tuple[int, ...],
     target: ArrayLike,
-    cell: tuple[int, int] | None,
-    eps: ArrayLike | None,
-    schemes: Sequence[str],
+    cell: tuple[int, int],
+    hs: NDArray,
+    names: list[str],
+    perturb: str,
     progress: Callable[[float], None] | None,
     loss_kwargs: dict,
 ) -> Sweep:
-    hs = eps_grid() if eps is None else np.asarray(eps, dtype=np.float64)
-    if hs.ndim != 1 or not np.all(np.isfinite(hs)) or np.any(hs <= 0):
-        raise ValueError("eps must be a 1-D array of finite steps > 0")
-    names = [get_scheme(s).name for s in schemes]
-    # The reference is the exact (float64) gradient at the logits as rounded to their dtype.
-    grad = cross_entropy_grad(x.astype(np.float64), target, **loss_kwargs)  # type: ignore[arg-type]
-    errors: dict[str, NDArray] = {}
-    if cell is None:
-        errors = _grid_max_errors(x, target, hs, names, grad, loss_kwargs, progress)
-        model_cell = np.unravel_index(int(np.argmax(np.abs(grad))), grad.shape) if grad.size else (0, 0)
-    else:
-        i, j = int(cell[0]), int(cell[1])
-        if not (0 <= i < x.shape[0] and 0 <= j < x.shape[1]):
-            raise ValueError(f"cell {cell} is outside the grid of shape {x.shape}")
+    """One cell: only row i of the logits is read, except for "all"."""
+    i, j = cell
+    storage = x_row.dtype
+    row_terms = loss_terms(shape, target, rows=slice(i, i + 1), **loss_kwargs)
+    analytic = float(grad_rows(x_row, row_terms)[0, j])  # the analytic map's value, in the dtype
+    numeric: dict[str, NDArray] = {}
+    if perturb == "element":
+        column = RowBlock(x_row, row_terms, slice(0, 1)).column(0, j, hs.size)
         for name in names:
-            num = _cell_quotients(x, target, (i, j), hs, name, loss_kwargs)
-            errors[name] = np.abs(num - grad[i, j])
-        model_cell = (i, j)
+            numeric[name] = column.quotient(get_scheme(name), hs)[0].astype(storage).astype(np.float64)
+    else:
+        if perturb == "row":
+            ev = ShiftEvaluator(x_row, row_terms, "row")
+        else:
+            schemes = [get_scheme(n) for n in names]
+            planned = hs.size * (len({o for s in schemes for o in s.offsets}) + any(s.is_complex for s in schemes))
+            done = [0]
+
+            def tick() -> None:
+                done[0] += 1
+                if progress is not None:
+                    progress(min(1.0, done[0] / max(planned, 1)))
+
+            ev = ShiftEvaluator(x_all, loss_terms(shape, target, **loss_kwargs), "all", tick)
+        for name in names:
+            q = ev.quotients(get_scheme(name), hs)
+            numeric[name] = np.asarray(q[:, 0] if perturb == "row" else q).astype(storage).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf in overflowed rows: NaN, as in the map
+        errors = {name: np.abs(num - analytic) for name, num in numeric.items()}
+    models = {name: _row_error_model(x_row, row_terms, j, name, storage, False) for name in names}
+    best = {name: measured_best(hs, errs) for name, errs in errors.items()}
+    return Sweep(
+        hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, (i, j),
+        storage.name, numeric, analytic, perturb,
+    )  # fmt: skip
+
+
+def _grid_sweep(
+    x: NDArray,
+    target: ArrayLike,
+    hs: NDArray,
+    names: list[str],
+    perturb: str,
+    progress: Callable[[float], None] | None,
+    loss_kwargs: dict,
+) -> Sweep:
+    """The maximum over the grid of each scheme's error at each step."""
+    grad = cross_entropy_grad(x, target, **loss_kwargs)  # the analytic map, in the dtype
+    if perturb == "element":
+        errors = _grid_max_errors(x, target, hs, names, grad, loss_kwargs, progress)
+    else:
+        errors = _grid_max_shift_errors(x, target, hs, names, grad, perturb, loss_kwargs, progress)
+    model_cell = np.unravel_index(int(np.argmax(np.abs(grad))), grad.shape) if grad.size else (0, 0)
     mc = (int(model_cell[0]), int(model_cell[1]))
     models = {name: cell_error_model(x, target, mc, name, None, False, **loss_kwargs) for name in names}
-    best_eps, best_err = {}, {}
-    for name, errs in errors.items():
-        best_eps[name], best_err[name] = measured_best(hs, errs)
+    best = {name: measured_best(hs, errs) for name, errs in errors.items()}
     return Sweep(
-        hs, errors, models, best_eps, best_err, None if cell is None else (int(cell[0]), int(cell[1])), x.dtype.name
-    )
+        hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, None,
+        x.dtype.name, {}, math.nan, perturb,
+    )  # fmt: skip
 
 
 #: Window (in grid points) of the running median that locates a curve's measured best step.
@@ -536,7 +652,7 @@ def _grid_max_errors(
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))
         block = RowBlock(x[rows], terms, rows)
-        exact = grad[rows]
+        exact = grad[rows].astype(np.float64)
         cache: dict[float, NDArray] = {}
         for k in order:
             h = float(hs[k])
@@ -546,7 +662,8 @@ def _grid_max_errors(
                     q = q.astype(x.dtype)
                 if q.dtype != exact.dtype:
                     q = q.astype(exact.dtype)
-                np.subtract(q, exact, out=q)
+                with np.errstate(invalid="ignore"):
+                    np.subtract(q, exact, out=q)
                 np.abs(q, out=q)
                 worst = np.max(q) if q.size else 0.0
                 errors[s_idx, k] = max(errors[s_idx, k], worst) if not np.isnan(worst) else np.nan
@@ -556,39 +673,50 @@ def _grid_max_errors(
     return {name: errors[s_idx] for s_idx, name in enumerate(names)}
 
 
-def _cell_quotients(
-    x: NDArray, target: ArrayLike, cell: tuple[int, int], hs: NDArray, scheme: str, loss_kwargs: dict
-) -> NDArray:
-    """Difference quotients of one element for every step in ``hs`` at once."""
-    sch = get_scheme(scheme)
+def _grid_max_shift_errors(
+    x: NDArray,
+    target: ArrayLike,
+    hs: NDArray,
+    names: list[str],
+    grad: NDArray,
+    perturb: str,
+    loss_kwargs: dict,
+    progress: Callable[[float], None] | None,
+) -> dict[str, NDArray]:
+    """The pitfall modes' grid maximum: every element of a row (or the grid) holds the same quotient."""
     terms = loss_terms(x.shape, target, **loss_kwargs)
-    i, j = cell
-    storage = x.dtype
-    xw = x[i].astype(work_dtype(storage))
-    m = xw.max()
-    z = xw - m
-    e = np.exp(z)
-    s = e.sum()
-    a = terms.coefficients(slice(i, i + 1))[0].astype(xw.dtype)
-    big_a = xw.dtype.type(terms.total[i])
-    u = (a * z).sum()
-    scale = 1.0 if terms.reduction != "mean" else terms.denom
-    if scale == 0.0:
-        return np.zeros(hs.shape)
-    # Divide once, as the block path does: by (divisor * h * D), in working precision.
-    if sch.is_complex:
-        num = complex_step_row_loss_imag(hs, e[j], s, a[j], big_a) / (hs * scale).astype(xw.dtype)
-        return num.astype(storage).astype(np.float64)
-    l0 = round_to(np.asarray(big_a * np.log(s) - u), storage)
-    acc = np.zeros(hs.shape, dtype=xw.dtype)
-    for o, wgt in sch.stencil:
-        if o == 0.0:
-            acc += wgt * l0
-            continue
-        xp = round_to(xw[j] + o * hs.astype(xw.dtype), storage)
-        lp = round_to(perturbed_row_loss(xp - m, z[j], e[j], s, a[j], big_a, u), storage)
-        acc += wgt * lp
-    return (acc / (sch.divisor * hs * scale).astype(xw.dtype)).astype(storage).astype(np.float64)
+    exact = grad.astype(np.float64)
+    schemes = [get_scheme(name) for name in names]
+    errors = np.zeros((len(schemes), hs.size))
+    n, c = x.shape
+
+    def worst_against(q: NDArray, ref_hi: NDArray, ref_lo: NDArray) -> NDArray:
+        # max_j |q - g_j| = max(|q - max g|, |q - min g|); NaN when any g is NaN.
+        with np.errstate(invalid="ignore"):
+            return np.maximum(np.abs(q - ref_hi), np.abs(q - ref_lo))
+
+    if perturb == "all":
+        ev = ShiftEvaluator(x, terms, "all")
+        hi, lo = (np.max(exact), np.min(exact)) if exact.size else (0.0, 0.0)
+        for s_idx, sch in enumerate(schemes):
+            q = np.asarray(ev.quotients(sch, hs)).astype(x.dtype).astype(np.float64)
+            errors[s_idx] = worst_against(q, np.asarray(hi), np.asarray(lo))
+            if progress is not None:
+                progress((s_idx + 1) / len(schemes))
+        return {name: errors[s_idx] for s_idx, name in enumerate(names)}
+    rows_per_block = max(1, BLOCK_ELEMENTS // max(c * hs.size, 1))
+    for r0 in range(0, n, rows_per_block):
+        rows = slice(r0, min(n, r0 + rows_per_block))
+        ev = ShiftEvaluator(x[rows], loss_terms(x.shape, target, rows=rows, **loss_kwargs), "row")
+        hi, lo = np.max(exact[rows], axis=1), np.min(exact[rows], axis=1)  # (n,)
+        for s_idx, sch in enumerate(schemes):
+            q = np.asarray(ev.quotients(sch, hs)).astype(x.dtype).astype(np.float64)  # (K, n)
+            block_worst = worst_against(q, hi[None, :], lo[None, :]).max(axis=1)
+            errors[s_idx] = np.where(np.isnan(block_worst) | np.isnan(errors[s_idx]), np.nan,
+                                     np.maximum(errors[s_idx], block_worst))  # fmt: skip
+        if progress is not None:
+            progress(rows.stop / n)
+    return {name: errors[s_idx] for s_idx, name in enumerate(names)}
 
 
 @dataclass(frozen=True)
