@@ -155,3 +155,12 @@ def test_export_pdf_rasterises(tmp_path: Path) -> None:
     assert_figure(page)
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
     assert "Analytic gradient" in text  # text as text
+
+
+def test_export_png_dpi_scales_the_figure(tmp_path: Path) -> None:
+    out = tmp_path / "s.png"
+    res = run("export", str(out), "--what", "sweep", "--dpi", "192")
+    assert res.returncode == 0, res.stderr
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1600, 1120)
+    assert round(image.dotsPerMeterX() * 0.0254) == 192
