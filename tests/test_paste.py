@@ -127,13 +127,35 @@ def test_an_edit_supersedes_a_paste_being_read(qtbot, grid: GridPanel) -> None:
     with qtbot.waitSignal(grid.pasteFinished, timeout=60_000) as blocker:
         grid.paste(format_block(np.ones((400, 400))))
         assert grid.paste_pending
+        future = grid._paste_future
+        assert future is not None
         assert grid.logits_model.setData(grid.logits_model.index(5, 5), "3")
     assert blocker.args == [False]
     assert "the grid changed" in messages[-1]
-    qtbot.waitUntil(lambda: len(delivered) == 1, timeout=60_000)  # the dropped result arrives and is ignored
+    qtbot.waitUntil(future.done, timeout=60_000)  # the worker stops at its next piece and delivers nothing
+    assert future.exception() is None
+    assert delivered == []
     x = grid.controller.state.logits
     assert x[5, 5] == 3.0 and np.count_nonzero(x) == 1
     assert grid.controller.stack.count() == 1
+
+
+def test_pieces_parse_like_the_whole_and_number_lines_from_the_top() -> None:
+    block = np.random.default_rng(4).normal(size=(3000, 20))
+    text = format_block(block)
+    assert len(text) > 2 * grid_panel_module.PASTE_CHUNK_CHARS
+    seen: list[float] = []
+    np.testing.assert_array_equal(grid_panel_module.parse_block_in_chunks(text, 10**6, progress=seen.append), block)
+    assert seen and seen[-1] == 1.0
+    lines = text.split("\n")
+    lines[2500] = lines[2500].replace("\t", "\tx\t", 1)
+    with pytest.raises(ValueError, match=r"^line 2501: "):
+        grid_panel_module.parse_block_in_chunks("\n".join(lines), 10**6)
+    second_piece = text[: text.find("\n", grid_panel_module.PASTE_CHUNK_CHARS) + 1].count("\n")
+    lines = [line + "\t1.0" if k >= second_piece else line for k, line in enumerate(text.split("\n"))]
+    with pytest.raises(ValueError, match=r"different lengths \(20, 21\)"):
+        grid_panel_module.parse_block_in_chunks("\n".join(lines), 10**6)
+    assert grid_panel_module.parse_block_in_chunks(text, 10**6, cancelled=lambda: True) is None
 
 
 def test_a_newer_paste_supersedes_an_older_one(qtbot, grid: GridPanel) -> None:

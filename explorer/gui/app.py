@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, start: float) -> int:
     install_excepthook(lambda: windows[0] if windows else None)
     app.setApplicationName("Gradient Explorer")
     app.setOrganizationName("GradientExplorer")
-    app.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
+    QApplication.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
     _start_logging()
     from explorer.gui.mainwindow import MainWindow
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -35,17 +36,28 @@ from explorer.app.state import MAX_CLASSES, MAX_SAMPLES, Change
 from explorer.files.numbers import format_block, parse_block
 from explorer.gui.table_models import LabelsModel, LogitsModel, check_cell_values
 
-__all__ = ["ASYNC_PASTE_CELLS", "ASYNC_PASTE_CHARS", "GridPanel", "NumberDelegate", "estimate_block_shape"]
+__all__ = [
+    "ASYNC_PASTE_CELLS",
+    "ASYNC_PASTE_CHARS",
+    "GridPanel",
+    "NumberDelegate",
+    "estimate_block_shape",
+    "parse_block_in_chunks",
+]
 
 CELL_WIDTH = 64
 #: Pasted text longer than this (characters) is parsed in a worker thread.
 ASYNC_PASTE_CHARS = 1_000_000
 #: Pasted text with more values than this (estimated) is parsed in a worker thread.
 ASYNC_PASTE_CELLS = 100_000
+#: The worker parses large tables in pieces of about this many characters, so no single call
+#: holds the interpreter lock for long (the window keeps drawing) and a superseded paste stops early.
+PASTE_CHUNK_CHARS = 256 * 1024
 
 _NONBLANK_LINE = re.compile(r"[^\s\x00]")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*(?=\n)")
 _TOKEN = re.compile(r"[^\s,;\[\]()]+")
+_LINE_NO = re.compile(r"^line (\d+)")
 _NUMPY_WORDS = re.compile(r"array\(|dtype\s*=\s*[\w.]+")
 
 
@@ -77,9 +89,8 @@ def estimate_block_shape(text: str, max_rows: int = MAX_SAMPLES, max_cols: int =
     >>> estimate_block_shape("array([[ 1.5, -2. ],\\n       [ 3. ,  4. ]])")
     (2, 2)
     """
-    opening = text.count("[")
-    if opening:
-        rows = max(opening - 1, 1)
+    if "[" in text:  # a printed NumPy array (``in`` is a fast memchr; ``count`` only then)
+        rows = max(text.count("[") - 1, 1)
         start = text.rfind("[", 0, text.find("]") if "]" in text else len(text)) + 1
         end = text.find("]", start)
         first = text[start : end if end >= 0 else len(text)]
@@ -90,9 +101,12 @@ def estimate_block_shape(text: str, max_rows: int = MAX_SAMPLES, max_cols: int =
         end = len(text)
         while text[end - 1].isspace():  # stops: there is a non-blank character
             end -= 1
-        rows = text.count("\n", match.start(), end) + 1
-        if rows > max_rows:  # only then is discounting blank lines worth a second pass
-            rows -= len(_BLANK_LINE.findall(text, match.start(), end))
+        rows, pos = 1, text.find("\n", match.start(), end)
+        while pos >= 0 and rows <= max_rows:  # at most max_rows + 1 fast finds, not a pass over all the text
+            rows += 1
+            pos = text.find("\n", pos + 1, end)
+        if rows > max_rows:  # only then: count every line, and discount blank ones
+            rows = text.count("\n", match.start(), end) + 1 - len(_BLANK_LINE.findall(text, match.start(), end))
         end = text.find("\n", match.start())
         first = text[match.start() : end if end >= 0 else len(text)]
     first = _NUMPY_WORDS.sub(" ", first[: 64 * (max_cols + 1)])
@@ -100,10 +114,64 @@ def estimate_block_shape(text: str, max_rows: int = MAX_SAMPLES, max_cols: int =
     return (rows, cols) if cols else (0, 0)
 
 
+def parse_block_in_chunks(
+    text: str,
+    max_cells: int,
+    cancelled: Callable[[], bool] = lambda: False,
+    progress: Callable[[float], None] = lambda _done: None,
+) -> NDArray | None:
+    """:func:`~explorer.files.numbers.parse_block` over pieces of whole lines; None when ``cancelled()``.
+
+    A printed NumPy array (rows may wrap over lines) and short text are parsed in one piece.
+    ``progress`` is called with the fraction of the text read after each piece.
+
+    Raises
+    ------
+    ValueError
+        As ``parse_block`` (line numbers count from the start of ``text``), or for rows of
+        different lengths in different pieces.
+    """
+    if len(text) <= PASTE_CHUNK_CHARS or "[" in text or "(" in text:
+        return parse_block(text, max_cells=max_cells)
+    parts: list[NDArray] = []
+    cells = 0
+    first_line = pos = 0
+    while pos < len(text):
+        if cancelled():
+            return None
+        end = text.find("\n", pos + PASTE_CHUNK_CHARS)
+        end = len(text) if end < 0 else end + 1
+        chunk = text[pos:end]
+        if _NONBLANK_LINE.search(chunk):
+            try:
+                block = parse_block(chunk, max_cells=max_cells)
+            except ValueError as exc:
+                raise ValueError(_renumber(str(exc), first_line)) from None
+            if parts and block.shape[1] != parts[0].shape[1]:
+                widths = f"{parts[0].shape[1]}, {block.shape[1]}"
+                raise ValueError(f"the pasted rows have different lengths ({widths}): not a rectangle")
+            cells += block.size
+            if cells > max_cells:
+                raise ValueError(f"the pasted block has more than {max_cells} values")
+            parts.append(block)
+        first_line += chunk.count("\n")
+        pos = end
+        progress(pos / len(text))
+    if not parts:
+        raise ValueError("the clipboard holds no numbers")
+    return parts[0] if len(parts) == 1 else np.vstack(parts)
+
+
+def _renumber(message: str, shift: int) -> str:
+    """``line N: ...`` of a piece, as a line number of the whole text."""
+    return _LINE_NO.sub(lambda m: f"line {int(m.group(1)) + shift}", message, count=1)
+
+
 class _PasteRelay(QObject):
     """Carries a worker's parse result to the GUI thread (a queued signal)."""
 
     parsed = Signal(int, object, str)
+    progress = Signal(int, int)
 
 
 class NumberDelegate(QStyledItemDelegate):
@@ -159,6 +227,7 @@ class GridPanel(QWidget):
         self._paste_executor: ThreadPoolExecutor | None = None
         self._paste_relay = _PasteRelay(self)
         self._paste_relay.parsed.connect(self._on_paste_parsed)
+        self._paste_relay.progress.connect(self._on_paste_progress)
         controller.state.changed.connect(self._on_state_changed)
         self.logits_model = LogitsModel(controller, self)
         self.labels_model = LabelsModel(controller, self)
@@ -281,12 +350,33 @@ class GridPanel(QWidget):
         """Runs in the worker thread: parse, then hand the result to the GUI thread."""
         block: NDArray | None = None
         error = ""
+
+        def superseded() -> bool:
+            pending = self._pending_paste  # one read of a reference: safe from this thread
+            return pending is None or pending[0] != generation
+
+        reported = [0]
+
+        def progress(done: float) -> None:
+            percent = int(done * 100) // 10 * 10
+            if percent > reported[0] and percent < 100:
+                reported[0] = percent
+                with contextlib.suppress(RuntimeError):
+                    self._paste_relay.progress.emit(generation, percent)
+
         try:
-            block = parse_block(text, max_cells=max_cells)
+            block = parse_block_in_chunks(text, max_cells, superseded, progress)
         except (ValueError, OverflowError, MemoryError) as exc:
             error = str(exc) or type(exc).__name__
+        if block is None and not error:
+            return  # superseded: nothing to deliver
         with contextlib.suppress(RuntimeError):  # the panel was deleted while the text was read
             self._paste_relay.parsed.emit(generation, block, error)
+
+    def _on_paste_progress(self, generation: int, percent: int) -> None:
+        pending = self._pending_paste
+        if pending is not None and pending[0] == generation:
+            self.message.emit(f"Reading the pasted block... {percent}%")
 
     def _on_paste_parsed(self, generation: int, block: NDArray | None, error: str) -> None:
         pending = self._pending_paste
