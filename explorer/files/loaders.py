@@ -14,7 +14,6 @@ field that is not a number refused with its line and column.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import os
 import re
@@ -36,6 +35,7 @@ __all__ = ["LOGITS_SUFFIXES", "load_logits", "read_table"]
 LOGITS_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt")
 _SPACE = " \t\r\n\f\v"
 _FIELD = re.compile(r"\S+")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _INT64_BOUND = 2.0**63
 
 
@@ -52,7 +52,8 @@ def _rows(text: str, suffix: str, name: str, max_fields: int) -> Iterator[tuple[
     delimiter = "," if suffix == ".csv" else "\t" if suffix == ".tsv" else None
 
     def lines() -> Iterator[str]:
-        for line_no, line in enumerate(io.StringIO(text, newline=""), start=1):
+        for line_no, match in enumerate(_LINE.finditer(text), start=1):  # one line at a time: no copy of the text
+            line = match.group()
             # A field takes at least two characters with its separator: only long lines need counting.
             if len(line) > 2 * max_fields + 2:
                 count = line.count(delimiter) + 1 if delimiter else sum(1 for _ in _FIELD.finditer(line))
