@@ -5,7 +5,8 @@
 Prints the median time (ms) of a one-cell error-versus-eps sweep (61 steps plus the current one,
 5 schemes) and of :func:`explorer.core.explain_cell` at 32 x 100 and 4096 x 4096, in float64 and
 float32, and the ratio of the large grid's time to the small grid's. Goal: ratio within 3 and every
-median under 20 ms (per-cell work touches one row: O(C), plus O(N) on the labels only).
+median under 20 ms (per-cell work touches one row: O(C), plus O(N) on the labels only). The pitfall
+mode "row" is O(C) too and is listed; "all" is a difference of the whole loss, O(N C), and is not.
 """
 
 from __future__ import annotations
@@ -51,15 +52,23 @@ def _explain(x: np.ndarray, y: np.ndarray, cell: tuple[int, int], settings: Chec
     return explain_cell(x, y, cell, settings)
 
 
-def measure(n: int, c: int, dtype: str, repeat: int) -> tuple[float, float]:
+def _sweep(x: np.ndarray, y: np.ndarray, cell: tuple[int, int], settings: CheckSettings) -> object:
+    params = inspect.signature(eps_sweep).parameters
+    if "perturb" not in params:  # older versions: the element-wise sweep only, without the current eps
+        return eps_sweep(x, y, cell, **settings.loss_kwargs)  # type: ignore[arg-type]
+    return eps_sweep(
+        x, y, cell, include_eps=settings.eps, perturb=settings.perturb, **settings.loss_kwargs  # type: ignore[arg-type]
+    )
+
+
+def measure(n: int, c: int, dtype: str, perturb: str, repeat: int) -> tuple[float, float]:
     """(one-cell sweep ms, explain_cell ms) for an n x c grid in ``dtype``."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, c)).astype(dtype)
     y = rng.integers(0, c, n)
     cell = (n // 2, c // 3)
-    settings = CheckSettings.with_default_eps("central", dtype, reduction="mean")
-    kw = settings.loss_kwargs
-    sweep_ms = median_ms(lambda: eps_sweep(x, y, cell, **kw), repeat)  # type: ignore[arg-type]
+    settings = CheckSettings.with_default_eps("central", dtype, reduction="mean", perturb=perturb)
+    sweep_ms = median_ms(lambda: _sweep(x, y, cell, settings), repeat)
     explain_ms = median_ms(lambda: _explain(x, y, cell, settings), repeat)
     return sweep_ms, explain_ms
 
@@ -67,15 +76,20 @@ def measure(n: int, c: int, dtype: str, repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=21, help="runs per median (default 21)")
+    parser.add_argument("--pitfall", action="store_true", help="also perturb='row' (the pitfall, O(C) as well)")
     args = parser.parse_args()
     print(f"NumPy {np.__version__}; central scheme at its default eps, reduction='mean'\n")
-    print("| work | dtype | 32 x 100 | 4096 x 4096 | ratio |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for dtype in DTYPES:
-        small = measure(*SIZES[0], dtype, args.repeat)
-        large = measure(*SIZES[1], dtype, args.repeat)
-        for name, k in (("one-cell sweep (61 eps x 5 schemes)", 0), ("explain_cell", 1)):
-            print(f"| {name} | {dtype} | {small[k]:.2f} ms | {large[k]:.2f} ms | {large[k] / small[k]:.2f} |")
+    print("| work | perturb | dtype | 32 x 100 | 4096 x 4096 | ratio |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for perturb in ("element", "row") if args.pitfall else ("element",):
+        for dtype in DTYPES:
+            small = measure(*SIZES[0], dtype, perturb, args.repeat)
+            large = measure(*SIZES[1], dtype, perturb, args.repeat)
+            for name, k in (("one-cell sweep (61 eps x 5 schemes)", 0), ("explain_cell", 1)):
+                print(
+                    f"| {name} | {perturb} | {dtype} | {small[k]:.2f} ms | {large[k]:.2f} ms "
+                    f"| {large[k] / small[k]:.2f} |"
+                )
 
 
 if __name__ == "__main__":

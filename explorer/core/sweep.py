@@ -662,8 +662,7 @@ def _grid_max_errors(
                     q = q.astype(x.dtype)
                 if q.dtype != exact.dtype:
                     q = q.astype(exact.dtype)
-                with np.errstate(invalid="ignore"):
-                    np.subtract(q, exact, out=q)
+                np.subtract(q, exact, out=q)
                 np.abs(q, out=q)
                 worst = np.max(q) if q.size else 0.0
                 errors[s_idx, k] = max(errors[s_idx, k], worst) if not np.isnan(worst) else np.nan
