@@ -22,7 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
-from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep
+from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep, resolve_dtype
 from explorer.core.explain import CellExplanation, explain_cell
 from explorer.core.sweep import SweepResult
 
@@ -45,6 +45,8 @@ WORKER_THRESHOLD = 100_000
 SWEEP_DEBOUNCE_MS = 80
 #: Sweep modes: one cell, or the maximum over the whole grid (always in the worker).
 SWEEP_MODES = ("cell", "grid")
+#: Per-cell work (inspector, one-cell sweep) reads one row; rows wider than this run in the worker thread.
+CELL_WORKER_THRESHOLD = 65_536
 
 Progress = Callable[[float], None]
 
@@ -113,6 +115,11 @@ class BackgroundJob(QObject):
     @property
     def busy(self) -> bool:
         return self._busy
+
+    @property
+    def pending(self) -> bool:
+        """A computation is scheduled or running: the last result may not describe the state yet."""
+        return self._busy or self._timer.isActive()
 
     def cancel(self) -> None:
         """Abandon the running worker computation (its result will be dropped)."""
@@ -224,6 +231,9 @@ class Recomputer(BackgroundJob):
         self._cell_timer.setSingleShot(True)
         self._cell_timer.setInterval(0)
         self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
+        self._explain_generation = 0
+        self._explain_relay = _Relay(self)
+        self._explain_relay.done.connect(self._on_explain_done)
 
     def set_cell(self, cell: tuple[int, int] | None) -> None:
         """Select the cell to explain; its explanation follows soon."""
@@ -252,16 +262,36 @@ class Recomputer(BackgroundJob):
         self._explain()
 
     def _explain(self) -> None:
+        """Explain the selected cell: O(C) work, inline for ordinary rows, in the worker for very wide ones."""
         report, cell = self.report, self._cell
-        explanation: CellExplanation | None = None
-        if report is not None and cell is not None:
-            n, c = report.logits.shape
-            if 0 <= cell[0] < n and 0 <= cell[1] < c:
-                try:
-                    explanation = explain_cell(report.logits, report.labels, report.settings, cell)
-                except ValueError:
-                    explanation = None
-        self.cellExplained.emit(explanation)
+        if report is None or cell is None:
+            self.cellExplained.emit(None)
+            return
+        n, c = report.logits.shape
+        if not (0 <= cell[0] < n and 0 <= cell[1] < c):
+            self.cellExplained.emit(None)
+            return
+        if c <= CELL_WORKER_THRESHOLD or report.settings.perturb == "all":
+            self.cellExplained.emit(_explain_or_none(report, cell))
+            return
+        self._explain_generation += 1
+        generation = self._explain_generation
+
+        def work() -> None:
+            self._explain_relay.done.emit(generation, _explain_or_none(report, cell), 0.0)
+
+        self._executor.submit(work)
+
+    def _on_explain_done(self, generation: int, explanation: object, _duration: float) -> None:
+        if generation == self._explain_generation:
+            self.cellExplained.emit(explanation)
+
+
+def _explain_or_none(report: Report, cell: tuple[int, int]) -> CellExplanation | None:
+    try:
+        return explain_cell(report.logits, report.labels, cell, report.settings)
+    except ValueError:
+        return None
 
 
 class SweepComputer(BackgroundJob):
@@ -283,12 +313,14 @@ class SweepComputer(BackgroundJob):
         self.result: SweepResult | None = None
 
     #: Settings that do not change the curves (the panel redraws its markers for them).
-    _NOT_SWEPT = frozenset({"eps", "atol", "rtol", "perturb"})
+    _NOT_SWEPT = frozenset({"atol", "rtol"})
 
     def _on_state_changed(self, change: Change) -> None:
         names = change.settings - self._NOT_SWEPT
         if not self.overlay:
             names -= {"scheme"}  # every scheme is swept already
+        if self.mode == "grid":
+            names -= {"eps"}  # the grid maximum is not tied to one step; a new eps only moves the line
         if change.data or names:
             self.schedule()
 
@@ -315,19 +347,24 @@ class SweepComputer(BackgroundJob):
 
         def work(progress: Progress | None) -> SweepResult:
             with np.errstate(over="ignore"):
-                x = logits.astype(settings.dtype)
+                x = logits.astype(resolve_dtype(settings.dtype))
             target = None if mode == "grid" else cell
-            sweeps = {settings.dtype: eps_sweep(x, labels, target, progress=progress, **kw)}
+            # The current eps is on the grid exactly, so the curve passes through the map's value there.
+            perturb, here = settings.perturb, settings.eps
+            sweeps = {settings.dtype: eps_sweep(x, labels, target, progress=progress, perturb=perturb,
+                                                include_eps=here, **kw)}  # fmt: skip
             if overlay:
                 for dtype in DTYPE_NAMES:
                     if dtype != settings.dtype:
                         with np.errstate(over="ignore"):
-                            xd = logits.astype(dtype)
-                        sweeps[dtype] = eps_sweep(xd, labels, target, schemes=[settings.scheme], **kw)
+                            xd = logits.astype(resolve_dtype(dtype))
+                        sweeps[dtype] = eps_sweep(xd, labels, target, schemes=[settings.scheme], perturb=perturb,
+                                                  include_eps=here, **kw)  # fmt: skip
             return SweepResult(mode, None if mode == "grid" else cell, sweeps, settings.dtype, settings.scheme,
                                settings.eps, overlay)  # fmt: skip
 
-        return work, mode == "grid"
+        in_worker = mode == "grid" or settings.perturb == "all" or logits.shape[1] > CELL_WORKER_THRESHOLD
+        return work, in_worker
 
     def _publish(self, result: object, duration: float) -> None:
         assert isinstance(result, SweepResult)
@@ -354,6 +391,9 @@ def report_matches_state(report: Report | None, state: ExplorerState) -> bool:
 class UserCodeJob(QObject):
     """Runs the user's code (in its own process, via :mod:`explorer.usercode.runner`) from a worker thread.
 
+    A newer run, :meth:`cancel` and :meth:`shutdown` stop the running one: its whole process group is
+    stopped by the runner. Every run ends with ``finished``, whatever happened in the worker.
+
     Signals
     -------
     finished(object, object)
@@ -370,27 +410,43 @@ class UserCodeJob(QObject):
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_worker_done)
         self._generation = 0
+        self._cancel = threading.Event()
         self.busy = False
 
     def start(self, code: object, logits: np.ndarray, labels: np.ndarray, settings: object, timeout_s: float,
               sweep_cell: tuple[int, int] | None = None) -> None:  # fmt: skip
         from explorer.usercode.runner import UserCodeError, check_user_code
 
+        self._cancel.set()  # a newer run supersedes the running one
+        self._cancel = cancel = threading.Event()
         self._generation += 1
         generation = self._generation
 
         def work() -> None:
             try:
-                checked = check_user_code(code, logits, labels, settings, timeout_s, sweep_cell)  # type: ignore[arg-type]
+                checked = check_user_code(code, logits, labels, settings, timeout_s, sweep_cell, cancel)  # type: ignore[arg-type]
                 payload: tuple = (checked, None)
             except UserCodeError as exc:
                 payload = (None, exc)
             except ValueError as exc:
                 payload = (None, UserCodeError("bad", str(exc)))
+            except Exception as exc:
+                payload = (None, UserCodeError("crash", f"checking your code failed unexpectedly: {exc!r}"))
             self._relay.done.emit(generation, payload, 0.0)
 
         self._set_busy(True)
         self._executor.submit(work)
+
+    def cancel(self) -> None:
+        """Stop the running check (its processes are stopped; the result is dropped)."""
+        from explorer.usercode.runner import UserCodeError
+
+        if not self.busy:
+            return
+        self._cancel.set()
+        self._generation += 1
+        self._set_busy(False)
+        self.finished.emit(None, UserCodeError("cancelled", "the check of your code was cancelled"))
 
     def _on_worker_done(self, generation: int, payload: tuple, _duration: float) -> None:
         if generation != self._generation:
@@ -404,5 +460,7 @@ class UserCodeJob(QObject):
             self.busyChanged.emit(busy)
 
     def shutdown(self) -> None:
+        """Stop the user's processes now (the window is closing)."""
         self._generation += 1
+        self._cancel.set()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -224,7 +224,7 @@ class ControlsPanel(QWidget):
     # ----------------------------------------------------------------- edits
     def _apply(self, what: str, **changes: object) -> bool:
         try:
-            self.controller.set_settings(**changes)
+            self.controller.set_settings(None, False, **changes)
         except ValueError as exc:
             self.message.emit(f"{what} unchanged: {exc}")
             self.sync_from_state()
