@@ -70,11 +70,22 @@ def test_grid_mode_runs_in_the_worker_and_overlay_shows_every_dtype(qtbot, windo
     assert "float16" in panel.caption.text()
 
 
-def test_changing_eps_alone_does_not_recompute_the_sweep(qtbot, window: MainWindow) -> None:
+def test_a_new_eps_moves_the_line_and_puts_the_step_on_the_cell_curve(qtbot, window: MainWindow) -> None:
     _wait_sweep(qtbot, window)
+    window.controller.set_settings(eps=3.7e-4)
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    _wait_sweep(qtbot, window, lambda r: r.eps == 3.7e-4)
+    assert window.sweep_panel.eps_line.value() == pytest.approx(np.log10(3.7e-4))
+    sweep = window.sweeper.result.sweeps["float64"]
+    assert 3.7e-4 in sweep.eps  # the current step is on the grid, so the curve passes through the map's value
+
+
+def test_in_grid_mode_a_new_eps_only_moves_the_line(qtbot, window: MainWindow) -> None:
+    window.sweep_panel.mode_combo.setCurrentIndex(window.sweep_panel.mode_combo.findData("grid"))
+    _wait_sweep(qtbot, window, lambda r: r.mode == "grid")
     first = window.sweeper.result
     window.controller.set_settings(eps=1e-3)
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: not window.sweeper.pending, timeout=5000)
     assert window.sweeper.result is first
     assert window.sweep_panel.eps_line.value() == pytest.approx(-3.0)
