@@ -312,22 +312,29 @@ class _UserFailure(Exception):
     pass
 
 
-def worst_cells(report, top: int):  # type: ignore[no-untyped-def]
-    """Flat indices of up to ``top`` cells: failing cells first, each group by |num - ana| largest first
-    (NaN counts as largest). Uses argpartition, so a 4096 x 4096 grid costs no full sort."""
+def worst_cells(report, top: int) -> list[tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    """Up to ``top`` cells: failing cells first, each group by |num - ana| largest first (NaN largest).
+
+    The core's ranking (``Comparison.ranked``) when it is there; otherwise the same order with
+    argpartition here, so a 4096 x 4096 grid costs no full sort.
+    """
     import numpy as np
 
     cmp = report.comparison
+    k = max(0, top)
+    ranked = getattr(cmp, "ranked", None)
+    if ranked is not None:
+        return [tuple(int(v) for v in row) for row in ranked(k)]
     key = np.where(np.isnan(cmp.abs_err), np.inf, cmp.abs_err).ravel()
     failed = ~cmp.passed.ravel()
-    out = []
+    out: list[int] = []
     for group in (np.flatnonzero(failed), np.flatnonzero(~failed)):
-        k = min(max(0, top) - len(out), group.size)
-        if k <= 0:
+        m = min(k - len(out), group.size)
+        if m <= 0:
             continue
-        part = group[np.argpartition(-key[group], k - 1)[:k]] if k < group.size else group
-        out.extend(part[np.argsort(-key[part], kind="stable")].tolist())
-    return out
+        part = group[np.argpartition(-key[group], m - 1)[:m]] if m < group.size else group
+        out.extend(part[np.lexsort((part, -key[part]))].tolist())
+    return [tuple(int(v) for v in np.unravel_index(flat, cmp.abs_err.shape)) for flat in out]
 
 
 def _num(v: float) -> float | None:
@@ -358,8 +365,7 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
     atol, rtol = s.tolerances
     n, c = report.logits.shape
     cells = []
-    for flat in worst_cells(report, top):
-        i, j = (int(v) for v in np.unravel_index(flat, cmp.abs_err.shape))
+    for i, j in worst_cells(report, top):
         cells.append(
             {
                 "sample": i,
@@ -429,10 +435,7 @@ def _run_check(args: argparse.Namespace) -> int:
               f"reduction={settings.reduction}, perturb={settings.perturb}")  # fmt: skip
         print(f"loss {report.loss:.10g}   max |num - ana| {cmp.max_abs_err:.3g}   max relative {cmp.max_rel_err:.3g}")
         print(f"{'sample':>7} {'class':>6} {'analytic':>14} {'numeric':>14} {'abs err':>10} {'rel err':>10}  pass")
-        import numpy as np
-
-        for flat in worst_cells(report, args.top):
-            i, j = np.unravel_index(flat, cmp.abs_err.shape)
+        for i, j in worst_cells(report, args.top):
             print(
                 f"{i:>7} {j:>6} {float(report.grad_analytic[i, j]):>14.7g} "
                 f"{float(report.grad_numeric[i, j]):>14.7g} "

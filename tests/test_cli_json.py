@@ -141,3 +141,28 @@ def test_numerics_print_no_numpy_warnings() -> None:
     assert res.returncode == 1 and res.stderr == "", res.stderr
     data = as_json(run("check", "--eps", "1e300", "--format", "json"))
     assert data["errors"]["max_abs"] is None and data["verdict"]["ok"] is False  # inf written as null
+
+
+def test_worst_cells_fallback_ranks_like_the_core() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from explorer.cli import worst_cells
+    from explorer.core import compare
+
+    rng = np.random.default_rng(3)
+    ana = rng.normal(size=(30, 40))
+    num = ana + rng.normal(size=ana.shape) * rng.choice([1e-9, 1e-2], size=ana.shape, p=[0.9, 0.1])
+    num[2, 3] = np.nan
+    cmp = compare(num, ana, atol=1e-6, rtol=1e-4)
+    bare = SimpleNamespace(comparison=SimpleNamespace(abs_err=cmp.abs_err, passed=cmp.passed))
+    cells = worst_cells(bare, 200)
+    assert cells[0] == (2, 3)  # NaN ranks first
+    flags = [bool(cmp.passed[c]) for c in cells]
+    assert flags == sorted(flags) and flags.count(False) == cmp.n_failed
+    for group in (cells[: cmp.n_failed], cells[cmp.n_failed :]):
+        errs = [np.inf if np.isnan(cmp.abs_err[c]) else cmp.abs_err[c] for c in group]
+        assert errs == sorted(errs, reverse=True)
+    if hasattr(cmp, "ranked"):
+        assert worst_cells(SimpleNamespace(comparison=cmp), 200) == cells
