@@ -300,10 +300,11 @@ class RowBlock:
         return step  # a Python float is converted to the working precision by the addition itself
 
     def losses(self, step: float | NDArray) -> NDArray:
-        """Row losses with each element moved by ``step`` on its own, rounded to the storage dtype.
+        r"""Row losses with each element moved by ``step`` on its own, rounded to the storage dtype.
 
-        ``step`` is a number, or a vector with one step per column (see :meth:`column`).
-        The same operations, in the same order, as :func:`perturbed_row_loss`.
+        ``step`` is a number, or a vector with one step per column (see :meth:`column`):
+        :math:`A \log(e^{x' - m} + (S - e)) - U - a (x' - x)` with :math:`x' = \mathrm{fl}(x + \text{step})`.
+        The only implementation of this evaluation: the map, the inspector and the sweep call it.
         """
         buf = self.xw + self._steps(step)
         if self.storage != self.work:
@@ -400,27 +401,6 @@ def _scaled_log(s: NDArray, big_a: NDArray, unit_a: bool) -> NDArray:
     return out if unit_a else out * big_a
 
 
-def _one_hot(n: int, c: int, cols: NDArray, values: NDArray, dtype: np.dtype) -> NDArray:
-    a = np.zeros((n, c), dtype=dtype)
-    a[np.arange(n), cols] = values
-    return a
-
-
-def perturbed_row_loss(
-    zp: NDArray, z: NDArray, e: NDArray, s: NDArray, a: NDArray, big_a: NDArray, u: NDArray
-) -> NDArray:
-    """Row loss after one logit moved: ``A log(exp(zp) + (S - e)) - U - a (zp - z)``.
-
-    The same operations, in the same order, as :func:`element_block`; all arguments
-    broadcast. ``zp`` and ``z`` are shifted by the row's unperturbed maximum,
-    ``e = exp(z)``, ``S`` and ``U`` are the row's unperturbed sums.
-    """
-    lp = np.exp(zp) + (s - e)
-    lp = np.log(lp) * big_a
-    lp = lp - u
-    return lp - a * (zp - z)
-
-
 def complex_step_row_loss_imag(
     h: float | NDArray,
     e: NDArray,
@@ -429,7 +409,10 @@ def complex_step_row_loss_imag(
     big_a: NDArray,
     unit_a: bool = False,
 ) -> NDArray:
-    """``Im`` of the row loss after one logit moved by ``i h`` (arguments as in :func:`perturbed_row_loss`).
+    """``Im`` of the row loss after one logit moved by ``i h``.
+
+    ``e = exp(z)`` (z shifted by the row's unperturbed maximum), ``S`` the row sums and
+    ``A`` the coefficient totals of :class:`RowBlock`; all arguments broadcast.
 
     ``exp(z + ih) = e cos h + i e sin h``, so
     ``Im l' = A arg(S - e + e cos h + i e sin h) - a h``. ``a`` is dense, or
