@@ -169,6 +169,25 @@ def test_ranked_puts_failing_cells_first_each_by_error() -> None:
         cmp.ranked(-1)
 
 
+@pytest.mark.parametrize("levels", [3, 1000])
+def test_ranked_on_a_large_grid_with_ties_keeps_c_order(levels: int) -> None:
+    rng = np.random.default_rng(levels)
+    ana = np.zeros((300, 400))
+    num = rng.integers(0, levels, ana.shape) * 1e-3  # few distinct errors: many ties
+    cmp = compare(num, ana, atol=(levels - 1.5) * 1e-3, rtol=0.0)
+    err = cmp.abs_err.ravel()
+    order = np.lexsort((np.arange(err.size), -err, cmp.passed.ravel()))
+    for k in (1, 10, 29, 500, cmp.n_failed + 3):
+        expected = np.stack(np.unravel_index(order[:k], ana.shape), axis=1)
+        np.testing.assert_array_equal(cmp.ranked(k), expected)
+
+
+def test_ranked_rejects_a_bad_k() -> None:
+    cmp = compare(np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="k must be"):
+        cmp.ranked(-1)
+
+
 # --------------------------------------------------------------------------- the diagnosis
 
 

@@ -83,8 +83,8 @@ class Comparison:
 
         Notes
         -----
-        Vectorised: ``np.argpartition`` selects the candidates in O(N C) and only the
-        ``k`` selected ones are sorted, so the top 10 of 8M cells costs a few passes.
+        Vectorised: block maxima and ``np.argpartition`` select the candidates in O(N C)
+        and only the ``k`` selected ones are sorted (no full sort of the grid).
 
         Examples
         --------
@@ -95,16 +95,37 @@ class Comparison:
         return worst_cells(self, k)
 
 
-def _top(keys: NDArray, candidates: NDArray | None, m: int) -> NDArray:
-    """Flat indices of the ``m`` largest ``keys`` (among ``candidates``, flat indices), largest first, ties by index."""
+#: Block length of the pre-selection in :func:`_top`.
+_TOP_BLOCK = 1024
+
+
+def _top(keys: NDArray, m: int) -> NDArray:
+    """Flat indices of the ``m`` largest ``keys`` (no NaN), largest first, ties in index order.
+
+    One pass of block maxima narrows the candidates to the blocks that can hold a top
+    element (at most ``m`` blocks, more only with ties), then ``np.argpartition`` finds
+    the m-th largest value among them; only the ``m`` results are sorted.
+    """
+    n = keys.size
     if m <= 0:
         return np.zeros(0, dtype=np.intp)
-    pool = keys if candidates is None else keys[candidates]
-    if m < pool.size:
-        pick = np.argpartition(pool, pool.size - m)[pool.size - m :]
-    else:
-        pick = np.arange(pool.size)
-    idx = pick if candidates is None else candidates[pick]
+    cand: NDArray | None = None
+    nb = n // _TOP_BLOCK
+    if nb > 4 * m:
+        # The m-th largest block maximum is <= the m-th largest key, so every top key lies in a
+        # block whose maximum reaches it.
+        bmax = keys[: nb * _TOP_BLOCK].reshape(nb, _TOP_BLOCK).max(axis=1)
+        t = np.partition(bmax, nb - m)[nb - m]
+        blocks = np.flatnonzero(bmax >= t)
+        if blocks.size * _TOP_BLOCK < n // 2:
+            cand = (blocks[:, None] * _TOP_BLOCK + np.arange(_TOP_BLOCK)).ravel()
+            cand = np.concatenate([cand, np.arange(nb * _TOP_BLOCK, n)])
+    pool = keys if cand is None else keys[cand]
+    kth = pool[np.argpartition(pool, pool.size - m)[pool.size - m]] if m < pool.size else pool.min()
+    above = np.flatnonzero(pool > kth)
+    ties = np.flatnonzero(pool == kth)[: m - above.size]  # the lowest indices among equal keys
+    pick = np.concatenate([above, ties])
+    idx = pick if cand is None else cand[pick]
     order = np.lexsort((idx, -pool[pick]))  # by key descending, then by index ascending
     return idx[order].astype(np.intp)
 
@@ -147,17 +168,17 @@ def worst_cells(result: object, k: int) -> NDArray:
     if m == 0:
         return np.zeros((0, cmp.abs_err.ndim), dtype=np.intp)
     if cmp.n_failed == 0:
-        flat = _top(err, None, m)  # nothing fails, so nothing is NaN
+        flat = _top(err, m)  # nothing fails, so nothing is NaN
     else:
         failing = np.flatnonzero(~cmp.passed.ravel())
         keys = err[failing]
         keys = np.where(np.isnan(keys), np.inf, keys)
-        first = failing[_top(keys, None, min(m, failing.size))]
+        first = failing[_top(keys, min(m, failing.size))]
         rest = m - first.size
         if rest > 0:
             masked = err.copy()
             masked[failing] = -np.inf  # passing cells only (their errors are numbers)
-            flat = np.concatenate([first, _top(masked, None, rest)])
+            flat = np.concatenate([first, _top(masked, rest)])
         else:
             flat = first
     return np.stack(np.unravel_index(flat, cmp.abs_err.shape), axis=1).astype(np.intp)
