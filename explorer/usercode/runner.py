@@ -56,7 +56,7 @@ MAX_TIMEOUT_S = 24 * 3600.0
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # a --loss/--grad file larger than this is refused
 MAX_MESSAGE_CHARS = 4000  # the one-line message of a failure, as the parent accepts it from the child
 _ERROR_FRAME_BYTES = 4 * MAX_OUTPUT_BYTES + 2 * MAX_MESSAGE_CHARS + 4096  # JSON may escape each byte as \uXXXX
-_ROOTS = tuple(dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (protocol, np)))  # type: ignore[arg-type]
+_ROOTS = tuple(dict.fromkeys(str(Path(f).resolve().parents[n]) for f, n in ((protocol.__file__, 2), (np.__file__, 1))))
 _BOOTSTRAP = "import sys; sys.path[0:0] = sys.argv[3:]; from explorer.usercode.child import main; " + (
     "sys.exit(main(sys.argv[1:3]))"
 )
