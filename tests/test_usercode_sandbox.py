@@ -205,7 +205,8 @@ def test_writing_the_old_result_file_names_changes_nothing(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     source = textwrap.dedent("""
         import json, os, sys
-        for folder in {os.getcwd(), *(os.path.dirname(a) or "." for a in sys.argv)}:
+        argv = [a for a in sys.argv if isinstance(a, str)]
+        for folder in {os.getcwd(), *(a for a in argv if os.path.isdir(a)), *(os.path.dirname(a) or "." for a in argv)}:
             with open(os.path.join(folder, "error.json"), "w") as f:
                 json.dump({"bogus": 1}, f)
             with open(os.path.join(folder, "result.npz"), "wb") as f:
@@ -382,3 +383,13 @@ def test_the_panel_shows_a_capped_escaped_tail_of_a_huge_error(qtbot) -> None:  
     assert len(text) <= MAX_PANEL_CHARS and "your code raised" in text and text.rstrip().endswith("yEND")
     panel.show_text("<p>short <b>and</b> fine</p>")
     assert panel.output.toPlainText() == "short and fine"
+
+
+def test_a_process_that_cannot_start_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    outcome = _run(CORRECT)
+    assert outcome.error is not None and outcome.error.kind == "crash"
+    assert "could not start a process for your code" in outcome.error.message

@@ -321,7 +321,11 @@ def run_user_code(
     buffer = io.BytesIO()
     np.savez(buffer, logits=x, labels=y, request=np.frombuffer(json.dumps(request).encode("utf-8"), np.uint8))
     cap = 2 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
-    run = run_in_session(_child_command(), buffer.getvalue(), float(timeout_s), cancel=cancel, max_channel_bytes=cap)
+    try:
+        run = run_in_session(_child_command(), buffer.getvalue(), float(timeout_s), cancel=cancel,
+                             max_channel_bytes=cap)  # fmt: skip
+    except OSError as exc:  # no process could be started (too many open files, no memory)
+        return UserOutcome(None, UserCodeError("crash", f"could not start a process for your code: {exc}"))
     return UserOutcome(*_outcome(run, token, code, x.shape, sweep_cell, sweep_eps, timeout_s))
 
 
