@@ -254,9 +254,10 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         logits, labels, base = s.logits, s.labels, s.settings.to_mapping()
         source = f"session {args.session}"
     elif args.logits:
-        logits, labels = load_logits(args.logits, labels_path=args.labels, labels_column=args.labels_column)
-        if labels is None:
+        logits, loaded = load_logits(args.logits, labels_path=args.labels, labels_column=args.labels_column)
+        if loaded is None:
             raise ValueError("no labels: give --labels FILE, --labels-column NAME, or an NPZ with a 'labels' entry")
+        labels = loaded
         base = {"reduction": "sum"}
         source = f"logits {args.logits}"
     else:
