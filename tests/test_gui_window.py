@@ -269,8 +269,24 @@ def test_extreme_numbers_are_marked_and_explained(qtbot, window: MainWindow) -> 
     assert len(marks.data) == 3  # the one row whose logits overflowed
     window.controls.load_preset("huge_gaps")
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
-    assert "below the finite-difference noise floor" in window.summary.toPlainText()
+    assert "marked ○" in window.summary.toPlainText()
     assert len(window.heatmaps.error._marks["o"].data) > 0
+
+
+def test_a_lost_step_is_named_with_its_remedy(qtbot, window: MainWindow) -> None:
+    """float16 at |x| ~ 100, eps 0.01: x + eps == x; the note blamed the noise floor, with no remedy (issue 10)."""
+    window.controls.load_preset("origin")
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_settings(dtype="float16", eps=1e-2)
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    text = window.summary.toPlainText()
+    assert "x + eps rounds back to x in float16" in text and "eps ≥ 0.0625" in text
+    assert "noise floor" not in text
+    cell = tuple(int(v) for v in np.argwhere(window.report.cell_flags.step_lost)[0])
+    window.grid.select_cell(*cell)
+    qtbot.waitUntil(lambda: window.display.explanation is not None and window.display.cell == cell, timeout=5000)
+    spacing = float(window.report.cell_flags.min_eps[cell])
+    assert f"the step is lost. Use eps ≥ {spacing:g}" in window.inspector.toPlainText()
 
 
 def test_undo_restores_class_weights_of_another_width(window: MainWindow) -> None:

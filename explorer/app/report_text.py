@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer.core import Report
+from explorer.core import Report, resolve_dtype
 from explorer.core.explain import CellExplanation
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PITFALL_SENTENCE",
     "affected_cells",
+    "cell_cause",
     "cell_tooltip",
     "explanation_html",
     "extreme_notes",
@@ -97,28 +98,62 @@ def affected_cells(report: Report) -> tuple[np.ndarray, np.ndarray]:
 
 
 def extreme_notes(report: Report) -> list[str]:
-    """Plain sentences about overflow, NaN and gradients below the finite-difference noise floor."""
+    """Plain sentences about overflow, lost steps, underflowed probabilities and the noise floor, each with
+    its cause as the core classified it (:attr:`explorer.core.Report.cell_flags`) and a remedy."""
     s = report.settings
     notes = []
-    logits = report.logits.astype(np.float64)
-    overflowed = int(np.count_nonzero(~np.isfinite(logits)))
+    flags = report.cell_flags
     nonfinite, vanished = affected_cells(report)
-    if overflowed:
-        top = float(np.finfo(s.dtype).max)
+    overflowed_rows = int(np.count_nonzero(flags.row_overflow.any(axis=1)))
+    if overflowed_rows:
+        top = float(np.finfo(resolve_dtype(s.dtype)).max)
         notes.append(
-            f"{overflowed} logits are beyond {s.dtype}'s range (±{top:g}) and became infinite: "
-            f"their rows' gradients are NaN ({int(nonfinite.sum())} cells, marked ×). Switch to a wider dtype."
+            f"{overflowed_rows} rows hold logits beyond {s.dtype}'s range (±{top:g}) that became infinite: their "
+            f"gradients are NaN ({int(nonfinite.sum())} cells, marked ×). Switch to a wider dtype."
         )
     elif nonfinite.any():
         notes.append(f"{int(nonfinite.sum())} gradient cells are not finite (marked ×).")
-    if vanished.any() and s.perturb == "element":
-        largest = float(np.max(np.abs(report.grad_analytic.astype(np.float64)[vanished])))
+    if s.perturb != "element":
+        return notes
+    lost = vanished & flags.step_lost
+    if lost.any():
+        need = float(np.max(flags.min_eps[lost]))
+        at = float(np.max(np.abs(report.logits[lost].astype(np.float64))))
         notes.append(
-            f"In {int(vanished.sum())} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
-            f"not (up to {largest:.2g}): p underflows or x + eps == x, so the true gradient is below the "
-            "finite-difference noise floor there."
+            f"In {int(lost.sum())} cells (marked ○) x + eps rounds back to x in {s.dtype} (the spacing of {s.dtype} "
+            f"at |x| = {at:g} is {need:g}), so the step is lost and the numeric gradient is exactly 0. "
+            f"Remedy: eps ≥ {need:g}, or a wider dtype."
+        )
+    under = vanished & flags.p_underflow & ~flags.step_lost
+    if under.any():
+        largest = float(np.max(np.abs(report.grad_analytic[under].astype(np.float64))))
+        notes.append(
+            f"In {int(under.sum())} cells (marked ○) the probability p underflows to 0 in {s.dtype}, so the loss does "
+            f"not change whatever the step (the true gradient is at most {largest:.2g}). A wider dtype resolves it."
+        )
+    floor = vanished & flags.noise_floor
+    if floor.any():
+        largest = float(np.max(np.abs(report.grad_analytic[floor].astype(np.float64))))
+        notes.append(
+            f"In {int(floor.sum())} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
+            f"{largest:.2g} at most: the change of the loss is below its rounding (the noise floor). A larger eps "
+            "or a wider dtype lifts it."
         )
     return notes
+
+
+def cell_cause(e: CellExplanation) -> str:
+    """One sentence on why this cell's numeric gradient is 0 or NaN (empty when it is neither)."""
+    if e.row_overflow:
+        return "The row holds an infinite logit (beyond the dtype's range): the gradient is NaN."
+    if e.step_lost:
+        return (f"x + eps rounds back to x in this dtype: the step is lost. Use eps ≥ {e.min_eps:g} "
+                "(the spacing of the dtype at |x|), or a wider dtype.")  # fmt: skip
+    if e.p_underflow:
+        return "p underflows to 0 in this dtype: the loss does not change whatever the step."
+    if e.noise_floor:
+        return "The change of the loss is below its rounding (the noise floor): try a larger eps."
+    return ""
 
 
 def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
@@ -180,13 +215,13 @@ def explanation_html(e: CellExplanation) -> str:
             f"<tr><td>x + i·h</td><td>{e.points[0].real:.17g} + {e.points[0].imag:.3g}i</td>"
             f"<td>Im ℓ/D = {e.losses[0]:.17g}</td></tr>"
         )
-        quotient = f"Im ℓ(x + i·h) / (D·h) = {e.quotient:.17g}"
+        quotient = f"Im ℓ(x + i·h) / (D·h) = {e.numeric:.17g}"
     else:
         pts = "".join(
             f"<tr><td>w = {w:+.4g}</td><td>x' = {p.real:.17g}</td><td>ℓ/D = {loss:.17g}</td></tr>"
             for p, loss, w in zip(e.points, e.losses, e.weights, strict=True)
         )
-        quotient = f"Σ w·ℓ(x') / (D·h) = {e.quotient:.17g}"
+        quotient = f"Σ w·ℓ(x') / (D·h) = {e.numeric:.17g}"
     on_label = j == e.label
     formula = (
         "∂L/∂x<sub>ij</sub> = (A<sub>i</sub>·p<sub>ij</sub> − a<sub>ij</sub>) / D"
@@ -196,11 +231,22 @@ def explanation_html(e: CellExplanation) -> str:
         "<small>Plain case: p<sub>ij</sub> − [j = y<sub>i</sub>]"
         f" (here j {'=' if on_label else '≠'} y<sub>i</sub> = {e.label}), divided by D for a mean.</small>"
     )
+    cause = cell_cause(e)
+    cause_html = f"<p style='color:#c62828'>{html.escape(cause)}</p>" if cause else ""
+    perturb = ""
+    loss_label = "row loss"
+    if e.perturb != "element":
+        what = "every logit" if e.perturb == "all" else f"all of row {i}"
+        perturb = (f"<p style='color:#8a4b00'><b>Pitfall mode</b>: eps is added to {what} at once. "
+                   f"{PITFALL_SENTENCE}</p>")  # fmt: skip
+        if e.perturb == "all":
+            loss_label = "loss L"
     return (
         f"<h3>Sample {i}, class {j}</h3>"
         f"<p>x<sub>ij</sub> = {e.logit:.17g}, label y<sub>i</sub> = {e.label}, scheme {e.scheme}, h = {h:g}</p>"
-        f"<table cellspacing='4'><tr><th></th><th>point</th><th>row loss</th></tr>{pts}</table>"
-        f"<p><b>Numeric</b>: {quotient}</p>"
+        f"{perturb}"
+        f"<table cellspacing='4'><tr><th></th><th>point</th><th>{loss_label}</th></tr>{pts}</table>"
+        f"<p><b>Numeric</b>: {quotient}</p>{cause_html}"
         f"<p><b>Analytic</b>: {formula}<br>{plain}</p>"
         f"<p><b>Errors</b>: |num − ana| = {e.abs_err:.3g}, relative {e.rel_err:.3g}</p>"
     )
