@@ -14,6 +14,7 @@ on an existing axis, or :class:`TickAxis` where an axis is created.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -88,7 +89,7 @@ def format_ticks(values: Sequence[float], spacing: float | None = None, log: boo
                 out.append(_sci(v, 3 if abs(round(math.log10(v)) - math.log10(v)) > 1e-9 else 0))
         return out
     if spacing is None or not (math.isfinite(spacing) and spacing > 0):
-        diffs = sorted({abs(b - a) for a, b in zip(vals, vals[1:], strict=False) if b != a})
+        diffs = sorted({abs(b - a) for a, b in itertools.pairwise(vals) if b != a})
         spacing = diffs[0] if diffs else (abs(vals[0]) or 1.0)
     nonzero = [abs(v) for v in vals if v != 0 and math.isfinite(v)]
     decimal = all(DECIMAL_RANGE[0] <= v < DECIMAL_RANGE[1] for v in nonzero) and spacing >= DECIMAL_RANGE[0] / 10
