@@ -136,4 +136,15 @@ def test_plot_context_menus_offer_export(window: MainWindow) -> None:
         window.sweep_panel.plot_widget,
     ):
         assert view.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
-        assert [a.text() for a in view.actions()] == ["Export this plot…"]
+        assert [a.text() for a in view.actions()] == ["Export this plot…", "Copy this plot"]
+
+
+def test_copy_this_plot_puts_an_image_and_svg_on_the_clipboard(window: MainWindow) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    QGuiApplication.clipboard().clear()
+    copy = next(a for a in window.heatmaps.error.actions() if a.text() == "Copy this plot")
+    copy.trigger()
+    mime = QGuiApplication.clipboard().mimeData()
+    assert mime.hasImage() and not mime.imageData().isNull()
+    assert bytes(mime.data("image/svg+xml")).startswith(b"<?xml")

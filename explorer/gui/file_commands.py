@@ -107,16 +107,17 @@ class FileCommands(QObject):
         return answer == buttons.Discard
 
     # ---------------------------------------------------------------- export
-    def export_plot(self, what: str, path: str) -> bool:
-        """Export a plot of what the display shows (PNG, SVG or PDF by suffix)."""
-        from explorer.gui.plot_export import export_figure
+    def export_plot(self, what: str, path: str, width: int | None = None, dpi: float | None = None) -> bool:
+        """Export a plot of what the display shows (PNG, SVG or PDF by suffix), with the screen's levels and marks."""
+        from explorer.gui.plot_export import DEFAULT_DPI, export_figure
 
         display = self.window.display
         report = display.report
         if report is None:
             return False
         try:
-            export_figure(path, report, what, sweep=display.sweep, error_view=self.window.heatmaps.error_view)
+            export_figure(path, report, what, width=width, dpi=dpi or DEFAULT_DPI, sweep=display.sweep,
+                          screen=self.window.heatmaps)  # fmt: skip
         except (ValueError, OSError) as exc:
             self.window.show_error("Cannot export", str(exc))
             return False
@@ -124,10 +125,22 @@ class FileCommands(QObject):
         return True
 
     def export_plot_dialog(self, what: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export plot", f"{what}.png",
-                                              "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")  # fmt: skip
-        if path:
-            self.export_plot(what, path)
+        """Ask for a file, a format, a width and a DPI, then export."""
+        from explorer.gui.export_dialog import ask_export
+
+        request = ask_export(what, self.window)
+        if request is not None:
+            self.export_plot(what, str(request.path), request.width, request.dpi)
+
+    def copy_plot(self, what: str) -> None:
+        """Put a plot (or the dashboard) on the clipboard as an image and as SVG."""
+        from explorer.gui.plot_export import copy_figure
+
+        display = self.window.display
+        if display.report is None:
+            return
+        copy_figure(display.report, what, sweep=display.sweep, screen=self.window.heatmaps)
+        self.window.show_message(f"Copied the {what} plot (image and SVG) to the clipboard")
 
     def export_data(self, path: str) -> bool:
         report = self.window.display.report

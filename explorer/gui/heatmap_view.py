@@ -11,6 +11,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
+from explorer.gui.ticks import apply_tick_format
+
 __all__ = ["DIVERGING", "SEQUENTIAL", "HeatmapView", "nice_ceil", "stable_levels"]
 
 
@@ -84,7 +86,7 @@ class ColorBar(pg.PlotItem):
         self.showAxis("right")
         axis = self.getAxis("right")
         axis.unlinkFromView()
-        axis.enableAutoSIPrefix(False)  # "x0.001" next to ±400 reads worse than ±0.4
+        apply_tick_format(axis)  # one tick format on screen and in exports; no SI prefix
         axis.setWidth(56)
         if label:
             self.setLabel("right", label)
@@ -136,6 +138,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.plot.setLabel("left", "sample")
         self.plot.setLabel("bottom", "class")
         self.plot.getViewBox().setDefaultPadding(0.0)
+        for name in ("left", "bottom"):
+            apply_tick_format(self.plot.getAxis(name))
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setColorMap(cmap)
         self.plot.addItem(self.image_item)

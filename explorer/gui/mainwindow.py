@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
     save_action: QAction
     save_as_action: QAction
     export_data_action: QAction
+    copy_plot_action: QAction
     copy_code_action: QAction
     recent_menu: QMenu
     error_view_actions: dict[str, QAction]

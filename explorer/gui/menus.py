@@ -83,6 +83,9 @@ def build_menus(w: MainWindow) -> None:
     for what, text in PLOTS.items():
         export = make_action(w, text, lambda _=False, k=what: files.export_plot_dialog(k), tip="PNG, SVG or PDF")
         export_menu.addAction(export)
+    w.copy_plot_action = make_action(w, "Copy &dashboard", lambda: files.copy_plot("dashboard"), "Ctrl+Alt+C",
+                                     "Copy all plots as one image (and SVG) to the clipboard")  # fmt: skip
+    file_menu.addAction(w.copy_plot_action)
     w.export_data_action = make_action(w, "Export &data…", files.on_export_data, tip="CSV or NPZ of every array")
     file_menu.addAction(w.export_data_action)
     w.copy_code_action = make_action(w, "Copy as &code", files.on_copy_code, "Ctrl+Shift+C",
@@ -96,6 +99,7 @@ def build_menus(w: MainWindow) -> None:
         view.scene().contextMenu = []  # pyqtgraph's own export dialog is replaced by ours
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         view.addAction(make_action(w, "Export this plot…", lambda _=False, k=what: files.export_plot_dialog(k)))
+        view.addAction(make_action(w, "Copy this plot", lambda _=False, k=what: files.copy_plot(k)))
 
     edit_menu = w.menuBar().addMenu("&Edit")
     for entry in (w.undo_action, w.redo_action, None, w.copy_action, w.paste_action, None, w.randomize_action,

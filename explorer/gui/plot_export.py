@@ -33,13 +33,11 @@ from PySide6.QtCore import (
     QIODevice,
     QMarginsF,
     QMimeData,
-    QObject,
     QRect,
     QRectF,
     QSize,
     QSizeF,
     Qt,
-    Signal,
 )
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator, QSvgRenderer
@@ -120,17 +118,11 @@ def screen_levels(panel: HeatmapPanel) -> dict[str, tuple[float, float]]:
     return out
 
 
-# ------------------------------------------------------------------ adapter to the screen's views
-class _StaticDisplay(QObject):
-    """A display model that never changes: the export feeds its report to the panel directly."""
-
-    changed = Signal(object)
-
-
+# ------------------------------------------------------------------ the screen's views
 def _screen_maps(report: Report, error_view: str, levels: Mapping[str, tuple[float, float]] | None,
                  titles: Mapping[str, str] | None) -> tuple[HeatmapPanel, dict[str, HeatmapView]]:  # fmt: skip
     """The three maps drawn by the screen's own code (levels, marks), ready to be taken into a figure."""
-    panel = HeatmapPanel(_StaticDisplay())  # type: ignore[arg-type]
+    panel = HeatmapPanel()  # no display model: the export feeds its report to the panel directly
     panel.set_error_view(error_view)
     panel.show_report(report)
     views = dict(zip(MAP_KEYS, panel.views, strict=True))

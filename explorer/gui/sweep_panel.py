@@ -13,6 +13,7 @@ from explorer.app.display import Display, DisplayChange
 from explorer.app.state import Change, ExplorerState
 from explorer.core import EPS_MAX, EPS_MIN, Sweep
 from explorer.core.sweep import SweepResult
+from explorer.gui.ticks import apply_tick_format
 
 __all__ = ["SCHEME_COLORS", "SweepArtist", "SweepPanel", "y_range"]
 
@@ -89,7 +90,7 @@ class SweepPanel(QWidget):
         plot.setMenuEnabled(False)
         plot.getViewBox().setMouseEnabled(x=False, y=False)
         for axis in ("left", "bottom"):
-            plot.getAxis(axis).enableAutoSIPrefix(False)  # a log axis must not be rescaled by an SI prefix
+            apply_tick_format(plot.getAxis(axis))  # one tick format on screen and in exports; no SI prefix
         self.plot = plot
         self.eps_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((200, 30, 30), width=2))
         self.eps_line.setToolTip("Current eps: drag to change it")
