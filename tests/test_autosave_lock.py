@@ -151,3 +151,17 @@ def test_a_clean_exit_of_another_instance_leaves_nothing_to_offer(qapp) -> None:
     assert proc.returncode == 0
     assert not path.exists() and not lock_path(path).exists()
     assert Autosaver(_state()).leftovers() == []
+
+
+def test_stale_locks_without_an_autosave_are_cleaned_up_and_live_ones_kept(qapp, owner: Owner) -> None:
+    live = Autosaver(_state())  # holds its lock, has not saved yet
+    owner.path.unlink()  # the other instance's lock now guards nothing; it stays while its owner lives
+    saver = Autosaver(_state())
+    assert saver.leftovers() == []
+    assert lock_path(owner.path).exists() and lock_path(live.path).exists()
+    owner.crash()
+    assert saver.leftovers() == []
+    assert not lock_path(owner.path).exists()
+    assert lock_path(live.path).exists() and lock_path(saver.path).exists()
+    live.release()
+    saver.release()

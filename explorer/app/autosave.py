@@ -160,7 +160,22 @@ class Autosaver(QObject):
                 probe.unlock()
                 found.append((mtime, path))
         found.sort(key=lambda item: item[0], reverse=True)
+        self._remove_orphan_locks()
         return [p for _, p in found]
+
+    def _remove_orphan_locks(self) -> None:
+        """Stale locks whose autosave is gone (a window that ended without :meth:`release`) are removed."""
+        assert self.folder is not None
+        with contextlib.suppress(OSError):
+            for lock_file in self.folder.glob("autosave*.lock"):
+                if (
+                    lock_file == lock_path(self.path)
+                    or lock_file.with_name(lock_file.name.removesuffix(".lock") + _SUFFIX).exists()
+                ):
+                    continue
+                probe = _lock(lock_file)
+                if probe.tryLock(0):
+                    probe.unlock()  # removes the file
 
     def leftover(self) -> Path | None:
         """Claim the newest autosave of a window that is gone, if any, and return it.
