@@ -93,3 +93,13 @@ def test_command_line_check_of_user_code(tmp_path: Path) -> None:
         assert fragment in out.stderr and 'Traceback (most recent call last):\n  File "/' not in out.stderr
     missing = _cli("check", "--loss", "nope.py:loss", "--grad", "nope.py:grad", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("gradient-explorer: error:")
+
+
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "central4", "complex"])
+def test_the_users_cell_sweep_passes_through_the_maps_value_at_the_current_eps(scheme: str) -> None:
+    x, y = _grid(1, "no_onehot")
+    eps, cell = 3.7e-6, (1, 2)  # not on the default grid
+    result = run_user_check(UserCode(MUTANTS["no_onehot"].source), x, y, eps, scheme, sweep_cell=cell)
+    assert result.sweep_eps is not None and result.sweep_errors is not None
+    k = int(np.flatnonzero(result.sweep_eps == eps)[0])
+    assert result.sweep_errors[scheme][k] == abs(result.grad_numeric[cell] - result.grad_user[cell])  # bit for bit

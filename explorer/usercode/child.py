@@ -65,26 +65,25 @@ def _scalar(value: object, name: str) -> complex:
 
 
 def _cell_sweep(loss_of, logits: np.ndarray, cell: tuple, steps: np.ndarray, target: float) -> dict:  # type: ignore[no-untyped-def]
-    """|quotient - the user's gradient| at one cell, for every scheme and step (the user's loss as a black box)."""
-    from explorer.core import SCHEMES
+    """|quotient - the user's gradient| at one cell, for every scheme and step (the user's loss as a black box).
 
+    Each quotient is :func:`explorer.core.numeric_grad` of the loss as a function of that one element, the
+    same arithmetic as the numeric map's entry: at the check's own eps and scheme it is the map's value.
+    """
+    from explorer.core import SCHEMES, numeric_grad
+
+    def along_cell(v: np.ndarray) -> complex:
+        xp = logits.astype(v.dtype)
+        xp[cell] = v[0]
+        return loss_of(xp)
+
+    point = np.array([logits[cell]])
     errors = {}
     with np.errstate(all="ignore"):
-        for name, sch in SCHEMES.items():
+        for name in SCHEMES:
             out = np.empty(steps.shape)
             for k, h in enumerate(steps):
-                if sch.is_complex:
-                    xp = logits.astype(np.complex128)
-                    xp[cell] += 1j * h
-                    q = loss_of(xp).imag / h
-                else:
-                    total = 0.0
-                    for o, w in sch.stencil:
-                        xp = logits.copy()
-                        xp[cell] = logits[cell] + o * h
-                        total += w * loss_of(xp).real
-                    q = total / (sch.divisor * h)
-                out[k] = abs(q - target)
+                out[k] = abs(float(numeric_grad(along_cell, point, float(h), name)[0]) - target)
             errors[f"sweep_{name}"] = out
     return errors
 

@@ -313,7 +313,7 @@ def run_user_code(
     if x.ndim != 2 or y.ndim < 1 or len(y) != len(x):
         return UserOutcome(None, UserCodeError("bad", f"logits {x.shape} and labels {y.shape} do not fit"))
     token = secrets.token_hex(16)
-    sweep_eps = eps_grid()
+    sweep_eps = np.union1d(eps_grid(), [float(eps)]) if math.isfinite(eps) and eps > 0 else eps_grid()
     request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name, "filename": code.filename,
                "folder": code.folder, "eps": float(eps), "scheme": scheme, "token": token,
                "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
