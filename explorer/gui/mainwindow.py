@@ -7,32 +7,23 @@ Menus are built by :mod:`explorer.gui.menus`, file commands live in
 
 from __future__ import annotations
 
-import platform
-
-import numpy as np
-import pyqtgraph as pg
-from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QToolTip,
     QWidget,
 )
 
-from explorer import __version__
 from explorer.app.display import Display, Source
 from explorer.app.document import Document
 from explorer.app.edits import EditController
 from explorer.app.jobs import Recomputer, SweepComputer, UserCodeJob
-from explorer.app.report_text import cell_tooltip, user_result_html
+from explorer.app.report_text import cell_tooltip
 from explorer.app.state import Change, ExplorerState
 from explorer.core import Report
 from explorer.files.presets import get_preset
@@ -40,19 +31,19 @@ from explorer.files.resources import resource_path
 from explorer.gui.controls_panel import ControlsPanel
 from explorer.gui.file_commands import FileCommands
 from explorer.gui.grid_panel import GridPanel
+from explorer.gui.job_status import JobStatus
 from explorer.gui.maps_panel import HeatmapPanel
 from explorer.gui.menus import build_menus
 from explorer.gui.safety import Autosaver
 from explorer.gui.sweep_panel import SweepPanel
 from explorer.gui.text_views import InspectorView, SummaryView
+from explorer.gui.user_runs import UserRuns
 from explorer.gui.window_settings import SETTINGS_VERSION, app_settings, restore_window, save_window
 from explorer.gui.your_code_panel import UserCodePanel
-from explorer.usercode.runner import UserCheck
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
 APPLICATION = "Gradient Explorer"
-STATUS_TIMEOUT_MS = 8000
 MIN_SIDE_PANEL_WIDTH = 250
 
 
@@ -104,7 +95,9 @@ class MainWindow(QMainWindow):
         for panel in (self.summary, self.inspector):
             panel.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
         self._build_layout()
-        self._build_status_bar()
+        self.status = JobStatus(self.statusBar(), (self.recomputer, self.sweeper), self.user_job)
+        self.progress, self.cancel_button = self.status.progress, self.status.cancel_button
+        self.user_runs = UserRuns(self.user_panel, self.user_job, self.display, self.state, self.show_message)
         build_menus(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
         self._connect()
@@ -151,38 +144,11 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.progress = QProgressBar()
-        self.progress.setObjectName("progressBar")
-        self.progress.setMaximumWidth(160)
-        self.progress.setRange(0, 100)
-        self.progress.setToolTip("Progress of the computation running in the background")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancelButton")
-        self.cancel_button.setToolTip("Stop the running computation (Esc)")
-        self.cancel_button.clicked.connect(self.cancel_jobs)
-        self.timing_label = QLabel()
-        self.timing_label.setObjectName("timingLabel")
-        self.timing_label.setToolTip("Time of the last computation")
-        for w in (self.progress, self.cancel_button):
-            w.setVisible(False)
-            bar.addPermanentWidget(w)
-        bar.addPermanentWidget(self.timing_label)
-
     def _connect(self) -> None:
-        for job in (self.recomputer, self.sweeper):
-            job.busyChanged.connect(self._on_job_busy_changed)
-            job.progressChanged.connect(self.progress.setValue)
-            job.failed.connect(lambda message: self.show_message(f"Computation failed: {message}"))
         self.display.changed.connect(self._on_display_changed)
-        self.display.notice.connect(self._on_display_notice)
         self.sweep_panel.epsPicked.connect(self._on_sweep_panel_eps_picked)
         self.sweep_panel.modeChanged.connect(lambda mode: self.sweeper.configure(mode=mode))
         self.sweep_panel.overlayChanged.connect(lambda on: self.sweeper.configure(overlay=on))
-        self.user_panel.runRequested.connect(self._on_user_panel_run_requested)
-        self.user_panel.showBuiltinRequested.connect(self.display.show_builtin)
-        self.user_job.finished.connect(self._on_user_job_finished)
         self.grid.message.connect(self.show_message)
         self.controls.message.connect(self.show_message)
         self.grid.currentCellChanged.connect(lambda i, j: self.display.select((i, j)))
@@ -191,6 +157,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
         self.state.changed.connect(self._on_state_changed)
         self.document.changed.connect(self._update_title)
+        self.controller.historyTrimmed.connect(self.show_message)
         self._on_error_view_changed()
 
     # ------------------------------------------------------------------ reading
@@ -201,7 +168,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ slots
     def show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, STATUS_TIMEOUT_MS)
+        self.status.show(text)
 
     def show_error(self, title: str, text: str) -> None:
         """A refused file or export: one clear message; nothing else changes."""
@@ -216,35 +183,9 @@ class MainWindow(QMainWindow):
     def _on_display_changed(self, change: object) -> None:
         display = self.display
         if getattr(change, "report", False) and display.source is Source.BUILTIN:
-            self.timing_label.setText(f"{self.recomputer.last_duration * 1e3:.1f} ms")
+            self.status.set_duration(self.recomputer.last_duration)
         if getattr(change, "cell", False) and display.cell is not None and display.cell != self.grid.current_cell():
             self.grid.select_cell(*display.cell)
-
-    def _on_display_notice(self, text: str) -> None:
-        self.user_panel.output.append(f"<p><i>{text}</i></p>")
-        self.show_message(text)
-
-    def _on_user_panel_run_requested(self, code: object, timeout_s: float) -> None:
-        logits, labels, settings = self.state.snapshot()
-        self.user_panel.set_running(True)
-        self.user_panel.show_text(f"<p>Running your code (stopped after {timeout_s:g} s)…</p>")
-        self.show_message("Running your code in a separate process…")
-        self.user_job.start(code, logits, labels, settings, timeout_s, self.display.cell or (0, 0))
-
-    def _on_user_job_finished(self, checked: UserCheck | None, error: object) -> None:
-        import html
-
-        self.user_panel.set_running(False)
-        if error is not None or checked is None:
-            details = str(getattr(error, "details", ""))
-            pre = f"<pre>{html.escape(details)}</pre>" if details else ""
-            self.user_panel.show_text(f"<p style='color:#c62828'><b>{html.escape(str(error))}</b></p>{pre}"
-                                      "<p>Your edits in the grid are untouched.</p>")  # fmt: skip
-            self.show_message(f"Your code: {error}")
-            return
-        self.display.show_user(checked)
-        self.user_panel.show_text(user_result_html(checked))
-        self.show_message("Your code checked: " + ("PASS" if checked.report.ok else "FAIL"))
 
     def _on_sweep_panel_eps_picked(self, eps: float) -> None:
         try:
@@ -254,22 +195,9 @@ class MainWindow(QMainWindow):
             return
         self.show_message(f"eps = {eps:g} (picked on the error-versus-eps plot)")
 
-    def _on_job_busy_changed(self, _busy: bool) -> None:
-        busy = self.recomputer.busy or self.sweeper.busy
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        if busy:
-            self.progress.setValue(0)
-            self.statusBar().showMessage("Computing in the background…")
-        else:
-            self.statusBar().clearMessage()
-
     def cancel_jobs(self) -> None:
-        """Esc / Cancel: abandon the running background computations."""
-        if self.recomputer.busy or self.sweeper.busy:
-            self.recomputer.cancel()
-            self.sweeper.cancel()
-            self.show_message("Computation cancelled; the maps show the previous result")
+        """Esc / Cancel: abandon the running background computations and user-code checks."""
+        self.status.cancel()
 
     _on_cancel_clicked = cancel_jobs
 
@@ -279,7 +207,7 @@ class MainWindow(QMainWindow):
             QToolTip.hideText()
             return
         text = cell_tooltip(values, "yours" if self.display.source is Source.USER else "analytic")
-        self.statusBar().showMessage(text.replace("\n", "   "), STATUS_TIMEOUT_MS)
+        self.status.show(text.replace("\n", "   "))
         QToolTip.showText(QCursor.pos(), text)
 
     def _on_error_view_changed(self, _index: int = 0) -> None:
@@ -294,24 +222,25 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ files
     def _offer_restore(self) -> None:
-        """After an abnormal exit, offer the autosaved session."""
-        if self.autosaver.leftover() is None:
-            return
+        """After an abnormal exit, offer each autosave whose window is gone (newest first)."""
         buttons = QMessageBox.StandardButton
-        answer = QMessageBox.question(self, "Restore unsaved work?", "Gradient Explorer did not exit normally last "
-                                      "time. Restore the work it autosaved?", buttons.Yes | buttons.No)  # fmt: skip
-        if answer != buttons.Yes:
-            self.autosaver.discard()
-            return
+        offered: set[object] = set()
+        while (path := self.autosaver.leftover()) is not None and path not in offered:
+            offered.add(path)
+            answer = QMessageBox.question(self, "Restore unsaved work?", "Gradient Explorer did not exit normally. "
+                                          "Restore the work it autosaved?", buttons.Yes | buttons.No)  # fmt: skip
+            if answer != buttons.Yes:
+                self.autosaver.decline()
+                continue
 
-        def apply(session: object) -> None:
-            fields = session.settings.to_mapping()  # type: ignore[attr-defined]
-            self.controller.replace(session.logits, session.labels, text="Restore autosave", **fields)  # type: ignore[attr-defined]
+            def apply(session: object) -> None:
+                fields = session.settings.to_mapping()  # type: ignore[attr-defined]
+                self.controller.replace(session.logits, session.labels, text="Restore autosave", **fields)  # type: ignore[attr-defined]
 
-        if self.autosaver.restore(apply):
-            self.show_message("Restored the autosaved session (unsaved: save it to keep it)")
-        else:
-            self.show_message("The autosaved session was damaged and was not restored")
+            if self.autosaver.restore(apply):
+                self.show_message("Restored the autosaved session (unsaved: save it to keep it)")
+                return
+            self.show_message(self.autosaver.problem)
 
     # Kept for scripts and tests: the file commands, on the window.
     def open_path(self, path: str) -> bool:
@@ -348,12 +277,6 @@ class MainWindow(QMainWindow):
         for dock in self.docks:
             dock.setVisible(True)
 
-    def show_about(self) -> None:
-        QMessageBox.about(self, "About Gradient Explorer", f"<h3>Gradient Explorer {__version__}</h3><p>Is my "
-                          "gradient right, and why does my finite-difference check say something else?</p><p>Python "
-                          f"{platform.python_version()}, NumPy {np.__version__}, PySide6 {pyside_version}, pyqtgraph "
-                          f"{pg.__version__}</p>")  # fmt: skip
-
     def save_settings(self) -> None:
         save_window(self)
 
@@ -361,7 +284,8 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
-        self.autosaver.discard()  # a clean exit leaves no autosave behind
+        self.autosaver.release()  # a clean exit leaves no autosave (and no lock) behind
+        self.grid.shutdown()
         self.save_settings()
         self.recomputer.shutdown()
         self.sweeper.shutdown()

@@ -123,5 +123,22 @@ def build_menus(w: MainWindow) -> None:
     view_menu.addAction(make_action(w, "Reset &layout", w.reset_layout, tip="Put the panels back where they started"))
 
     help_menu = w.menuBar().addMenu("&Help")
-    help_menu.addAction(make_action(w, "&About Gradient Explorer", w.show_about, QKeySequence.StandardKey.HelpContents))
+    help_menu.addAction(make_action(w, "&About Gradient Explorer", lambda: show_about(w)))
     help_menu.addAction(make_action(w, "About &Qt", QApplication.aboutQt))
+
+
+def show_about(parent: QWidget) -> None:
+    """The About box: what the app is for, and the versions it runs on."""
+    import platform
+
+    import numpy as np
+    import pyqtgraph as pg
+    from PySide6 import __version__ as pyside_version
+    from PySide6.QtWidgets import QMessageBox
+
+    from explorer import __version__
+
+    QMessageBox.about(parent, "About Gradient Explorer", f"<h3>Gradient Explorer {__version__}</h3><p>Is my "
+                      "gradient right, and why does my finite-difference check say something else?</p><p>Python "
+                      f"{platform.python_version()}, NumPy {np.__version__}, PySide6 {pyside_version}, pyqtgraph "
+                      f"{pg.__version__}</p>")  # fmt: skip

@@ -1,0 +1,54 @@
+"""Wires the "Your code" panel to the user-code job and the display model."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+
+from explorer.app.display import Display
+from explorer.app.jobs import UserCodeJob
+from explorer.app.report_text import user_result_html
+from explorer.app.state import ExplorerState
+from explorer.gui.your_code_panel import UserCodePanel
+from explorer.usercode.runner import UserCheck
+
+__all__ = ["UserRuns"]
+
+
+class UserRuns(QObject):
+    """Run requests from the panel go to the job (on a snapshot of the state); results go to the display."""
+
+    def __init__(self, panel: UserCodePanel, job: UserCodeJob, display: Display, state: ExplorerState,
+                 message: Callable[[str], None]):  # fmt: skip
+        super().__init__(panel)
+        self.panel, self.job, self.display, self.state, self.message = panel, job, display, state, message
+        panel.runRequested.connect(self._on_panel_run_requested)
+        panel.showBuiltinRequested.connect(display.show_builtin)
+        job.finished.connect(self._on_job_finished)
+        display.notice.connect(self._on_display_notice)
+
+    def _on_panel_run_requested(self, code: object, timeout_s: float) -> None:
+        logits, labels, settings = self.state.snapshot()
+        self.panel.set_running(True)
+        self.panel.show_text(f"<p>Running your code (stopped after {timeout_s:g} s)…</p>")
+        self.message("Running your code in a separate process…")
+        self.job.start(code, logits, labels, settings, timeout_s, self.display.cell or (0, 0))
+
+    def _on_job_finished(self, checked: UserCheck | None, error: object) -> None:
+        self.panel.set_running(False)
+        if error is not None or checked is None:
+            details = str(getattr(error, "details", ""))
+            pre = f"<pre>{html.escape(details)}</pre>" if details else ""
+            self.panel.show_text(f"<p style='color:#c62828'><b>{html.escape(str(error))}</b></p>{pre}"
+                                 "<p>Your edits in the grid are untouched.</p>")  # fmt: skip
+            self.message(f"Your code: {error}")
+            return
+        self.display.show_user(checked)
+        self.panel.show_text(user_result_html(checked))
+        self.message("Your code checked: " + ("PASS" if checked.report.ok else "FAIL"))
+
+    def _on_display_notice(self, text: str) -> None:
+        self.panel.output.append(f"<p><i>{html.escape(text)}</i></p>")
+        self.message(text)
