@@ -305,6 +305,7 @@ def checks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, CheckSettings, tupl
         label_smoothing=draw(st.sampled_from([0.0, 0.1])),
         weight=None if weight is None else tuple(weight),
         ignore_index=-1,
+        evaluate=draw(st.sampled_from(["row", "loss"])),
     )
     cell = (draw(st.integers(0, n - 1)), draw(st.integers(0, c - 1)))
     return x, labels, settings, cell
@@ -324,7 +325,7 @@ def test_explain_and_sweep_equal_the_maps_bit_for_bit(case: tuple) -> None:
     assert _same_bits(e.min_eps, report.cell_flags.min_eps[cell])
     sweep = eps_sweep(
         report.logits, labels, cell, eps_grid(7), [settings.scheme], include_eps=settings.eps,
-        perturb=settings.perturb, **settings.loss_kwargs,
+        perturb=settings.perturb, evaluate=settings.evaluate, **settings.loss_kwargs,
     )  # fmt: skip
     k = sweep.index_of(settings.eps)
     assert k is not None

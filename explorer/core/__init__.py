@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ._dtypes import DTYPE_NAMES, resolve_dtype, unit_roundoff
 from .diagnose import CellFlags, cell_flags, diagnose, min_surviving_eps
-from .errors import DEFAULT_TOLERANCES, Comparison, compare, default_tolerances, worst_cells
+from .errors import DEFAULT_TOLERANCES, TOLERANCE_MODES, Comparison, compare, default_tolerances, worst_cells
 from .explain import CellExplanation, explain_cell
 from .losses import (
     REDUCTIONS,
@@ -20,7 +20,7 @@ from .losses import (
 )
 from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
 from .report import Report, check_gradient
-from .schemes import PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
+from .schemes import EVALUATE_MODES, PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
 from .settings import CheckSettings, LossOptions, SettingsError
 from .sweep import EPS_MAX, EPS_MIN, ErrorModel, Sweep, default_eps, eps_grid, eps_sweep, error_model
 
@@ -29,10 +29,12 @@ __all__ = [
     "DTYPE_NAMES",
     "EPS_MAX",
     "EPS_MIN",
+    "EVALUATE_MODES",
     "PERTURB_MODES",
     "REDUCTIONS",
     "SCHEMES",
     "SCHEME_NAMES",
+    "TOLERANCE_MODES",
     "CellExplanation",
     "CellFlags",
     "CheckSettings",

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-__all__ = ["DEFAULT_TOLERANCES", "Comparison", "compare", "default_tolerances", "worst_cells"]
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "TOLERANCE_MODES",
+    "Comparison",
+    "compare",
+    "default_tolerances",
+    "worst_cells",
+]
+
+#: How the verdict decides: "noise" (within a stated multiple of the expected error of the numeric
+#: estimate, element by element) or "fixed" (``atol + rtol |ana|``, as ``torch.autograd.gradcheck``).
+TOLERANCE_MODES: tuple[str, ...] = ("noise", "fixed")
 
 #: (atol, rtol) per dtype for the verdict, set a little above the best error the
 #: central scheme reaches at its default step in that dtype (see ``benchmarks``).

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, resolve_dtype, round_to, work_dtype
 from .diagnose import _rows_flags, min_surviving_eps
 from .losses import LossTerms, grad_rows, loss_terms
-from .numeric import RowBlock, ShiftEvaluator
+from .numeric import RowBlock, ShiftEvaluator, rest_of_loss
 from .schemes import Scheme, get_scheme
 from .settings import CheckSettings
 
@@ -33,8 +33,9 @@ class CellExplanation:
         The perturbed values of :math:`x_{ij}` (rounded to the dtype; complex for the complex
         step). In the pitfall modes every logit of the row (or grid) moves the same way.
     losses : tuple of float
-        The value evaluated at each point: row i's loss :math:`\ell_i / D` ("element", "row"),
-        or the reduced loss :math:`L` ("all"); the imaginary part for the complex step.
+        The value evaluated at each point: row i's loss :math:`\ell_i / D` ("element" with
+        ``evaluate="row"``, "row"), or the reduced loss :math:`L` ("element" with
+        ``evaluate="loss"``, "all"); the imaginary part for the complex step.
     weights : tuple of float
         Stencil weights; ``numeric = sum(w * loss) / eps`` up to rounding.
     numeric : float
@@ -123,7 +124,7 @@ def explain_cell(
 
     Cost: O(C) on the logits plus O(N) on the labels (the mean's denominator) for
     "element" and "row" (a row's shifted loss depends on that row only); O(N C) for
-    "all", whose quotient is a difference of the whole loss. Non-finite logits give NaN
+    "all" and for ``evaluate="loss"``, whose quotients are differences of the whole loss. Non-finite logits give NaN
     parts, without floating-point warnings.
 
     Examples
@@ -147,10 +148,15 @@ def explain_cell(
     n, c = arr.shape
     if not (0 <= i < n and 0 <= j < c):
         raise ValueError(f"cell {(i, j)} is outside the grid of shape {arr.shape}")
-    whole = settings.perturb == "all"
+    whole = settings.perturb == "all" or _whole_loss(settings)
     x = _in_dtype(arr if whole else arr[i : i + 1], storage)
     with quiet_if_nonfinite(x):
         return _explain(x, i if whole else 0, i, j, labels, (n, c), settings)
+
+
+def _whole_loss(settings: CheckSettings) -> bool:
+    """Whether the element quotients difference the whole loss (which needs every row's loss)."""
+    return settings.perturb == "element" and settings.evaluate == "loss" and not get_scheme(settings.scheme).is_complex
 
 
 def _in_dtype(x: ArrayLike, storage: np.dtype) -> NDArray:
@@ -170,7 +176,10 @@ def _explain(
     row_terms = loss_terms(shape, labels, rows=slice(i, i + 1), **settings.loss_kwargs)  # type: ignore[misc]
     d = row_terms.denom
     xi = x[r : r + 1]
-    block = RowBlock(xi, row_terms, slice(0, 1))
+    rest = None
+    if _whole_loss(settings):  # the other rows' losses, exactly as the map sums them
+        rest = rest_of_loss(x, loss_terms(shape, labels, **settings.loss_kwargs))[r : r + 1]  # type: ignore[misc]
+    block = RowBlock(xi, row_terms, slice(0, 1), rest)
     analytic = float(grad_rows(xi, row_terms)[0, j])  # the analytic map's operations on this row
     p = float(block.e[0, j] / block.s[0, 0])
     big_a = float(block.big_a[0, 0])
@@ -200,10 +209,11 @@ def _element_parts(
         point = complex(block.xw[0, j].astype(complex_dtype(storage)) + 1j * h)
         return numeric, (point,), (numeric * h,), (1.0,)  # Im l(x + ih) / D
     points, losses = [], []
+    whole = block.rest is not None  # the values are whole losses, already divided by D
     for o in sch.offsets:
-        lp = block.l0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
+        lp = block.f0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
         points.append(complex(round_to(np.asarray(block.xw[0, j] + o * h), storage)))
-        losses.append(float(lp) / d if d else 0.0)
+        losses.append(float(lp) if whole else float(lp) / d if d else 0.0)
     return numeric, tuple(points), tuple(losses), tuple(w / sch.divisor for _, w in sch.stencil)
 
 
@@ -229,4 +239,3 @@ def _shift_parts(
         points.append(complex(round_to(np.asarray(xw + o * h), storage)))
         losses.append(value / d if d else 0.0)
     return numeric, tuple(points), tuple(losses), tuple(w / sch.divisor for _, w in sch.stencil)
-

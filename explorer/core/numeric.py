@@ -10,9 +10,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, complex_dtype, round_to, work_dtype
 from .losses import LossTerms, _reduce, _row_losses, _shifted, loss_terms, tile_terms
-from .schemes import PERTURB_MODES, Scheme, get_scheme
+from .schemes import EVALUATE_MODES, PERTURB_MODES, Scheme, get_scheme
 
-__all__ = ["check_eps", "cross_entropy_numeric_grad", "numeric_grad"]
+__all__ = [
+    "check_eps",
+    "cross_entropy_numeric_grad",
+    "loss_sum_parts",
+    "numeric_grad",
+    "rest_of_loss",
+    "row_loss_values",
+]
 
 #: Target number of elements per block in the fast path: small enough for the
 #: temporaries to stay in cache, large enough to amortise NumPy's call overhead.
@@ -156,6 +163,7 @@ def cross_entropy_numeric_grad(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     progress: Callable[[float], None] | None = None,
+    evaluate: str = "row",
 ) -> NDArray:
     r"""Finite-difference gradient of :func:`cross_entropy`, every element, fast.
 
@@ -174,11 +182,19 @@ def cross_entropy_numeric_grad(
     progress : callable, optional
         Called with the fraction done (0..1) after each block of rows; it may
         raise to abandon the computation (the exception propagates).
+    evaluate : {"row", "loss"}
+        What each quotient differences (with ``perturb="element"``; the pitfall modes
+        ignore it). "row": row i's loss divided by the batch denominator, the origin
+        question's way. "loss": the whole reduced loss, as ``torch.autograd.gradcheck``
+        and most hand-written checks re-evaluate it, with the rounding that brings: the
+        sum over rows is rounded at the size of the whole loss, and the mean divides
+        that rounded sum by :math:`D` and rounds again.
 
     Returns
     -------
     ndarray, shape (N, C), dtype of ``input``
-        The same quotients :func:`numeric_grad` forms on ``cross_entropy``.
+        The same quotients :func:`numeric_grad` forms on ``cross_entropy`` (on row i's
+        loss for "row", on the reduced loss for "loss").
 
     Notes
     -----
@@ -195,7 +211,15 @@ def cross_entropy_numeric_grad(
 
     with :math:`S_i = \sum_c e^{x_{ic} - m_i}`, :math:`U_i = \sum_c a_{ic}(x_{ic} - m_i)`
     and :math:`A_i = \sum_c a_{ic}`; each :math:`\ell'` is rounded to the input's
-    dtype before differencing, as a plain re-evaluation would be. The complex step
+    dtype before differencing, as a plain re-evaluation would be. With ``evaluate="loss"``
+    each perturbed value is the whole loss, formed from row i's loss and the sum of the
+    other rows' losses :math:`R_i = \sum_{k \ne i} \ell_k` (exactly summed once, O(N C)):
+
+    .. math:: L' = \mathrm{fl}\big(\mathrm{fl}(R_i + \ell_i') / D\big)
+
+    rounded in the working precision and to the input's dtype at each step, as a whole
+    re-evaluation rounds them (the division only for "mean"). The rounding of the sum is
+    then relative to the whole loss, which grows with N. The complex step
     evaluates the same expression at :math:`x_{ij} + i h` with complex arithmetic
     written out in real and imaginary parts. Work runs in row blocks, so extra
     memory stays a small multiple of one block.
@@ -209,19 +233,68 @@ def cross_entropy_numeric_grad(
     sch = get_scheme(scheme)
     h = check_eps(eps)
     _check_perturb(perturb)
+    _check_evaluate(evaluate)
     x = as_float_array(input)
     terms = loss_terms(x.shape, target, weight, ignore_index, reduction, label_smoothing)
     if perturb != "element":
         return _shifted_quotient(x, terms, h, sch, perturb)
     n, c = x.shape
     out = np.empty((n, c), dtype=x.dtype)
+    rest = None
+    share = 0.0
+    if evaluate == "loss" and not sch.is_complex:  # the imaginary part of a whole loss is that of row i's
+        share = 0.25
+        rest = rest_of_loss(x, terms, None if progress is None else (lambda f: progress(share * f)))
     rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))
-        out[rows] = element_block(x[rows], terms, rows, h, sch)
+        out[rows] = RowBlock(x[rows], terms, rows, None if rest is None else rest[rows]).quotient(sch, h)
+        if progress is not None:
+            progress(share + (1.0 - share) * rows.stop / n)
+    return out
+
+
+def _check_evaluate(evaluate: str) -> str:
+    if evaluate not in EVALUATE_MODES:
+        raise ValueError(f"unknown evaluate mode {evaluate!r}; expected one of {', '.join(EVALUATE_MODES)}")
+    return evaluate
+
+
+def row_loss_values(x: NDArray, terms: LossTerms, progress: Callable[[float], None] | None = None) -> NDArray:
+    """Each row's loss as :class:`RowBlock` evaluates it (rounded to the dtype), shape (N,), float64.
+
+    Row-separable: a row gives the same bits alone as in any block.
+    """
+    n, c = x.shape
+    out = np.empty(n, dtype=np.float64)
+    rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
+    for r0 in range(0, n, rows_per_block):
+        rows = slice(r0, min(n, r0 + rows_per_block))
+        out[rows] = RowBlock(x[rows], terms, rows).l0[:, 0]
         if progress is not None:
             progress(rows.stop / n)
     return out
+
+
+def rest_of_loss(x: NDArray, terms: LossTerms, progress: Callable[[float], None] | None = None) -> NDArray:
+    r"""For each row i, the sum of the *other* rows' losses, :math:`R_i = \sum_k \ell_k - \ell_i`, float64 (N,).
+
+    The row losses are those :class:`RowBlock` evaluates; their sum is formed exactly
+    (``math.fsum``), so :math:`R_i` does not depend on how the rows are blocked, and
+    one cell's inspector finds the map's value bit for bit. Cost O(N C).
+    """
+    return loss_sum_parts(x, terms, progress)[0]
+
+
+def loss_sum_parts(
+    x: NDArray, terms: LossTerms, progress: Callable[[float], None] | None = None
+) -> tuple[NDArray, float]:
+    """``(R, T)``: :func:`rest_of_loss` and the exact sum ``T`` of the row losses it starts from."""
+    losses = row_loss_values(x, terms, progress)
+    with np.errstate(invalid="ignore"):
+        finite = bool(np.all(np.isfinite(losses)))
+        total = math.fsum(losses.tolist()) if finite else float(np.sum(losses))
+        return total - losses, total
 
 
 class RowBlock:
@@ -237,8 +310,9 @@ class RowBlock:
     steps with exactly the operations the whole block uses at one step.
     """
 
-    def __init__(self, xb: NDArray, terms: LossTerms, rows: slice):
+    def __init__(self, xb: NDArray, terms: LossTerms, rows: slice, rest: NDArray | None = None):
         self.denom = terms.denom
+        self.mean = terms.reduction == "mean"
         self.storage = xb.dtype
         self.work = work = work_dtype(self.storage)
         self.xw = xw = xb if xb.dtype == work else xb.astype(work)
@@ -261,6 +335,23 @@ class RowBlock:
             self.a = terms.coefficients(rows).astype(work)
             self.u = np.sum(self.a * z, axis=1, keepdims=True)
         self.l0 = round_to(_scaled_log(self.s, self.big_a, self.unit_a) - self.u, self.storage)
+        # evaluate="loss": the other rows' losses (n, 1) in working precision; None for "row".
+        self.rest = None if rest is None else np.asarray(rest, dtype=np.float64).reshape(-1, 1).astype(work)
+        self.f0 = self.l0 if self.rest is None else self._whole(self.l0.copy())
+
+    def _whole(self, lp: NDArray) -> NDArray:
+        """The whole reduced loss from row losses ``lp`` (modified in place): ``fl(fl(R + lp) / D)``.
+
+        Rounded to the storage dtype after the sum and after the mean's division, as a whole
+        re-evaluation returns them.
+        """
+        assert self.rest is not None
+        np.add(lp, self.rest, out=lp)
+        lp = round_to(lp, self.storage)
+        if self.mean and self.denom not in (0.0, 1.0):
+            lp /= self.denom
+            lp = round_to(lp, self.storage)
+        return lp
 
     def column(self, r: int, j: int, k: int) -> RowBlock:
         """Element ``(r, j)`` of this block repeated in ``k`` columns of one row.
@@ -276,10 +367,17 @@ class RowBlock:
             return np.full((1, k), v, dtype=work)
 
         col.denom, col.storage, col.work, col.unit_a = self.denom, self.storage, work, self.unit_a
-        col.xw, col.z, col.e, col.s_minus_e = rep(self.xw[r, j]), rep(self.z[r, j]), rep(self.e[r, j]), rep(
-            self.s_minus_e[r, j]
+        col.mean = self.mean
+        col.xw, col.z, col.e, col.s_minus_e = (
+            rep(self.xw[r, j]),
+            rep(self.z[r, j]),
+            rep(self.e[r, j]),
+            rep(self.s_minus_e[r, j]),
         )
-        col.m, col.s, col.big_a, col.u, col.l0 = (v[r : r + 1] for v in (self.m, self.s, self.big_a, self.u, self.l0))
+        col.m, col.s, col.big_a, col.u, col.l0, col.f0 = (
+            v[r : r + 1] for v in (self.m, self.s, self.big_a, self.u, self.l0, self.f0)
+        )
+        col.rest = None if self.rest is None else self.rest[r : r + 1]
         col.sparse = self.sparse
         if self.a is None:
             # Only the label column carries the linear term; elsewhere nothing is subtracted.
@@ -302,6 +400,8 @@ class RowBlock:
     def losses(self, step: float | NDArray) -> NDArray:
         r"""Row losses with each element moved by ``step`` on its own, rounded to the storage dtype.
 
+        With ``rest`` given (``evaluate="loss"``) the whole reduced loss instead (see :meth:`_whole`).
+
         ``step`` is a number, or a vector with one step per column (see :meth:`column`):
         :math:`A \log(e^{x' - m} + (S - e)) - U - a (x' - x)` with :math:`x' = \mathrm{fl}(x + \text{step})`.
         The only implementation of this evaluation: the map, the inspector and the sweep call it.
@@ -323,7 +423,8 @@ class RowBlock:
             np.subtract(buf, self.z, out=buf)
             buf *= self.a
             lp -= buf
-        return round_to(lp, self.storage)
+        lp = round_to(lp, self.storage)
+        return lp if self.rest is None else self._whole(lp)
 
     def _divide(self, acc: NDArray, by: float | NDArray) -> NDArray:
         """``acc / by`` in working precision (a vector divisor is rounded to it first, as a number is)."""
@@ -336,7 +437,8 @@ class RowBlock:
         """Difference quotients of the reduced loss for a scheme and step, in working precision.
 
         The stencil is summed with its integer weights and divided once by
-        ``divisor * h * D``. ``h`` is a number, or one step per column (see :meth:`column`).
+        ``divisor * h * D`` (``divisor * h`` when the values are whole losses, already divided).
+        ``h`` is a number, or one step per column (see :meth:`column`).
         ``cache`` maps a step actually added (``offset * h``, numbers only) to its perturbed
         row losses, so schemes that evaluate the same point share it.
         """
@@ -354,7 +456,7 @@ class RowBlock:
         for o, wgt in sch.stencil:
             step = o * h
             if o == 0.0:
-                lp = self.l0  # (n, 1): broadcast over the columns
+                lp = self.f0  # (n, 1): broadcast over the columns
             elif cache is not None and isinstance(step, float) and step in cache:
                 lp = cache[step]
             else:
@@ -377,7 +479,7 @@ class RowBlock:
             else:
                 tmp = np.multiply(lp, wgt, out=tmp)
                 acc += tmp
-        return self._divide(acc, sch.divisor * h * denom)
+        return self._divide(acc, sch.divisor * h * (denom if self.rest is None else 1.0))
 
     def _coefficients_or_sparse(self) -> NDArray | tuple[NDArray, NDArray, NDArray]:
         if self.a is not None:

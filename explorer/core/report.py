@@ -132,6 +132,7 @@ def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Cal
         settings.scheme,
         settings.perturb,
         progress=progress,
+        evaluate=settings.evaluate,
         **kw,
     )
     atol, rtol = settings.tolerances

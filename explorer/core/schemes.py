@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["PERTURB_MODES", "SCHEMES", "SCHEME_NAMES", "Scheme", "get_scheme"]
+__all__ = ["EVALUATE_MODES", "PERTURB_MODES", "SCHEMES", "SCHEME_NAMES", "Scheme", "get_scheme"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,12 @@ SCHEME_NAMES: tuple[str, ...] = tuple(SCHEMES)
 #: How a finite difference perturbs the input: one element at a time (correct),
 #: a whole row at once, or the whole matrix at once (the origin question's mistake).
 PERTURB_MODES: tuple[str, ...] = ("element", "row", "all")
+
+#: What a finite difference re-evaluates: each row's loss (``"row"``, the origin question's way and
+#: the fastest) or the whole reduced loss (``"loss"``, as ``torch.autograd.gradcheck``,
+#: ``jax.test_util.check_grads`` and most hand-written checks do), which also carries the rounding
+#: of the sum over rows and of the batch mean.
+EVALUATE_MODES: tuple[str, ...] = ("row", "loss")
 
 
 def get_scheme(name: str | Scheme) -> Scheme:

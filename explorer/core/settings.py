@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._dtypes import DTYPE_NAMES, resolve_dtype
-from .errors import default_tolerances
+from .errors import TOLERANCE_MODES, default_tolerances
 from .losses import REDUCTIONS
-from .schemes import PERTURB_MODES, SCHEME_NAMES
+from .schemes import EVALUATE_MODES, PERTURB_MODES, SCHEME_NAMES
 
 __all__ = ["IGNORE_INDEX_RANGE", "CheckSettings", "LossKwargs", "LossOptions", "SettingsError"]
 
@@ -152,10 +152,22 @@ class CheckSettings:
         ``"f2"`` are refused so the tolerances are never looked up for the wrong dtype.
     perturb : str
         "element" (correct), or the pitfall modes "row" and "all".
+    evaluate : str
+        What each finite difference re-evaluates (see :data:`~explorer.core.EVALUATE_MODES`):
+        "row" (each row's loss, the origin question's way; the default) or "loss" (the whole
+        reduced loss, as ``torch.autograd.gradcheck`` does: the rounding of the sum over rows
+        and of the batch mean enters every quotient). Applies to ``perturb="element"``.
+    tolerance : str
+        How the verdict decides (see :data:`~explorer.core.TOLERANCE_MODES`): "noise" (the
+        default) passes an element when ``|num - ana|`` is within
+        :data:`~explorer.core.NOISE_MULTIPLE` times the expected error of the numeric estimate
+        at this eps, dtype, scheme and evaluate mode; "fixed" uses ``atol + rtol |ana|``.
+        Giving ``atol`` or ``rtol`` makes it "fixed".
     reduction, label_smoothing, weight, ignore_index
         The loss options; :attr:`loss` holds them as one typed :class:`LossOptions`.
     atol, rtol : float or None
-        Verdict tolerances (finite, >= 0); None takes :func:`~explorer.core.default_tolerances`.
+        Fixed verdict tolerances (finite, >= 0); None takes :func:`~explorer.core.default_tolerances`
+        when ``tolerance="fixed"``.
 
     Raises
     ------
@@ -166,6 +178,8 @@ class CheckSettings:
     --------
     >>> CheckSettings(eps=1e-4, scheme="forward").loss.reduction
     'sum'
+    >>> CheckSettings(atol=1e-6).tolerance  # a tolerance the user gives decides
+    'fixed'
     >>> CheckSettings(dtype="f2")
     Traceback (most recent call last):
     ...
@@ -182,6 +196,8 @@ class CheckSettings:
     ignore_index: int = -100
     atol: float | None = None
     rtol: float | None = None
+    evaluate: str = "row"
+    tolerance: str = "noise"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -204,6 +220,10 @@ class CheckSettings:
             value = getattr(self, name)
             if value is not None:
                 set_(self, name, _as_float(name, value, minimum=0.0))
+        set_(self, "evaluate", _choice("evaluate mode", self.evaluate, EVALUATE_MODES))
+        set_(self, "tolerance", _choice("tolerance", self.tolerance, TOLERANCE_MODES))
+        if self.atol is not None or self.rtol is not None:
+            set_(self, "tolerance", "fixed")  # tolerances the user gives are the ones used
 
     # ------------------------------------------------------------------ views
     @property
@@ -218,7 +238,7 @@ class CheckSettings:
 
     @property
     def tolerances(self) -> tuple[float, float]:
-        """The ``(atol, rtol)`` in force."""
+        """The ``(atol, rtol)`` of the fixed verdict (in force when :attr:`tolerance` is "fixed")."""
         atol, rtol = default_tolerances(self.dtype)
         return (atol if self.atol is None else self.atol, rtol if self.rtol is None else self.rtol)
 

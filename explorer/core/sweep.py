@@ -11,8 +11,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype, unit_roundoff, work_dtype
 from .losses import LossTerms, cross_entropy_grad, grad_rows, loss_terms
-from .numeric import BLOCK_ELEMENTS, RowBlock, ShiftEvaluator
-from .schemes import PERTURB_MODES, SCHEME_NAMES, get_scheme
+from .numeric import BLOCK_ELEMENTS, RowBlock, ShiftEvaluator, loss_sum_parts
+from .schemes import EVALUATE_MODES, PERTURB_MODES, SCHEME_NAMES, get_scheme
 
 __all__ = [
     "EPS_MAX",
@@ -302,6 +302,8 @@ def cell_error_model(
     scheme: str,
     dtype: DTypeLike | None = None,
     bound: bool = False,
+    *,
+    evaluate: str = "row",
     **loss_kwargs: object,
 ) -> ErrorModel:
     r"""The textbook error model of one element of the cross-entropy gradient.
@@ -320,6 +322,9 @@ def cell_error_model(
         best eps to expect. True: a conservative *bound*, the worst case of every
         rounding the evaluation makes (for tests of error bounds; its rounding
         line lies well above a measured curve).
+    evaluate : {"row", "loss"}
+        What the quotient differences: row i's loss, or the whole reduced loss (whose
+        rounding is relative to the whole loss :math:`L`, so the best eps grows with N).
     **loss_kwargs
         As in :func:`~explorer.core.cross_entropy`.
 
@@ -332,7 +337,9 @@ def cell_error_model(
     Uses the exact derivatives from :func:`cell_derivatives`. The estimate's
     :math:`|f|` is :math:`|\ell_i| / D`; the bound's is the row's rounding scale
     :func:`row_noise_scale` plus :math:`A_i p_{ij}` (the rounding of
-    :math:`e^{x'_{ij} - m_i}` itself), divided by :math:`D`.
+    :math:`e^{x'_{ij} - m_i}` itself), divided by :math:`D`. With ``evaluate="loss"``
+    the rounding of the sum (and of the mean) adds :math:`|L|` to :math:`|f|` (O(N C): every
+    row's loss is evaluated).
 
     Examples
     --------
@@ -346,13 +353,24 @@ def cell_error_model(
     i, j = int(cell[0]), int(cell[1])
     x_row = as_float_array(arr[i : i + 1], "input")
     terms = loss_terms(arr.shape, target, rows=slice(i, i + 1), **loss_kwargs)  # type: ignore[arg-type]
-    return _row_error_model(x_row, terms, j, scheme, x_row.dtype if dtype is None else dtype, bound)
+    loss_abs = None
+    if evaluate == "loss":
+        x = as_float_array(arr, "input")
+        loss_abs = whole_loss_abs(x, loss_terms(arr.shape, target, **loss_kwargs))  # type: ignore[arg-type]
+    return _row_error_model(x_row, terms, j, scheme, x_row.dtype if dtype is None else dtype, bound, loss_abs)
+
+
+def whole_loss_abs(x: NDArray, terms: LossTerms) -> float:
+    """``|L|``, the reduced loss as the whole-loss evaluation sums it (``T / D``), for the error model."""
+    with quiet_if_nonfinite(x):
+        total = loss_sum_parts(x, terms)[1]
+    return abs(total / terms.denom) if terms.reduction == "mean" and terms.denom else abs(total)
 
 
 def _row_error_model(
-    x_row: NDArray, terms: LossTerms, j: int, scheme: str, dtype: DTypeLike, bound: bool
+    x_row: NDArray, terms: LossTerms, j: int, scheme: str, dtype: DTypeLike, bound: bool, loss_abs: float | None = None
 ) -> ErrorModel:
-    """:func:`cell_error_model` from row i (shape (1, C)) and its terms: O(C)."""
+    """:func:`cell_error_model` from row i (shape (1, C)) and its terms: O(C); ``loss_abs`` for "loss"."""
     row = x_row[0].astype(np.float64)
     d = _row_derivatives(row, terms, j)
     scale = terms.denom or math.inf
@@ -364,6 +382,8 @@ def _row_error_model(
         noise = (float(row_noise_scale(x_row, None, terms, 0)[0]) + big_a * p) / scale
     else:
         noise = abs(float(d[0]))
+    if loss_abs is not None and math.isfinite(loss_abs):
+        noise += loss_abs  # the whole loss is rounded after the sum (and after the mean)
     sch = get_scheme(scheme)
     grad_abs = abs(float(d[1]))
     if sch.is_complex and bound:
@@ -403,6 +423,8 @@ class Sweep:
         The analytic gradient at the cell (the map's value); NaN for the grid maximum.
     perturb : str
         "element", or the pitfall modes "row" and "all" (what the pitfall check measures).
+    evaluate : str
+        "row" or "loss": what the element quotients difference.
     """
 
     eps: NDArray
@@ -415,6 +437,7 @@ class Sweep:
     numeric: dict[str, NDArray] = field(default_factory=dict)
     analytic: float = math.nan
     perturb: str = "element"
+    evaluate: str = "row"
 
     def exact_zeros(self, scheme: str) -> NDArray:
         """Boolean mask over :attr:`eps`: where the scheme's error is exactly 0 (numeric equals analytic).
@@ -439,6 +462,7 @@ def eps_sweep(
     *,
     perturb: str = "element",
     include_eps: float | Sequence[float] | None = None,
+    evaluate: str = "row",
     **loss_kwargs: object,
 ) -> Sweep:
     r"""Error of each scheme against the analytic gradient over a range of steps.
@@ -462,6 +486,10 @@ def eps_sweep(
     include_eps : float or sequence of float, optional
         Steps inserted into the grid exactly (sorted, without duplicates), e.g. the
         current settings' eps, so the curve passes through the map's value there.
+    evaluate : {"row", "loss"}
+        As in :func:`~explorer.core.cross_entropy_numeric_grad` (for ``perturb="element"``):
+        "loss" differences the whole loss, reads every row (O(N C) once) and its model's
+        rounding line is relative to the whole loss, so the predicted best eps moves with N.
     **loss_kwargs
         As in :func:`~explorer.core.cross_entropy`.
 
@@ -492,6 +520,9 @@ def eps_sweep(
     """
     if perturb not in PERTURB_MODES:
         raise ValueError(f"unknown perturb mode {perturb!r}; expected one of {', '.join(PERTURB_MODES)}")
+    if evaluate not in EVALUATE_MODES:
+        raise ValueError(f"unknown evaluate mode {evaluate!r}; expected one of {', '.join(EVALUATE_MODES)}")
+    whole = evaluate == "loss" and perturb == "element"
     hs = _steps(eps, include_eps)
     names = [get_scheme(s).name for s in schemes]
     arr = np.asarray(input)
@@ -500,14 +531,14 @@ def eps_sweep(
     if cell is None:
         x = as_float_array(arr)
         with quiet_if_nonfinite(x):
-            return _grid_sweep(x, target, hs, names, perturb, progress, loss_kwargs)
+            return _grid_sweep(x, target, hs, names, perturb, progress, loss_kwargs, whole)
     i, j = int(cell[0]), int(cell[1])
     if not (0 <= i < arr.shape[0] and 0 <= j < arr.shape[1]):
         raise ValueError(f"cell {cell} is outside the grid of shape {arr.shape}")
     x_row = as_float_array(arr[i : i + 1])
-    x_all = as_float_array(arr) if perturb == "all" else x_row
+    x_all = as_float_array(arr) if perturb == "all" or whole else x_row
     with quiet_if_nonfinite(x_all):
-        return _cell_sweep(x_row, x_all, arr.shape, target, (i, j), hs, names, perturb, progress, loss_kwargs)
+        return _cell_sweep(x_row, x_all, arr.shape, target, (i, j), hs, names, perturb, progress, loss_kwargs, whole)
 
 
 def _steps(eps: ArrayLike | None, include_eps: float | Sequence[float] | None) -> NDArray:
@@ -530,15 +561,22 @@ def _cell_sweep(
     perturb: str,
     progress: Callable[[float], None] | None,
     loss_kwargs: dict,
+    whole: bool = False,
 ) -> Sweep:
-    """One cell: only row i of the logits is read, except for "all"."""
+    """One cell: only row i of the logits is read, except for "all" and whole-loss evaluation."""
     i, j = cell
     storage = x_row.dtype
     row_terms = loss_terms(shape, target, rows=slice(i, i + 1), **loss_kwargs)
     analytic = float(grad_rows(x_row, row_terms)[0, j])  # the analytic map's value, in the dtype
     numeric: dict[str, NDArray] = {}
+    rest, loss_abs = None, None
+    if whole:
+        all_terms = loss_terms(shape, target, **loss_kwargs)
+        rest_all, total = loss_sum_parts(x_all, all_terms)
+        rest = rest_all[i : i + 1]
+        loss_abs = abs(total / all_terms.denom) if all_terms.reduction == "mean" and all_terms.denom else abs(total)
     if perturb == "element":
-        column = RowBlock(x_row, row_terms, slice(0, 1)).column(0, j, hs.size)
+        column = RowBlock(x_row, row_terms, slice(0, 1), rest).column(0, j, hs.size)
         for name in names:
             numeric[name] = column.quotient(get_scheme(name), hs)[0].astype(storage).astype(np.float64)
     else:
@@ -560,11 +598,11 @@ def _cell_sweep(
             numeric[name] = np.asarray(q[:, 0] if perturb == "row" else q).astype(storage).astype(np.float64)
     with np.errstate(invalid="ignore"):  # inf - inf in overflowed rows: NaN, as in the map
         errors = {name: np.abs(num - analytic) for name, num in numeric.items()}
-    models = {name: _row_error_model(x_row, row_terms, j, name, storage, False) for name in names}
+    models = {name: _row_error_model(x_row, row_terms, j, name, storage, False, loss_abs) for name in names}
     best = {name: measured_best(hs, errs) for name, errs in errors.items()}
     return Sweep(
         hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, (i, j),
-        storage.name, numeric, analytic, perturb,
+        storage.name, numeric, analytic, perturb, "loss" if whole else "row",
     )  # fmt: skip
 
 
@@ -576,20 +614,25 @@ def _grid_sweep(
     perturb: str,
     progress: Callable[[float], None] | None,
     loss_kwargs: dict,
+    whole: bool = False,
 ) -> Sweep:
     """The maximum over the grid of each scheme's error at each step."""
     grad = cross_entropy_grad(x, target, **loss_kwargs)  # the analytic map, in the dtype
     if perturb == "element":
-        errors = _grid_max_errors(x, target, hs, names, grad, loss_kwargs, progress)
+        errors = _grid_max_errors(x, target, hs, names, grad, loss_kwargs, progress, whole)
     else:
         errors = _grid_max_shift_errors(x, target, hs, names, grad, perturb, loss_kwargs, progress)
     model_cell = np.unravel_index(int(np.argmax(np.abs(grad))), grad.shape) if grad.size else (0, 0)
     mc = (int(model_cell[0]), int(model_cell[1]))
-    models = {name: cell_error_model(x, target, mc, name, None, False, **loss_kwargs) for name in names}
+    loss_abs = whole_loss_abs(x, loss_terms(x.shape, target, **loss_kwargs)) if whole else None
+    mc_terms = loss_terms(x.shape, target, rows=slice(mc[0], mc[0] + 1), **loss_kwargs)
+    models = {
+        name: _row_error_model(x[mc[0] : mc[0] + 1], mc_terms, mc[1], name, x.dtype, False, loss_abs) for name in names
+    }
     best = {name: measured_best(hs, errs) for name, errs in errors.items()}
     return Sweep(
         hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, None,
-        x.dtype.name, {}, math.nan, perturb,
+        x.dtype.name, {}, math.nan, perturb, "loss" if whole else "row",
     )  # fmt: skip
 
 
@@ -637,6 +680,7 @@ def _grid_max_errors(
     grad: NDArray,
     loss_kwargs: dict,
     progress: Callable[[float], None] | None,
+    whole: bool = False,
 ) -> dict[str, NDArray]:
     """Max over the grid of |numeric - analytic| for each scheme and step (NaN if any is NaN).
 
@@ -644,6 +688,7 @@ def _grid_max_errors(
     share their points at each step (x ± h for four of them).
     """
     terms = loss_terms(x.shape, target, **loss_kwargs)
+    rest = loss_sum_parts(x, terms)[0] if whole else None
     n, c = x.shape
     rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
     schemes = [get_scheme(name) for name in names]
@@ -651,7 +696,7 @@ def _grid_max_errors(
     order = np.argsort(hs)[::-1]  # largest step first, so 2h is computed before it is h
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))
-        block = RowBlock(x[rows], terms, rows)
+        block = RowBlock(x[rows], terms, rows, None if rest is None else rest[rows])
         exact = grad[rows].astype(np.float64)
         cache: dict[float, NDArray] = {}
         for k in order:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSlider,
@@ -25,11 +26,20 @@ from PySide6.QtWidgets import (
 
 from explorer.app.edits import EditController
 from explorer.app.state import MAX_CLASSES, MAX_SAMPLES, Change
-from explorer.core import DTYPE_NAMES, EPS_MAX, EPS_MIN, REDUCTIONS, SCHEMES, default_eps
+from explorer.core import (
+    DTYPE_NAMES,
+    EPS_MAX,
+    EPS_MIN,
+    EVALUATE_MODES,
+    REDUCTIONS,
+    SCHEMES,
+    TOLERANCE_MODES,
+    default_eps,
+)
 from explorer.files.numbers import parse_number
 from explorer.files.presets import RANDOM_KINDS, get_preset, presets, random_labels, random_logits
 
-__all__ = ["PERTURB_LABELS", "ControlsPanel"]
+__all__ = ["EVALUATE_LABELS", "PERTURB_LABELS", "TOLERANCE_LABELS", "ControlsPanel"]
 
 #: Slider steps per decade of eps.
 SLIDER_STEPS_PER_DECADE = 20
@@ -38,6 +48,28 @@ PERTURB_LABELS: dict[str, str] = {
     "element": "One element at a time (correct)",
     "row": "A whole row at once (pitfall)",
     "all": "All logits at once (pitfall)",
+}
+EVALUATE_LABELS: dict[str, str] = {
+    "row": "Each row's loss",
+    "loss": "The whole loss",
+}
+#: The sentence beside the Evaluate control: which real checks each mode matches.
+EVALUATE_TIPS: dict[str, str] = {
+    "row": "Differences each row's loss, as the origin question's code does (and a per-row check that "
+    "re-evaluates only the sample it perturbs): the least rounding noise.",
+    "loss": "Differences the whole reduced loss, as torch.autograd.gradcheck, jax.test_util.check_grads and "
+    "most hand-written checks do: the rounding of the sum over rows and of the batch mean grows with the "
+    "batch, and so do the noise and the best eps.",
+}
+TOLERANCE_LABELS: dict[str, str] = {
+    "noise": "Expected noise",
+    "fixed": "Fixed atol + rtol·|ana|",
+}
+TOLERANCE_TIPS: dict[str, str] = {
+    "noise": "Pass an element when |num − ana| is within a few times the error expected of the numeric "
+    "estimate at this eps, dtype, scheme and evaluate mode",
+    "fixed": "Pass an element when |num − ana| ≤ atol + rtol·|ana|, as torch.autograd.gradcheck "
+    "(the defaults per dtype, or the atol and rtol given)",
 }
 REDUCTION_TIPS = {
     "mean": "Mean over rows (weighted by the label's class weight)",
@@ -144,7 +176,8 @@ class ControlsPanel(QWidget):
         for name in DTYPE_NAMES:
             self.dtype_combo.addItem(name, name)
         self.dtype_combo.setToolTip(
-            "Precision the logits are rounded to and the check runs in (float16 computes in float32)"
+            "Precision the logits are rounded to and the check runs in (float16 and bfloat16 compute in "
+            "float32 and round each result back, as PyTorch does on the CPU)"
         )
         self.dtype_combo.currentIndexChanged.connect(self._on_dtype_combo_changed)
         form.addRow("dtype", self.dtype_combo)
@@ -157,6 +190,27 @@ class ControlsPanel(QWidget):
         )
         self.perturb_combo.currentIndexChanged.connect(self._on_perturb_combo_changed)
         form.addRow("Perturb", self.perturb_combo)
+
+        self.evaluate_combo = QComboBox(objectName="evaluateCombo")
+        for key in EVALUATE_MODES:
+            self.evaluate_combo.addItem(EVALUATE_LABELS[key], key)
+            self.evaluate_combo.setItemData(
+                self.evaluate_combo.count() - 1, EVALUATE_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
+        self.evaluate_combo.currentIndexChanged.connect(self._on_evaluate_combo_changed)
+        self.evaluate_note = QLabel(objectName="evaluateNote", wordWrap=True)
+        form.addRow("Re-evaluate", self.evaluate_combo)
+        form.addRow("", self.evaluate_note)
+
+        self.tolerance_combo = QComboBox(objectName="toleranceCombo")
+        for key in TOLERANCE_MODES:
+            self.tolerance_combo.addItem(TOLERANCE_LABELS[key], key)
+            self.tolerance_combo.setItemData(
+                self.tolerance_combo.count() - 1, TOLERANCE_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
+        self.tolerance_combo.setToolTip("Which tolerance decides the verdict")
+        self.tolerance_combo.currentIndexChanged.connect(self._on_tolerance_combo_changed)
+        form.addRow("Verdict", self.tolerance_combo)
         return box
 
     def _build_loss_box(self) -> QGroupBox:
@@ -204,7 +258,8 @@ class ControlsPanel(QWidget):
         s = self.state.settings
         n, c = self.state.shape
         widgets = (self.n_spin, self.c_spin, self.eps_slider, self.scheme_combo, self.dtype_combo, self.perturb_combo,
-                   self.reduction_combo, self.smoothing_spin, self.ignore_spin)  # fmt: skip
+                   self.evaluate_combo, self.tolerance_combo, self.reduction_combo, self.smoothing_spin,
+                   self.ignore_spin)  # fmt: skip
         blockers = [QSignalBlocker(w) for w in widgets]
         self.n_spin.setValue(n)
         self.c_spin.setValue(c)
@@ -214,6 +269,11 @@ class ControlsPanel(QWidget):
         self.scheme_combo.setCurrentIndex(self.scheme_combo.findData(s.scheme))
         self.dtype_combo.setCurrentIndex(self.dtype_combo.findData(s.dtype))
         self.perturb_combo.setCurrentIndex(self.perturb_combo.findData(s.perturb))
+        self.evaluate_combo.setCurrentIndex(self.evaluate_combo.findData(s.evaluate))
+        self.evaluate_combo.setToolTip(EVALUATE_TIPS[s.evaluate])
+        self.evaluate_note.setText(EVALUATE_TIPS[s.evaluate])
+        self.evaluate_combo.setEnabled(s.perturb == "element")
+        self.tolerance_combo.setCurrentIndex(self.tolerance_combo.findData(s.tolerance))
         self.reduction_combo.setCurrentIndex(self.reduction_combo.findData(s.reduction))
         self.smoothing_spin.setValue(s.label_smoothing)
         self.ignore_spin.setValue(s.ignore_index)
@@ -300,6 +360,17 @@ class ControlsPanel(QWidget):
 
     def _on_perturb_combo_changed(self, index: int) -> None:
         self._apply("Perturbation", perturb=self.perturb_combo.itemData(index))
+
+    def _on_evaluate_combo_changed(self, index: int) -> None:
+        self._apply("Re-evaluation", evaluate=self.evaluate_combo.itemData(index))
+
+    def _on_tolerance_combo_changed(self, index: int) -> None:
+        key = self.tolerance_combo.itemData(index)
+        # Choosing the noise verdict drops tolerances given earlier (they would make it fixed again).
+        changes: dict[str, object] = {"tolerance": key}
+        if key == "noise":
+            changes.update(atol=None, rtol=None)
+        self._apply("Verdict", **changes)
 
     def _on_reduction_combo_changed(self, index: int) -> None:
         self._apply("Reduction", reduction=self.reduction_combo.itemData(index))
