@@ -306,6 +306,7 @@ def checks(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, CheckSettings, tupl
         weight=None if weight is None else tuple(weight),
         ignore_index=-1,
         evaluate=draw(st.sampled_from(["row", "loss"])),
+        **draw(st.sampled_from([{}, {"tolerance": "fixed"}, {"atol": 1e-3}])),
     )
     cell = (draw(st.integers(0, n - 1)), draw(st.integers(0, c - 1)))
     return x, labels, settings, cell
@@ -323,6 +324,9 @@ def test_explain_and_sweep_equal_the_maps_bit_for_bit(case: tuple) -> None:
     assert e.row_overflow == report.cell_flags.row_overflow[cell]
     assert e.noise_floor == report.cell_flags.noise_floor[cell]
     assert _same_bits(e.min_eps, report.cell_flags.min_eps[cell])
+    assert _same_bits(e.expected_error, report.expected_error[cell])
+    assert _same_bits(e.tolerance, report.tolerance_map[cell])
+    assert e.passed == report.comparison.passed[cell] and e.tolerance_mode == report.tolerance_mode
     sweep = eps_sweep(
         report.logits, labels, cell, eps_grid(7), [settings.scheme], include_eps=settings.eps,
         perturb=settings.perturb, evaluate=settings.evaluate, **settings.loss_kwargs,

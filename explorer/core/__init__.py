@@ -18,6 +18,7 @@ from .losses import (
     reduction_denominator,
     softmax,
 )
+from .noise import NOISE_MULTIPLE, NoiseParts, estimate_noise, expected_error, noise_floor, noise_tolerance, ulp
 from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
 from .report import Report, check_gradient
 from .schemes import EVALUATE_MODES, PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
@@ -30,6 +31,7 @@ __all__ = [
     "EPS_MAX",
     "EPS_MIN",
     "EVALUATE_MODES",
+    "NOISE_MULTIPLE",
     "PERTURB_MODES",
     "REDUCTIONS",
     "SCHEMES",
@@ -41,6 +43,7 @@ __all__ = [
     "Comparison",
     "ErrorModel",
     "LossOptions",
+    "NoiseParts",
     "Report",
     "Scheme",
     "SettingsError",
@@ -58,15 +61,20 @@ __all__ = [
     "eps_grid",
     "eps_sweep",
     "error_model",
+    "estimate_noise",
+    "expected_error",
     "explain_cell",
     "get_scheme",
     "log_softmax",
     "loss_terms",
     "min_surviving_eps",
+    "noise_floor",
+    "noise_tolerance",
     "numeric_grad",
     "reduction_denominator",
     "resolve_dtype",
     "softmax",
+    "ulp",
     "unit_roundoff",
     "worst_cells",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -65,6 +65,11 @@ class Comparison:
     ok : bool
         Every element passed.
     n_failed : int
+    mode : str
+        Which tolerance decided: "fixed" (``atol + rtol |ana|``) or "noise" (:attr:`tolerance`).
+    tolerance : ndarray (N, C), float64, or None
+        The per-element tolerance of the "noise" verdict (None for "fixed"; see
+        :meth:`tolerance_map`).
     """
 
     abs_err: NDArray
@@ -77,6 +82,21 @@ class Comparison:
     max_rel_err: float
     ok: bool
     n_failed: int
+    mode: str = "fixed"
+    tolerance: NDArray | None = field(default=None, repr=False)
+
+    def tolerance_map(self, grad_analytic: ArrayLike) -> NDArray:
+        """The per-element tolerance the verdict used: the noise map, or ``atol + rtol |ana|`` (float64).
+
+        Examples
+        --------
+        >>> c = compare(np.array([1.0]), np.array([2.0]), atol=0.5, rtol=0.25)
+        >>> c.tolerance_map(np.array([2.0])).tolist()
+        [1.0]
+        """
+        if self.tolerance is not None:
+            return self.tolerance
+        return self.atol + self.rtol * np.abs(np.asarray(grad_analytic, dtype=np.float64))
 
     def ranked(self, k: int) -> NDArray:
         """The ``k`` worst cells: failing cells first, each group by ``abs_err``, largest first.
@@ -195,14 +215,25 @@ def worst_cells(result: object, k: int) -> NDArray:
     return np.stack(np.unravel_index(flat, cmp.abs_err.shape), axis=1).astype(np.intp)
 
 
-def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-7, rtol: float = 1e-5) -> Comparison:
+def compare(
+    grad_numeric: ArrayLike,
+    grad_analytic: ArrayLike,
+    atol: float = 1e-7,
+    rtol: float = 1e-5,
+    *,
+    tolerance: ArrayLike | None = None,
+) -> Comparison:
     r"""Compare a numeric gradient with an analytic one, element by element.
 
     Parameters
     ----------
     grad_numeric, grad_analytic : array_like, same shape
     atol, rtol : float
-        Tolerances of the verdict (non-negative).
+        Tolerances of the fixed verdict (non-negative).
+    tolerance : array_like, optional
+        A per-element tolerance (the "noise" verdict, see
+        :func:`~explorer.core.noise_tolerance`): an element passes when
+        :math:`|g_n - g_a| \le` its tolerance; ``atol`` and ``rtol`` are then not used.
 
     Returns
     -------
@@ -238,9 +269,14 @@ def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-
     rel_err = np.zeros_like(abs_err)
     np.divide(abs_err, scale, out=rel_err, where=scale > 0)
     rel_err[np.isnan(abs_err)] = np.nan
+    tol: NDArray | None = None
     with np.errstate(invalid="ignore"):
-        margin = abs_err - rtol * np.abs(ana)
-        passed = margin <= atol
+        if tolerance is None:
+            margin = abs_err - rtol * np.abs(ana)
+            passed = margin <= atol
+        else:
+            tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), abs_err.shape)
+            passed = abs_err <= tol
     if abs_err.size:
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(abs_err)), abs_err.shape))  # NaN counts as largest
         max_abs = float(np.max(np.where(np.isnan(abs_err), np.inf, abs_err)))
@@ -249,5 +285,6 @@ def compare(grad_numeric: ArrayLike, grad_analytic: ArrayLike, atol: float = 1e-
         worst, max_abs, max_rel = (), 0.0, 0.0
     n_failed = int(passed.size - np.count_nonzero(passed))
     return Comparison(
-        abs_err, rel_err, passed, float(atol), float(rtol), worst, max_abs, max_rel, n_failed == 0, n_failed
-    )
+        abs_err, rel_err, passed, float(atol), float(rtol), worst, max_abs, max_rel, n_failed == 0, n_failed,
+        "fixed" if tol is None else "noise", tol,
+    )  # fmt: skip

@@ -11,7 +11,8 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, resolve_dtype, round_to, work_dtype
 from .diagnose import _rows_flags, min_surviving_eps
 from .losses import LossTerms, grad_rows, loss_terms
-from .numeric import RowBlock, ShiftEvaluator, rest_of_loss
+from .noise import noise_block, noise_tolerance
+from .numeric import RowBlock, ShiftEvaluator, loss_sum_parts
 from .schemes import Scheme, get_scheme
 from .settings import CheckSettings
 
@@ -53,6 +54,19 @@ class CellExplanation:
     min_eps : float
         The smallest step certain to survive rounding at this logit (the spacing of the
         dtype at :math:`|x_{ij}|`).
+    expected_error : float
+        :math:`E`, the expected error of the numeric value at this eps, dtype, scheme and
+        evaluate mode: the report's ``expected_error[i, j]`` bit for bit (computed for either verdict).
+    truncation_error, step_error, rounding_error : float
+        Its parts: truncation (from the exact higher derivative), the rounding of the
+        perturbed point, and the rounding of the values differenced and of the results.
+    tolerance : float
+        The tolerance the verdict used at this cell (``report.tolerance_map[i, j]`` bit for bit):
+        :math:`K E + \text{floor}` for "noise", :math:`\mathrm{atol} + \mathrm{rtol} |g_a|` for "fixed".
+    tolerance_mode : str
+        "noise" or "fixed".
+    evaluate : str
+        "row" or "loss": what the quotient differenced.
     """
 
     cell: tuple[int, int]
@@ -75,6 +89,18 @@ class CellExplanation:
     row_overflow: bool = False
     noise_floor: bool = False
     min_eps: float = math.nan
+    expected_error: float = math.nan
+    truncation_error: float = math.nan
+    step_error: float = math.nan
+    rounding_error: float = math.nan
+    tolerance: float = math.nan
+    tolerance_mode: str = "noise"
+    evaluate: str = "row"
+
+    @property
+    def passed(self) -> bool:
+        """The verdict at this cell: ``|numeric - analytic| <= tolerance`` (False for NaN)."""
+        return bool(self.abs_err <= self.tolerance)
 
     @property
     def quotient(self) -> float:
@@ -148,7 +174,7 @@ def explain_cell(
     n, c = arr.shape
     if not (0 <= i < n and 0 <= j < c):
         raise ValueError(f"cell {(i, j)} is outside the grid of shape {arr.shape}")
-    whole = settings.perturb == "all" or _whole_loss(settings)
+    whole = settings.perturb == "all" or (settings.evaluate == "loss" and settings.perturb == "element")
     x = _in_dtype(arr if whole else arr[i : i + 1], storage)
     with quiet_if_nonfinite(x):
         return _explain(x, i if whole else 0, i, j, labels, (n, c), settings)
@@ -172,13 +198,16 @@ def _explain(
 ) -> CellExplanation:
     """The body of :func:`explain_cell`; ``x`` holds row i at index ``r`` (the row alone, or the grid)."""
     sch = get_scheme(settings.scheme)
+    storage = x.dtype
     h = settings.eps
     row_terms = loss_terms(shape, labels, rows=slice(i, i + 1), **settings.loss_kwargs)  # type: ignore[misc]
     d = row_terms.denom
     xi = x[r : r + 1]
-    rest = None
-    if _whole_loss(settings):  # the other rows' losses, exactly as the map sums them
-        rest = rest_of_loss(x, loss_terms(shape, labels, **settings.loss_kwargs))[r : r + 1]  # type: ignore[misc]
+    rest, whole_sum = None, None
+    if _whole_loss(settings) or (settings.evaluate == "loss" and settings.perturb == "element"):
+        # The other rows' losses, exactly as the map sums them (the noise model needs their total).
+        rest_all, whole_sum = loss_sum_parts(x, loss_terms(shape, labels, **settings.loss_kwargs))  # type: ignore[misc]
+        rest = rest_all[r : r + 1] if _whole_loss(settings) else None
     block = RowBlock(xi, row_terms, slice(0, 1), rest)
     analytic = float(grad_rows(xi, row_terms)[0, j])  # the analytic map's operations on this row
     p = float(block.e[0, j] / block.s[0, 0])
@@ -194,9 +223,18 @@ def _explain(
     min_eps = float(min_surviving_eps(xi[:, j], sch.name)[0])
     target = np.asarray(labels)
     label = int(target[i]) if target.ndim == 1 else -1
+    parts = noise_block(xi, row_terms, slice(0, 1), sch, h, whole_sum)
+    expected = float(parts.total[0, j])
+    if settings.tolerance == "noise":
+        tolerance = float(noise_tolerance(parts.total[:, j : j + 1], storage)[0, 0])
+    else:
+        atol, rtol = settings.tolerances
+        tolerance = float(atol + rtol * np.abs(np.float64(analytic)))
     return CellExplanation(
         (i, j), float(xi[0, j]), label, points, losses, weights, numeric, analytic, p, big_a, a_ij, float(d),
         float(h), sch.name, settings.perturb, step_lost, p_underflow, row_overflow, bool(noise_floor), min_eps,
+        expected, float(parts.truncation[0, j]), float(parts.step[0, j]),
+        float(parts.rounding[0, j] + parts.storage[0, j]), tolerance, settings.tolerance, settings.evaluate,
     )  # fmt: skip
 
 

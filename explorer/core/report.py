@@ -12,8 +12,9 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .diagnose import CellFlags, diagnose
 from .errors import Comparison, compare, worst_cells
-from .losses import cross_entropy, cross_entropy_grad
-from .numeric import cross_entropy_numeric_grad
+from .losses import cross_entropy, cross_entropy_grad, loss_terms
+from .noise import expected_error_map, noise_tolerance
+from .numeric import cross_entropy_numeric_grad, loss_sum_parts
 from .settings import CheckSettings
 
 __all__ = ["CheckSettings", "Report", "check_gradient"]
@@ -39,6 +40,10 @@ class Report:
     cell_flags : CellFlags
         Why elements are 0 or NaN (lost step, underflowed p, overflowed row, noise
         floor) and the smallest surviving step per logit; computed on first use.
+    expected_error : ndarray (N, C), float64, or None
+        The expected error of each numeric element at this eps, dtype, scheme and
+        evaluate mode (:func:`~explorer.core.expected_error`), for either verdict (the "noise"
+        verdict's tolerance is :data:`~explorer.core.NOISE_MULTIPLE` times it plus a tiny floor).
     """
 
     settings: CheckSettings
@@ -49,6 +54,28 @@ class Report:
     grad_numeric: NDArray
     comparison: Comparison
     row_sums: NDArray = field(repr=False)
+    expected_error: NDArray | None = field(default=None, repr=False)
+
+    @property
+    def tolerance_map(self) -> NDArray:
+        """The per-element tolerance the verdict used (float64, (N, C)): ``K E + floor`` or ``atol + rtol |ana|``."""
+        return self.comparison.tolerance_map(self.grad_analytic)
+
+    @property
+    def blind(self) -> NDArray:
+        """Cells where the check cannot tell: the tolerance is at least ``|analytic|`` (bool, (N, C)).
+
+        There a numeric value of 0, or of half the size, would pass too: the summary should say
+        so (raise eps, or use a wider dtype). Exact zeros of the analytic gradient are not blind.
+        """
+        ana = np.abs(self.grad_analytic.astype(np.float64))
+        with np.errstate(invalid="ignore"):
+            return (ana > 0) & (self.tolerance_map >= ana)
+
+    @property
+    def tolerance_mode(self) -> str:
+        """Which tolerance decided the verdict: "noise" or "fixed"."""
+        return self.comparison.mode
 
     @property
     def abs_err(self) -> NDArray:
@@ -102,7 +129,11 @@ def check_gradient(
 
     Notes
     -----
-    The verdict per element is :math:`|g_n - g_a| \le \mathrm{atol} + \mathrm{rtol} |g_a|`.
+    The verdict per element is, for ``settings.tolerance == "noise"`` (the default),
+    :math:`|g_n - g_a| \le K E + \text{floor}` with :math:`E` the expected error of the
+    numeric element (:func:`~explorer.core.expected_error`) and :math:`K` =
+    :data:`~explorer.core.NOISE_MULTIPLE`; for "fixed" (or when ``atol`` or ``rtol`` is given),
+    :math:`|g_n - g_a| \le \mathrm{atol} + \mathrm{rtol} |g_a|`.
 
     Examples
     --------
@@ -136,7 +167,13 @@ def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Cal
         **kw,
     )
     atol, rtol = settings.tolerances
-    comparison = compare(grad_numeric, grad_analytic, atol, rtol)
+    terms = loss_terms(x.shape, labels, **kw)  # type: ignore[misc]
+    whole = loss_sum_parts(x, terms)[1] if settings.evaluate == "loss" and settings.perturb == "element" else None
+    expected = expected_error_map(x, terms, settings.scheme, settings.eps, whole)
+    if settings.tolerance == "noise":
+        comparison = compare(grad_numeric, grad_analytic, atol, rtol, tolerance=noise_tolerance(expected, x.dtype))
+    else:
+        comparison = compare(grad_numeric, grad_analytic, atol, rtol)
     row_sums = grad_analytic.astype(np.float64).sum(axis=1)
     total = float(np.sum(loss.astype(np.float64)))
-    return Report(settings, x, np.asarray(labels), total, grad_analytic, grad_numeric, comparison, row_sums)
+    return Report(settings, x, np.asarray(labels), total, grad_analytic, grad_numeric, comparison, row_sums, expected)
