@@ -40,9 +40,7 @@ class UserRuns(QObject):
         self.panel.set_running(False)
         if error is not None or checked is None:
             details = str(getattr(error, "details", ""))
-            pre = f"<pre>{html.escape(details)}</pre>" if details else ""
-            self.panel.show_text(f"<p style='color:#c62828'><b>{html.escape(str(error))}</b></p>{pre}"
-                                 "<p>Your edits in the grid are untouched.</p>")  # fmt: skip
+            self.panel.show_error(str(error), details, "Your edits in the grid are untouched.")
             self.message(f"Your code: {error}")
             return
         self.display.show_user(checked)
