@@ -5,7 +5,7 @@ Nothing here imports Qt; a test enforces it.
 
 from __future__ import annotations
 
-from ._dtypes import DTYPE_NAMES, resolve_dtype, unit_roundoff
+from ._dtypes import DTYPE_NAMES, DTYPE_SEMANTICS, dtype_max, resolve_dtype, unit_roundoff
 from .diagnose import CellFlags, cell_flags, diagnose, min_surviving_eps
 from .errors import DEFAULT_TOLERANCES, TOLERANCE_MODES, Comparison, compare, default_tolerances, worst_cells
 from .explain import CellExplanation, explain_cell
@@ -28,6 +28,7 @@ from .sweep import EPS_MAX, EPS_MIN, ErrorModel, Sweep, default_eps, eps_grid, e
 __all__ = [
     "DEFAULT_TOLERANCES",
     "DTYPE_NAMES",
+    "DTYPE_SEMANTICS",
     "EPS_MAX",
     "EPS_MIN",
     "EVALUATE_MODES",
@@ -58,6 +59,7 @@ __all__ = [
     "default_eps",
     "default_tolerances",
     "diagnose",
+    "dtype_max",
     "eps_grid",
     "eps_sweep",
     "error_model",

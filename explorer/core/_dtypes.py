@@ -7,8 +7,21 @@ import contextlib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-#: Names of the dtypes the app offers, in the order it offers them.
-DTYPE_NAMES: tuple[str, ...] = ("float16", "float32", "float64")
+#: Names of the dtypes the app offers, in the order it offers them. Every one follows PyTorch's CPU
+#: semantics: the logits are rounded to the dtype; float16 and bfloat16 compute in float32 and round
+#: each result (loss, gradient, perturbed value) back; float32 and float64 compute in themselves.
+#: bfloat16 comes from the ml_dtypes package.
+DTYPE_NAMES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: One sentence per dtype on what the check computes in it.
+DTYPE_SEMANTICS: dict[str, str] = {
+    "float16": "IEEE half precision (11-bit significand, max 65504): logits rounded to float16, arithmetic in "
+    "float32, every result rounded back to float16, as PyTorch on the CPU",
+    "bfloat16": "bfloat16 (8-bit significand, float32's range): logits rounded to bfloat16, arithmetic in float32, "
+    "every result rounded back to bfloat16, as PyTorch on the CPU; the dtype most models train in",
+    "float32": "IEEE single precision (24-bit significand): everything computed and stored in float32",
+    "float64": "IEEE double precision (53-bit significand): everything computed and stored in float64",
+}
 
 
 def as_float_array(x: ArrayLike, name: str = "input") -> NDArray:
@@ -38,6 +51,12 @@ def resolve_dtype(name: str | np.dtype | type) -> np.dtype:
     ValueError
         If the dtype is not a floating dtype the core supports.
     """
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise ValueError("dtype 'bfloat16' needs the ml_dtypes package") from None
+        return np.dtype(ml_dtypes.bfloat16)
     try:
         dtype = np.dtype(name)
     except TypeError:
@@ -51,6 +70,23 @@ def resolve_dtype(name: str | np.dtype | type) -> np.dtype:
     if dtype.kind != "f" and not _is_ml_float(dtype):
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
     return dtype
+
+
+def dtype_max(dtype: str | np.dtype) -> float:
+    """The largest finite value of a floating dtype (ml_dtypes' bfloat16 included).
+
+    Examples
+    --------
+    >>> dtype_max("float16"), dtype_max("bfloat16")
+    (65504.0, 3.3895313892515355e+38)
+    """
+    dt = resolve_dtype(dtype)
+    try:
+        return float(np.finfo(dt).max)
+    except ValueError:
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(dt).max)
 
 
 def work_dtype(dtype: np.dtype) -> np.dtype:
