@@ -173,3 +173,24 @@ def test_code_snippet_runs_and_reproduces_the_check(tmp_path: Path, problem: tup
     report = check_gradient(x, y, s)
     assert f"ok {report.ok}" in out.stdout
     assert f"max abs error {report.comparison.max_abs_err}" in out.stdout
+
+
+def test_session_keeps_evaluate_tolerance_and_bfloat16(tmp_path: Path) -> None:
+    x, y = np.array([[1.0, 2.0, 3.0]]), np.array([1])
+    s = CheckSettings(eps=0.1, dtype="bfloat16", evaluate="loss", tolerance="noise", reduction="mean")
+    path = tmp_path / "s.gradexp.json"
+    save_session(path, x, y, s)
+    assert json.loads(path.read_text())["version"] == 2
+    assert load_session(path).settings == s
+
+
+def test_a_format_1_session_keeps_the_fixed_verdict_it_was_saved_under(tmp_path: Path) -> None:
+    doc = {"format": "gradient-explorer-session", "version": 1, "logits": [[1.0, 2.0]], "labels": [0],
+           "settings": {"eps": 1e-5, "dtype": "float32"}}  # fmt: skip
+    path = tmp_path / "old.gradexp.json"
+    path.write_text(json.dumps(doc))
+    settings = load_session(path).settings
+    assert settings.tolerance == "fixed" and settings.evaluate == "row"
+    doc["version"] = 2
+    path.write_text(json.dumps(doc))
+    assert load_session(path).settings.tolerance == "noise"

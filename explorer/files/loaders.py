@@ -1,4 +1,4 @@
-"""Logits (N, C) and labels (N,) from ``.npy``, ``.npz``, ``.csv``, ``.tsv`` and ``.txt`` files.
+"""Logits (N, C) and labels (N,) from ``.npy``, ``.npz``, ``.safetensors``, ``.csv``, ``.tsv`` and ``.txt`` files.
 
 Every file is untrusted (see :mod:`explorer.files.safe_read` and
 :mod:`explorer.files.arrays`); the grid a file declares is checked against
@@ -23,16 +23,17 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from .arrays import open_npz, read_npy
+from .arrays import open_npz, read_npy, read_npy_header
 from .errors import FileFormatError, FileTooLargeError
 from .limits import FILE_LIMITS, MAX_FILE_BYTES, GridLimits
 from .numbers import NON_FINITE_PATTERN, NUMBER_PATTERN
-from .safe_read import read_text_capped
+from .safe_read import open_regular, read_text_capped
+from .tensors import open_safetensors
 
-__all__ = ["LOGITS_SUFFIXES", "load_logits", "read_table"]
+__all__ = ["LOGITS_SUFFIXES", "load_logits", "logits_file_dtype", "read_table"]
 
 #: Suffixes of logits files :func:`load_logits` reads.
-LOGITS_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt")
+LOGITS_SUFFIXES = (".npy", ".npz", ".safetensors", ".csv", ".tsv", ".txt")
 _SPACE = " \t\r\n\f\v"
 _FIELD = re.compile(r"\S+")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -167,6 +168,8 @@ def _integer_labels(values: NDArray, name: str) -> NDArray:
 
 
 def _as_logits(arr: NDArray, name: str, limits: GridLimits) -> NDArray:
+    if arr.dtype.name == "bfloat16":
+        arr = arr.astype(np.float32)  # exact: every bfloat16 is a float32
     if arr.dtype.kind not in "biuf":
         raise FileFormatError(f"{name}: the logits must be numbers, got dtype {arr.dtype}")
     if arr.ndim == 1:
@@ -200,10 +203,13 @@ def load_logits(
     limits: GridLimits = FILE_LIMITS,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[NDArray, NDArray | None]:
-    """Read logits (N, C) and, when available, labels (N,) from .npy, .npz, .csv, .tsv or .txt.
+    """Read logits (N, C) and, when available, labels (N,) from .npy, .npz, .safetensors, .csv, .tsv or .txt.
 
     Labels come from a named column (``labels_column``), a second file
-    (``labels_path``, any of the same formats), or the NPZ entry ``labels_key``.
+    (``labels_path``, any of the same formats), or the NPZ or safetensors entry ``labels_key``;
+    the logits from the entry ``logits_key`` (or the only entry). A safetensors file may hold
+    float64, float32, float16 or bfloat16 tensors (read exactly; returned as float64, with
+    :func:`logits_file_dtype` naming the stored dtype).
     Text files hold finite numbers only (``nan`` and ``inf`` are refused with their
     line and column); NumPy files may hold NaN or infinity, which the caller refuses
     or accepts.
@@ -242,6 +248,18 @@ def load_logits(
             logits = _as_logits(z.read(key, limits), p.name, limits)
             if labels_key in names and key != labels_key:
                 labels = _integer_labels(z.read(labels_key, _labels_limits(limits), max_ndim=1), p.name)
+    elif suffix == ".safetensors":
+        with open_safetensors(p, max_bytes) as st:
+            names = st.names
+            key = logits_key if logits_key in names else (names[0] if len(names) == 1 else None)
+            if key is None:
+                raise FileFormatError(
+                    f"{p.name} has no {logits_key!r} tensor (its tensors: {', '.join(names) or 'none'})"
+                )
+            logits = _as_logits(st.read(key, limits), p.name, limits)
+            if labels_key in names and key != labels_key:
+                raw = st.read(labels_key, _labels_limits(limits), max_ndim=2)
+                labels = _integer_labels(raw.ravel() if raw.ndim == 2 and 1 in raw.shape else raw, p.name)
     else:
         header, table = read_table(p, _with_label_column(limits) if labels_column else limits, max_bytes)
         if labels_column is not None:
@@ -256,6 +274,38 @@ def load_logits(
     if labels is not None and labels.shape != (logits.shape[0],):
         raise FileFormatError(f"{p.name}: {labels.shape[0]} labels for {logits.shape[0]} rows of logits")
     return logits, labels
+
+
+def logits_file_dtype(path: str | os.PathLike[str], logits_key: str = "logits") -> str | None:
+    """The floating dtype a ``.safetensors`` or ``.npy`` file stores its logits in, or None.
+
+    For choosing the check's dtype to match a file (a model's bfloat16 logits, say); reads only
+    the header. None for other formats, integer logits or a file that cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
+    >>> np.save(p, np.zeros((2, 3), dtype=np.float16))
+    >>> logits_file_dtype(p)
+    'float16'
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            with open_safetensors(p) as st:
+                names = st.names
+                key = logits_key if logits_key in names else (names[0] if len(names) == 1 else None)
+                name = None if key is None else st.entries[key].numpy_dtype_name
+        elif suffix == ".npy":
+            with open_regular(p) as f:
+                name = read_npy_header(f, p.name, GridLimits(2**62, 2**62, 2**62)).dtype.name
+        else:
+            return None
+    except FileFormatError:
+        return None
+    return name if name in ("float16", "bfloat16", "float32", "float64") else None
 
 
 def _with_label_column(limits: GridLimits) -> GridLimits:

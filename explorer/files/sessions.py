@@ -30,7 +30,9 @@ from .safe_read import read_text_capped
 __all__ = ["SESSION_FORMAT", "Session", "load_session", "save_session", "session_from_json", "session_to_json"]
 
 #: Version of the session file format this build writes; newer files are refused.
-SESSION_FORMAT = 1
+#: 2 added the settings ``evaluate`` and ``tolerance`` (and the dtype ``bfloat16``); a format-1
+#: file was saved under the fixed ``atol + rtol |ana|`` verdict and keeps it when read.
+SESSION_FORMAT = 2
 _MAGIC = "gradient-explorer-session"
 #: JSON values a session holds besides the logits and labels (settings, weights, keys), generously.
 _OTHER_VALUES = 1000
@@ -151,6 +153,8 @@ def session_from_json(text: str, name: str = "the session", limits: GridLimits =
     logits = _logits(doc, name, limits)
     labels = _labels(doc, name, logits.shape[0])
     settings_doc = doc.get("settings", {})
+    if version == 1 and isinstance(settings_doc, dict) and "tolerance" not in settings_doc:
+        settings_doc = {**settings_doc, "tolerance": "fixed"}  # the verdict it was saved under
     try:
         settings = CheckSettings.from_mapping(settings_doc)
         settings.check_classes(logits.shape[1])
