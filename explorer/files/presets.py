@@ -12,6 +12,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
+from .loaders import load_logits
 from .resources import resource_path
 
 __all__ = ["RANDOM_KINDS", "Preset", "get_preset", "presets", "random_labels", "random_logits"]
@@ -34,6 +35,7 @@ class Preset:
         Stable identifier (``"origin"``).
     title, description : str
     logits : ndarray (N, C) float64
+        Inline in ``presets.json``, or read from the resource file an entry names (``"file"``).
     labels : ndarray (N,) int64
     settings : dict
         Overrides of the check settings (``reduction``, ``scheme``, ``eps``, ``dtype``).
@@ -52,8 +54,12 @@ def _load() -> tuple[Preset, ...]:
     data = json.loads(resource_path("presets.json").read_text(encoding="utf-8"))
     out = []
     for item in data["presets"]:
-        logits = np.asarray(item["logits"], dtype=np.float64)
-        labels = np.asarray(item["labels"], dtype=np.int64)
+        if "file" in item:  # real logits shipped beside presets.json (.safetensors, .npz, ...)
+            logits, file_labels = load_logits(resource_path(item["file"]))
+            labels = np.asarray(file_labels, dtype=np.int64)
+        else:
+            logits = np.asarray(item["logits"], dtype=np.float64)
+            labels = np.asarray(item["labels"], dtype=np.int64)
         out.append(
             Preset(item["name"], item["title"], item["description"], logits, labels, dict(item.get("settings", {})))
         )
