@@ -11,11 +11,14 @@ it is reported, never trusted. Anything else (a crash, ``os._exit``) is reported
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +29,9 @@ KIND_RESULT, KIND_ERROR = b"R", b"E"
 LENGTH_BYTES = 8
 MAX_LINE_CHARS = 2000  # one line of a message or traceback (a 2 MB exception text is cut to this)
 EXIT_NO_CHANNEL = 3  # the user's code closed or replaced the result pipe
+FRAMEWORKS = ("numpy", "torch", "jax")
+AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.grad"}
+EXTRAS = {"torch": "PyTorch", "jax": "JAX"}
 
 
 def frame(token: str, kind: bytes, payload: bytes) -> bytes:
@@ -58,10 +64,161 @@ def _raised(who: str, exc: BaseException, where: str = "") -> str:
 
 
 def _scalar(value: object, name: str) -> complex:
-    arr = np.asarray(value)
+    arr = _as_numpy(value)
     if arr.dtype.kind not in "biufc":
         raise _Failure("dtype", f"{name} returned {type(value).__name__} values of dtype {arr.dtype}, not numbers")
     return complex(arr.sum())  # a per-row vector of losses is summed, as in the origin question
+
+
+def defined_functions(source: str) -> list[str]:
+    """Names of the functions ``source`` defines at its top level (empty if it does not parse).
+
+    Examples
+    --------
+    >>> defined_functions("def a(x): pass\nclass B: pass\nc = lambda: 0\nasync def d(): pass")
+    ['a', 'd']
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def imported_frameworks(source: str) -> list[str]:
+    """The frameworks (``torch``, ``jax``) that ``source`` imports anywhere, in :data:`FRAMEWORKS` order.
+
+    Examples
+    --------
+    >>> imported_frameworks("import torch.nn.functional as F\nfrom jax import numpy as jnp")
+    ['torch', 'jax']
+    >>> imported_frameworks("import numpy as np")
+    []
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.partition(".")[0])
+    return [f for f in FRAMEWORKS[1:] if f in roots]
+
+
+def _is_bfloat16(dtype: object) -> bool:
+    return str(dtype) == "bfloat16"
+
+
+def _as_numpy(value: object) -> np.ndarray:
+    """A NumPy array of the value a user function returned: a NumPy array, a number, a torch tensor or a JAX array
+    (moved to the CPU, detached); bfloat16 values become float32 (exactly)."""
+    module = type(value).__module__.partition(".")[0]
+    if module == "torch":
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().resolve_conj().resolve_neg()
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            return t.numpy()
+    arr = np.asarray(value)
+    return arr.astype(np.float32) if _is_bfloat16(arr.dtype) else arr
+
+
+class Framework:
+    """Converts at the boundary between the runner (NumPy arrays in the check's dtype) and the user's code."""
+
+    name = "numpy"
+
+    def logits(self, x: np.ndarray) -> Any:
+        """``x`` (NumPy, the check's dtype or its complex type) as the framework's array, same dtype, a fresh copy."""
+        return x.copy()
+
+    def labels(self, y: np.ndarray) -> Any:
+        return y.copy()
+
+    def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
+        raise _Failure("missing", "your code is NumPy code, which has no autodiff: give a grad function "
+                                  "(or write the loss with PyTorch or JAX to check their autodiff)")  # fmt: skip
+
+
+class TorchFramework(Framework):
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+
+    def logits(self, x: np.ndarray) -> Any:
+        if _is_bfloat16(x.dtype):
+            return self.torch.from_numpy(x.astype(np.float32)).to(self.torch.bfloat16)
+        return self.torch.from_numpy(x.copy())
+
+    def labels(self, y: np.ndarray) -> Any:
+        return self.torch.from_numpy(y.astype(np.int64))
+
+    def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
+        torch = self.torch
+        xt = self.logits(x).requires_grad_(True)
+        out = loss_fn(xt, y)
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            raise _Failure("exception", f"{loss_name} returned a value that autograd cannot differentiate with "
+                                        "respect to the logits (a NumPy value, .detach() or .item() on the way?); "
+                                        "give a grad function or keep the loss a tensor")  # fmt: skip
+        total = out.sum() if out.ndim else out
+        (grad,) = torch.autograd.grad(total, xt, allow_unused=True)
+        if grad is None:
+            return np.zeros(x.shape)
+        return _as_numpy(grad)
+
+
+class JaxFramework(Framework):
+    name = "jax"
+
+    def __init__(self) -> None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # float64 logits stay float64 (JAX's default is float32)
+        jax.config.update("jax_platforms", "cpu")
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+
+    def logits(self, x: np.ndarray) -> Any:
+        return self.jnp.array(x, dtype=x.dtype)
+
+    def labels(self, y: np.ndarray) -> Any:
+        return self.jnp.asarray(y.astype(np.int64))
+
+    def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
+        jnp = self.jnp
+        grad = self.jax.grad(lambda v: jnp.sum(loss_fn(v, y)))(self.logits(x))
+        return _as_numpy(grad)
+
+
+def _framework(source: str, namespace: dict) -> Framework:
+    """The framework the user's code works in: what it imports (directly or through its helpers), else NumPy."""
+    used = set(imported_frameworks(source)) | {f for f in FRAMEWORKS[1:] if f in sys.modules}
+    if len(used) > 1:
+        raise _Failure("framework", "your code uses both PyTorch and JAX; check one framework at a time")
+    if "torch" in used:
+        return TorchFramework()
+    if "jax" in used:
+        return JaxFramework()
+    return Framework()
+
+
+def _not_installed(exc: ModuleNotFoundError) -> _Failure | None:
+    root = (exc.name or "").partition(".")[0]
+    if root not in EXTRAS:
+        return None
+    hint = f'pip install "gradient-explorer[{root}]"'
+    return _Failure("framework", f"your code imports {root}, but {EXTRAS[root]} is not installed for "
+                                 f"{sys.executable}: install it with {hint}")  # fmt: skip
 
 
 def _cell_sweep(loss_of, logits: np.ndarray, cell: tuple, steps: np.ndarray, target: float) -> dict:  # type: ignore[no-untyped-def]
@@ -81,37 +238,59 @@ def _cell_sweep(loss_of, logits: np.ndarray, cell: tuple, steps: np.ndarray, tar
     errors = {}
     with np.errstate(all="ignore"):
         for name in SCHEMES:
-            out = np.empty(steps.shape)
-            for k, h in enumerate(steps):
-                out[k] = abs(float(numeric_grad(along_cell, point, float(h), name)[0]) - target)
+            out = np.full(steps.shape, np.nan)
+            try:
+                for k, h in enumerate(steps):
+                    out[k] = abs(float(numeric_grad(along_cell, point, float(h), name)[0]) - target)
+            except Exception:  # a scheme the loss cannot take (complex logits in PyTorch): no curve
+                out[:] = np.nan
             errors[f"sweep_{name}"] = out
     return errors
 
 
 def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
-    """Run the user's functions; the results as NPZ bytes, or :class:`_Failure`."""
-    from explorer.core import numeric_grad
+    """Run the user's functions; the results as NPZ bytes, or :class:`_Failure`.
 
-    filename = request["filename"]
+    The logits reach the user's code in the check's dtype (``request["dtype"]``, bfloat16 included) as the
+    framework's own array type; what it returns is converted back to NumPy here. Without a ``grad`` name the
+    gradient is the framework's autodiff of ``loss`` (what a custom backward or ``custom_vjp`` feeds).
+    """
+    from explorer.core import numeric_grad, resolve_dtype
+
+    filename, loss_name, grad_name = request["filename"], request["loss"], request["grad"]
+    x = logits.astype(resolve_dtype(request.get("dtype", "float64")))
     namespace: dict = {"__name__": "user_code", "__file__": filename, "classes": int(logits.shape[1])}
     try:
         exec(compile(request["source"], filename, "exec"), namespace)  # the user's own code, by design
+    except ModuleNotFoundError as exc:
+        failure = _not_installed(exc)
+        if failure is not None:
+            raise failure from None
+        raise _Failure("exception", _raised("your code", exc, " while loading"), _user_traceback(filename)) from None
     except Exception as exc:
         raise _Failure("exception", _raised("your code", exc, " while loading"),
                        _user_traceback(filename)) from None  # fmt: skip
+    try:
+        fw = _framework(request["source"], namespace)
+    except ModuleNotFoundError as exc:  # a helper module imported a framework that is not there
+        raise (_not_installed(exc) or _Failure("exception", _raised("your code", exc))) from None
+    found = defined_functions(request["source"])
+    names = [("loss", loss_name)] + ([("grad", grad_name)] if grad_name else [])
     functions = []
-    for key in ("loss", "grad"):
-        fn = namespace.get(request[key])
+    for _, name in names:
+        fn = namespace.get(name)
         if not callable(fn):
-            raise _Failure("missing", f"your code defines no function named {request[key]!r}")
+            listing = f"; it defines {', '.join(found)}" if found else "; it defines no functions"
+            raise _Failure("missing", f"your code defines no function named {name!r}{listing}")
         functions.append(fn)
-    loss_fn, grad_fn = functions
+    loss_fn = functions[0]
+    grad_fn = functions[1] if grad_name else None
     attempts = [("(N,)", labels), ("(N, 1)", labels[:, None])]
     chosen, last = None, None
-    for shape, y in attempts:
+    for shape, y_np in attempts:
         try:
-            base = _scalar(loss_fn(logits.copy(), y), request["loss"])
-            chosen = (shape, y)
+            base = _scalar(loss_fn(fw.logits(x), fw.labels(y_np)), loss_name)
+            chosen = (shape, y_np)
             break
         except _Failure:
             raise
@@ -119,41 +298,67 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
             last = (exc, _user_traceback(filename))
     if chosen is None:
         assert last is not None
-        raise _Failure("exception", _raised(request["loss"], last[0]), last[1])
-    shape, y = chosen
+        raise _Failure("exception", _raised(loss_name, last[0]), last[1])
+    shape, y_np = chosen
+    y = fw.labels(y_np)
+    who = grad_name or f"{AUTODIFF.get(fw.name, 'autodiff')} of {loss_name}"
     try:
-        grad = np.asarray(grad_fn(logits.copy(), y))
-    except Exception as exc:
-        raise _Failure("exception", _raised(request["grad"], exc),
-                       _user_traceback(filename)) from None  # fmt: skip
-    if grad.dtype.kind not in "biuf":
-        raise _Failure("dtype", f"{request['grad']} returned values of dtype {grad.dtype}, not real numbers")
-    if grad.shape != logits.shape:
-        raise _Failure("shape", f"{request['grad']} returned an array of shape {grad.shape}; "
-                                f"the logits have shape {logits.shape}")  # fmt: skip
-
-    def loss_of(v: np.ndarray) -> complex:
-        return _scalar(loss_fn(v, y), request["loss"])
-
-    eps = request["eps"]
-    try:
-        with np.errstate(all="ignore"):
-            numeric = numeric_grad(loss_of, logits, eps, request["scheme"])
-            pitfall = (loss_of(logits + eps) - base).real / eps
+        if grad_fn is not None:
+            grad = _as_numpy(grad_fn(fw.logits(x), y))
+        else:
+            grad = fw.autodiff(loss_fn, x, y, loss_name)
     except _Failure:
         raise
     except Exception as exc:
-        raise _Failure("exception", _raised(request["loss"], exc, " on perturbed logits"),
-                       _user_traceback(filename)) from None  # fmt: skip
+        raise _Failure("exception", _raised(who, exc), _user_traceback(filename)) from None
+    if grad.dtype.kind not in "biuf":
+        raise _Failure("dtype", f"{who} returned values of dtype {grad.dtype}, not real numbers")
+    if grad.shape != logits.shape:
+        raise _Failure("shape", f"{who} returned an array of shape {grad.shape}; "
+                                f"the logits have shape {logits.shape}")  # fmt: skip
+
+    quiet = _quiet(fw)
+
+    def loss_of(v: np.ndarray) -> complex:
+        with quiet():
+            return _scalar(loss_fn(fw.logits(v), y), loss_name)
+
+    eps = request["eps"]
     extra = {}
+    try:
+        with np.errstate(all="ignore"):
+            numeric = numeric_grad(loss_of, x, eps, request["scheme"])
+            if request.get("noise"):  # the same at 2 eps: Richardson's estimate of the truncation error
+                extra["numeric_2h"] = numeric_grad(loss_of, x, 2.0 * eps, request["scheme"]).astype(np.float64)
+            shifted = (x.astype(np.float64) + eps).astype(x.dtype)
+            pitfall = (loss_of(shifted) - base).real / eps
+    except _Failure:
+        raise
+    except Exception as exc:
+        hint = ""
+        if request["scheme"] == "complex" and "omplex" in str(exc):
+            hint = " (the complex step needs a loss that accepts complex logits; choose another scheme)"
+        raise _Failure("exception", _raised(loss_name, exc, " on perturbed logits") + hint,
+                       _user_traceback(filename)) from None  # fmt: skip
     if request.get("sweep_cell") is not None:
-        extra = _cell_sweep(loss_of, logits, tuple(request["sweep_cell"]), np.asarray(request["sweep_eps"]),
-                            float(np.asarray(grad, dtype=np.float64)[tuple(request["sweep_cell"])]))  # fmt: skip
+        extra.update(_cell_sweep(loss_of, x, tuple(request["sweep_cell"]), np.asarray(request["sweep_eps"]),
+                                 float(np.asarray(grad, dtype=np.float64)[tuple(request["sweep_cell"])])))  # fmt: skip
     out = io.BytesIO()
     np.savez(out, grad=grad.astype(np.float64), numeric=numeric.astype(np.float64),
              loss=np.float64(base.real), pitfall=np.float64(pitfall), labels_shape=np.array(shape),
-             **extra)  # fmt: skip
+             framework=np.array(fw.name), **extra)  # fmt: skip
     return out.getvalue()
+
+
+def _quiet(fw: Framework) -> Callable[[], Any]:
+    """A context for the many loss evaluations of the finite differences: no autograd graph under PyTorch."""
+    if fw.name == "torch":
+        import torch
+
+        return torch.no_grad
+    import contextlib
+
+    return contextlib.nullcontext
 
 
 def _read_request(fd: int) -> tuple[dict, np.ndarray, np.ndarray]:

@@ -30,7 +30,18 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.core import SCHEMES, CheckSettings, Report, Sweep, compare, cross_entropy_grad, eps_grid
+from explorer.core import (
+    SCHEMES,
+    CheckSettings,
+    Report,
+    Sweep,
+    compare,
+    cross_entropy_grad,
+    eps_grid,
+    estimate_noise,
+    noise_tolerance,
+    resolve_dtype,
+)
 from explorer.core.sweep import SweepResult, cell_error_model, measured_best
 from explorer.usercode import child as protocol
 from explorer.usercode.sandbox import MAX_OUTPUT_BYTES, ProcessOutcome, cap_text, run_in_session
@@ -44,6 +55,7 @@ __all__ = [
     "UserOutcome",
     "UserResult",
     "check_user_code",
+    "gradient_source",
     "read_source_capped",
     "run_user_check",
     "run_user_code",
@@ -60,8 +72,9 @@ _ROOTS = tuple(dict.fromkeys(str(Path(f).resolve().parents[n]) for f, n in ((pro
 _BOOTSTRAP = "import sys; sys.path[0:0] = sys.argv[3:]; from explorer.usercode.child import main; " + (
     "sys.exit(main(sys.argv[1:3]))"
 )
-KINDS = ("exception", "timeout", "crash", "missing", "shape", "dtype", "nan", "cancelled", "interfered", "bad")
-_CHILD_KINDS = frozenset({"exception", "missing", "shape", "dtype"})  # what the child may report itself
+KINDS = ("exception", "timeout", "crash", "missing", "shape", "dtype", "nan", "cancelled", "interfered", "bad",
+         "framework")  # fmt: skip
+_CHILD_KINDS = frozenset({"exception", "missing", "shape", "dtype", "framework"})  # what the child may report itself
 
 
 def read_source_capped(path: str | os.PathLike[str], max_bytes: int = MAX_SOURCE_BYTES) -> str:
@@ -102,6 +115,10 @@ def read_source_capped(path: str | os.PathLike[str], max_bytes: int = MAX_SOURCE
 class UserCode:
     """Source text defining ``loss(logits, labels)`` and ``grad(logits, labels)`` (names configurable).
 
+    The code may be NumPy, PyTorch or JAX (found from what it imports). An empty ``grad_name`` checks the
+    framework's own autodiff of ``loss`` (``torch.autograd.grad``, ``jax.grad``): what a custom ``backward``
+    or ``custom_vjp`` computes.
+
     ``folder``, when given, is put first on the child's ``sys.path`` so the user's helper modules import
     (the working folder never is).
     """
@@ -113,11 +130,12 @@ class UserCode:
     folder: str | None = None
 
     @classmethod
-    def from_spec(cls, loss_spec: str, grad_spec: str) -> UserCode:
-        """From ``FILE:FUNC`` pairs (the command line); both must name the same regular file."""
+    def from_spec(cls, loss_spec: str, grad_spec: str | None = None) -> UserCode:
+        """From ``FILE:FUNC`` pairs (the command line); both must name the same regular file. Without
+        ``grad_spec`` the framework's autodiff of the loss is checked."""
         loss_file, _, loss_name = loss_spec.rpartition(":")
-        grad_file, _, grad_name = grad_spec.rpartition(":")
-        if not loss_file or not loss_name or not grad_file or not grad_name:
+        grad_file, _, grad_name = (grad_spec or f"{loss_file}:").rpartition(":")
+        if not loss_file or not loss_name or not grad_file or (grad_spec is not None and not grad_name):
             raise ValueError("--loss and --grad take FILE:FUNCTION, for example mycode.py:loss")
         if Path(loss_file).resolve() != Path(grad_file).resolve():
             raise ValueError("--loss and --grad must name functions in the same file")
@@ -146,6 +164,9 @@ class UserResult:
     """What the user's code gave: their gradient, the finite differences of their loss, and more.
 
     ``stdout``/``stderr`` hold the tails (at most 64 KiB each, with a note when cut) of what it printed.
+    ``framework`` is "numpy", "torch" or "jax"; ``gradient`` says which gradient was checked (their function,
+    or the framework's autodiff of their loss); ``dtype`` the dtype their code received;
+    ``grad_numeric_2h`` the finite differences at twice the step (for the noise-aware verdict), if asked for.
     """
 
     grad_user: NDArray
@@ -159,6 +180,10 @@ class UserResult:
     sweep_errors: dict[str, NDArray] | None = None
     stdout: str = field(default="", repr=False)
     stderr: str = field(default="", repr=False)
+    framework: str = "numpy"
+    gradient: str = "your grad function"
+    dtype: str = "float64"
+    grad_numeric_2h: NDArray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -192,7 +217,7 @@ def _output(run: ProcessOutcome) -> str:
     return "\n".join(parts)
 
 
-_ALLOWED_DTYPES = {np.dtype(np.float64).str, np.dtype("<U6").str, np.dtype("<U4").str}
+_ALLOWED_DTYPES = {np.dtype(np.float64).str, *(np.dtype(f"<U{n}").str for n in (3, 4, 5, 6))}
 
 
 def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
@@ -222,15 +247,22 @@ def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
 
 def _parse_result(arrays: dict[str, np.ndarray], shape: tuple[int, int], sweep_len: int) -> dict:
     """Checks every field the parent reads: names, dtypes, shapes, values."""
-    expected = {"grad", "numeric", "loss", "pitfall", "labels_shape"}
-    sweep_keys = {f"sweep_{name}" for name in SCHEMES}
-    if not expected <= arrays.keys() or not arrays.keys() <= expected | sweep_keys:
+    expected = {"grad", "numeric", "loss", "pitfall", "labels_shape", "framework"}
+    optional = {f"sweep_{name}" for name in SCHEMES} | {"numeric_2h"}
+    sweep_keys = optional - {"numeric_2h"}
+    if not expected <= arrays.keys() or not arrays.keys() <= expected | optional:
         raise _Interfered("the results have the wrong fields")
-    for key in ("grad", "numeric", "loss", "pitfall", *(arrays.keys() & sweep_keys)):
+    for key in ("grad", "numeric", "loss", "pitfall", *(arrays.keys() & optional)):
         if arrays[key].dtype != np.float64:
             raise _Interfered(f"{key} is not float64")
     if arrays["numeric"].shape != shape or arrays["loss"].shape != () or arrays["pitfall"].shape != ():
         raise _Interfered("the results have the wrong shapes")
+    numeric_2h = arrays.get("numeric_2h")
+    if numeric_2h is not None and numeric_2h.shape != shape:
+        raise _Interfered("the results have the wrong shapes")
+    framework = arrays["framework"]
+    if framework.shape != () or framework.dtype.kind != "U" or str(framework) not in protocol.FRAMEWORKS:
+        raise _Interfered("the framework's name is garbled")
     labels_shape = arrays["labels_shape"]
     if labels_shape.shape != () or labels_shape.dtype.kind != "U" or str(labels_shape) not in ("(N,)", "(N, 1)"):
         raise _Interfered("the labels' shape is garbled")
@@ -238,7 +270,8 @@ def _parse_result(arrays: dict[str, np.ndarray], shape: tuple[int, int], sweep_l
     if sweep and (set(sweep) != set(SCHEMES) or any(v.shape != (sweep_len,) for v in sweep.values())):
         raise _Interfered("the error-versus-eps curves are garbled")
     return {"grad": arrays["grad"], "numeric": arrays["numeric"], "loss": float(arrays["loss"]),
-            "pitfall": float(arrays["pitfall"]), "labels_shape": str(labels_shape), "sweep": sweep}  # fmt: skip
+            "pitfall": float(arrays["pitfall"]), "labels_shape": str(labels_shape), "sweep": sweep,
+            "framework": str(framework), "numeric_2h": numeric_2h}  # fmt: skip
 
 
 def _parse_error(payload: bytes) -> tuple[str, str, str]:
@@ -281,6 +314,9 @@ def run_user_code(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sweep_cell: tuple[int, int] | None = None,
     cancel: threading.Event | None = None,
+    *,
+    dtype: str = "float64",
+    noise: bool = False,
 ) -> UserOutcome:
     """Run the user's functions in a child process; every way it can go wrong is an outcome with a message.
 
@@ -299,6 +335,11 @@ def run_user_code(
         Also sweep eps at this cell, for every scheme, with the user's loss.
     cancel : threading.Event, optional
         Set it from any thread (window closed, Esc) to stop the run and its processes within ~50 ms.
+    dtype : str
+        The check's dtype: the logits reach the user's code rounded to it, as the framework's dtype
+        (``torch.bfloat16``, ``jnp.bfloat16``, ml_dtypes' bfloat16 for NumPy code).
+    noise : bool
+        Also difference the loss at ``2 * eps`` (``grad_numeric_2h``), for the noise-aware verdict.
 
     Returns
     -------
@@ -312,25 +353,29 @@ def run_user_code(
         return UserOutcome(None, UserCodeError("bad", f"the time limit must be between 0 and {MAX_TIMEOUT_S:g} s"))
     if x.ndim != 2 or y.ndim < 1 or len(y) != len(x):
         return UserOutcome(None, UserCodeError("bad", f"logits {x.shape} and labels {y.shape} do not fit"))
+    try:
+        resolve_dtype(dtype)
+    except (ValueError, TypeError) as exc:
+        return UserOutcome(None, UserCodeError("bad", str(exc)))
     token = secrets.token_hex(16)
     sweep_eps = np.union1d(eps_grid(), [float(eps)]) if math.isfinite(eps) and eps > 0 else eps_grid()
     request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name, "filename": code.filename,
                "folder": code.folder, "eps": float(eps), "scheme": scheme, "token": token,
                "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
-               "sweep_eps": sweep_eps.tolist()}  # fmt: skip
+               "sweep_eps": sweep_eps.tolist(), "dtype": str(dtype), "noise": bool(noise)}  # fmt: skip
     buffer = io.BytesIO()
     np.savez(buffer, logits=x, labels=y, request=np.frombuffer(json.dumps(request).encode("utf-8"), np.uint8))
-    cap = 2 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
+    cap = 3 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
     try:
         run = run_in_session(_child_command(), buffer.getvalue(), float(timeout_s), cancel=cancel,
                              max_channel_bytes=cap)  # fmt: skip
     except OSError as exc:  # no process could be started (too many open files, no memory)
         return UserOutcome(None, UserCodeError("crash", f"could not start a process for your code: {exc}"))
-    return UserOutcome(*_outcome(run, token, code, x.shape, sweep_cell, sweep_eps, timeout_s))
+    return UserOutcome(*_outcome(run, token, code, x.shape, sweep_cell, sweep_eps, timeout_s, str(dtype)))
 
 
 def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, int],
-             sweep_cell: tuple[int, int] | None, sweep_eps: NDArray, timeout_s: float,
+             sweep_cell: tuple[int, int] | None, sweep_eps: NDArray, timeout_s: float, dtype: str,
              ) -> tuple[UserResult | None, UserCodeError | None]:  # fmt: skip
     def error(kind: str, message: str, details: str | None = None) -> tuple[None, UserCodeError]:
         return None, UserCodeError(kind, message, _output(run) if details is None else details, run.stdout,
@@ -365,10 +410,33 @@ def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, 
     sweep = fields["sweep"]
     common = (grad_user, fields["numeric"], fields["loss"], fields["pitfall"], fields["labels_shape"],
               run.duration_s)  # fmt: skip
+    framework = fields["framework"]
+    more = {"stdout": run.stdout, "stderr": run.stderr, "framework": framework, "dtype": str(dtype),
+            "gradient": gradient_source(code, framework), "grad_numeric_2h": fields["numeric_2h"]}  # fmt: skip
     if sweep_cell is None or not sweep:
-        return UserResult(*common, stdout=run.stdout, stderr=run.stderr), None
+        return UserResult(*common, **more), None
     cell = (int(sweep_cell[0]), int(sweep_cell[1]))
-    return UserResult(*common, cell, sweep_eps, sweep, stdout=run.stdout, stderr=run.stderr), None
+    return UserResult(*common, cell, sweep_eps, sweep, **more), None
+
+
+def gradient_source(code: UserCode, framework: str) -> str:
+    """Which gradient is checked, in words: the user's function, or the framework's autodiff of their loss.
+
+    Examples
+    --------
+    >>> gradient_source(UserCode("", "loss", ""), "torch")
+    'torch.autograd.grad of loss (PyTorch autodiff: your custom backward, if any)'
+    >>> gradient_source(UserCode("", "loss", "grad"), "numpy")
+    'your function grad (NumPy)'
+    """
+    names = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
+    if code.grad_name:
+        return f"your function {code.grad_name} ({names.get(framework, framework)})"
+    what = "custom_vjp" if framework == "jax" else "custom backward"
+    return (
+        f"{protocol.AUTODIFF.get(framework, 'autodiff')} of {code.loss_name} ({names.get(framework, framework)} "
+        f"autodiff: your {what}, if any)"
+    )
 
 
 def run_user_check(
@@ -380,6 +448,9 @@ def run_user_check(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sweep_cell: tuple[int, int] | None = None,
     cancel: threading.Event | None = None,
+    *,
+    dtype: str = "float64",
+    noise: bool = False,
 ) -> UserResult:
     """Run the user's functions in a child process and return their results, validated.
 
@@ -392,7 +463,7 @@ def run_user_check(
         stopped), a crash of the process, a missing function, a gradient of the wrong shape, type, or with
         NaN, or code that interfered with the runner's result pipe.
     """
-    outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel)
+    outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel, dtype=dtype, noise=noise)
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None
@@ -414,13 +485,25 @@ def user_sweep(result: UserResult, logits: ArrayLike, labels: ArrayLike, setting
 
 
 def user_report(result: UserResult, logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> Report:
-    """A Report whose "analytic" gradient is the user's and whose numeric one differences the user's loss."""
-    x = np.asarray(logits, dtype=np.float64)
+    """A Report whose "analytic" gradient is the user's and whose numeric one differences the user's loss.
+
+    The verdict is the settings' own: "fixed" (``atol + rtol |yours|``), or "noise" when the run has the
+    differences at two steps: the core's black-box estimate (:func:`explorer.core.estimate_noise`, Richardson's
+    truncation plus the rounding of the loss values at their size) times the stated multiple.
+    """
+    x = np.asarray(logits, dtype=np.float64).astype(resolve_dtype(result.dtype)).astype(np.float64)
     atol, rtol = settings.tolerances
+    expected = None
     with np.errstate(invalid="ignore", over="ignore"):
-        comparison = compare(result.grad_numeric, result.grad_user, atol, rtol)
+        if settings.tolerance == "noise" and result.grad_numeric_2h is not None:
+            expected = estimate_noise(result.grad_numeric, result.grad_numeric_2h, settings.eps, abs(result.loss),
+                                      settings.scheme, result.dtype)  # fmt: skip
+            comparison = compare(result.grad_numeric, result.grad_user, atol, rtol,
+                                 tolerance=noise_tolerance(expected, result.dtype))  # fmt: skip
+        else:
+            comparison = compare(result.grad_numeric, result.grad_user, atol, rtol)
     return Report(settings, x, np.asarray(labels), result.loss, result.grad_user, result.grad_numeric, comparison,
-                  result.grad_user.sum(axis=1))  # fmt: skip
+                  result.grad_user.sum(axis=1), expected)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -447,7 +530,8 @@ def check_user_code(
 
     Raises :class:`UserCodeError` as :func:`run_user_check`; set ``cancel`` from any thread to stop it.
     """
-    result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell, cancel)
+    result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell, cancel,
+                            dtype=settings.dtype, noise=settings.tolerance == "noise")  # fmt: skip
     diff = builtin_difference(result, logits, labels, settings) if np.asarray(labels).ndim == 1 else None
     return UserCheck(code, result, user_report(result, logits, labels, settings),
                      user_sweep(result, logits, labels, settings), diff)  # fmt: skip
