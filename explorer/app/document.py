@@ -13,7 +13,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from explorer.app.edits import EditController
-from explorer.app.state import MAX_CLASSES, MAX_SAMPLES
 from explorer.core import Report
 from explorer.files.io import (
     FileFormatError,
@@ -26,19 +25,19 @@ from explorer.files.io import (
     load_session,
     save_session,
 )
+from explorer.files.limits import GRID_LIMITS
 
 __all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document"]
 
 SESSION_SUFFIX = ".gradexp.json"
 MAX_RECENT = 8
-#: The largest grid the window edits; files are checked against it before their values are read.
-WINDOW_LIMITS = GridLimits(MAX_SAMPLES, MAX_CLASSES, MAX_SAMPLES * MAX_CLASSES)
+#: The largest grid the window edits (N <= 8192, C <= 262,144, N x C <= 2**25); files are checked
+#: against it before their values are read.
+WINDOW_LIMITS: GridLimits = GRID_LIMITS
 
 
 def _too_large_for_window(exc: FileTooLargeError) -> FileFormatError:
-    return FileFormatError(
-        f"{exc} that the window edits; use `gradient-explorer check --logits` for larger problems"
-    )
+    return FileFormatError(f"{exc} that the window edits")
 
 
 class Document(QObject):

@@ -47,20 +47,34 @@ def _mib(n: int) -> str:
 
 
 # --------------------------------------------------------------------------- storage
-class _Packed:
-    """A float64 array stored densely, or sparsely (flat indices of the non-zero bit patterns) when smaller."""
+def _bits(a: NDArray) -> NDArray:
+    """The bit patterns of a float array (any dtype: float16, bfloat16, float32, float64) as unsigned integers."""
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
 
-    __slots__ = ("_dense", "_index", "_shape", "_values")
+
+def same_bits(a: NDArray, b: NDArray) -> bool:
+    """True when ``a`` and ``b`` have the same shape, dtype and bit patterns (so ``-0.0`` differs from ``0.0``)."""
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(_bits(a), _bits(b))
+
+
+class _Packed:
+    """A float array (in its own dtype) stored densely, or sparsely (flat indices of the non-zero bit patterns)."""
+
+    __slots__ = ("_dense", "_dtype", "_index", "_shape", "_values")
 
     def __init__(self, a: NDArray):
-        a = np.ascontiguousarray(a, dtype=np.float64)
+        a = np.ascontiguousarray(a)
+        if a.dtype.kind in "biu":
+            a = a.astype(np.float64)
         self._shape = a.shape
-        bits = a.view(np.int64).ravel()
+        self._dtype = a.dtype
+        bits = _bits(a).ravel()
         nonzero = np.flatnonzero(bits)
-        if nonzero.size * 12 < a.size * 8:
+        index_size = 4 if a.size < 2**31 else 8
+        if nonzero.size * (index_size + a.dtype.itemsize) < a.size * a.dtype.itemsize:
             self._dense: NDArray | None = None
-            self._index: NDArray | None = nonzero.astype(np.int32 if a.size < 2**31 else np.int64)
-            self._values: NDArray | None = bits[nonzero].view(np.float64).copy()
+            self._index: NDArray | None = nonzero.astype(np.int32 if index_size == 4 else np.int64)
+            self._values: NDArray | None = bits[nonzero].view(a.dtype).copy()
         else:
             self._dense = a.copy()
             self._index = self._values = None
@@ -79,7 +93,7 @@ class _Packed:
     def unpack(self) -> NDArray:
         if self._dense is not None:
             return self._dense.copy()
-        out = np.zeros(self._shape, dtype=np.float64)
+        out = np.zeros(self._shape, dtype=self._dtype)
         out.ravel()[self._index] = self._values
         return out
 
@@ -162,20 +176,26 @@ class _LabelsStep(_Step):
 
 
 class _SettingsStep(_Step):
-    def __init__(self, text: str, old: dict, new: dict, labels_old: NDArray, labels_new: NDArray, merge_id: int):
+    """A settings change; a change of dtype also keeps the logits as they were before the conversion."""
+
+    def __init__(self, text: str, old: dict, new: dict, labels_old: NDArray, labels_new: NDArray, merge_id: int,
+                 logits_old: _Packed | None = None):  # fmt: skip
         super().__init__(text)
         self.old, self.new = old, new
         self.labels_old, self.labels_new = labels_old, labels_new
         self.merge_id = merge_id
+        self.logits_old = logits_old
 
     @staticmethod
-    def _apply(st: ExplorerState, values: dict, labels: NDArray) -> None:
+    def _apply(st: ExplorerState, values: dict, labels: NDArray, logits: _Packed | None = None) -> None:
         with st.batch():
             st.set_settings(**values)
             st.set_labels(labels)
+            if logits is not None:
+                st.set_block(0, 0, logits.unpack())  # the exact values before the conversion
 
     def undo(self, st: ExplorerState) -> None:
-        self._apply(st, self.old, self.labels_old)
+        self._apply(st, self.old, self.labels_old, self.logits_old)
 
     def redo(self, st: ExplorerState) -> None:
         self._apply(st, self.new, self.labels_new)
@@ -183,12 +203,15 @@ class _SettingsStep(_Step):
     def merge(self, other: _Step) -> bool:
         if not isinstance(other, _SettingsStep) or other.merge_id != self.merge_id or self.merge_id < 0:
             return False
+        if other.logits_old is not None and self.logits_old is None:
+            self.logits_old = other.logits_old
         self.new, self.labels_new = other.new, other.labels_new
         return True
 
     @property
     def nbytes(self) -> int:
-        return STEP_OVERHEAD_BYTES + int(self.labels_old.nbytes + self.labels_new.nbytes)
+        logits = 0 if self.logits_old is None else self.logits_old.nbytes
+        return STEP_OVERHEAD_BYTES + int(self.labels_old.nbytes + self.labels_new.nbytes) + logits
 
 
 class _ResizeSwap(_Step):
@@ -429,14 +452,14 @@ class EditController(QObject):
         b = np.asarray(block, dtype=np.float64)
         if b.ndim != 2:
             raise ValueError(f"a block must be 2-D, got shape {b.shape}")
-        old = self.state.logits[r0 : r0 + b.shape[0], c0 : c0 + b.shape[1]]
-        if old.shape == b.shape and np.array_equal(old.view(np.int64), b.view(np.int64)):
-            self.state.set_block(r0, c0, b)  # validates (raises for a block off the grid), changes nothing
-            return
+        old = self.state.logits[max(r0, 0) : max(r0, 0) + b.shape[0], max(c0, 0) : max(c0, 0) + b.shape[1]]
         if old.shape != b.shape:
             self.state.set_block(r0, c0, b)  # raises: the block does not fit the grid
         packed_old = _Packed(old)  # before the write: ``old`` is a view of the grid
-        self.state.set_block(r0, c0, b)
+        before = np.array(old)
+        self.state.set_block(r0, c0, b)  # raises (nothing changed) for bad values
+        if same_bits(before, self.state.logits[r0 : r0 + b.shape[0], c0 : c0 + b.shape[1]]):
+            return  # the values, rounded to the grid's dtype, were there already
         self._push(_BlockSwap(text, r0, c0, packed_old))
 
     # ------------------------------------------------------------------ labels
@@ -461,6 +484,8 @@ class EditController(QObject):
         """Change settings; ``merge=True`` folds consecutive changes of the same fields into one step."""
         before = self.state.settings
         labels_before = self.state.labels.copy()
+        dtype_changes = "dtype" in changes and changes["dtype"] != before.dtype
+        logits_before = _Packed(self.state.logits) if dtype_changes else None  # a conversion may round them
         self.state.set_settings(**changes)
         after = self.state.settings
         if after == before:
@@ -473,7 +498,9 @@ class EditController(QObject):
         labels_after = self.state.labels.copy()
         merge_id = _MERGE_SETTING_BASE + hash(tuple(names)) % 100000 if merge else -1
         label = text or "Change " + ", ".join(n.replace("_", " ") for n in names)
-        self._push(_SettingsStep(label, old, new, labels_before, labels_after, merge_id))
+        if "dtype" not in names:
+            logits_before = None
+        self._push(_SettingsStep(label, old, new, labels_before, labels_after, merge_id, logits_before))
 
     # ----------------------------------------------------------- whole problem
     def resize(self, n: int, c: int) -> None:
@@ -494,11 +521,7 @@ class EditController(QObject):
         old_x, old_y, old_s = st.logits, st.labels.copy(), st.settings
         st.replace(logits, labels, **settings)
         new_x = st.logits
-        same_data = (
-            old_x.shape == new_x.shape
-            and np.array_equal(old_x.view(np.int64), new_x.view(np.int64))
-            and np.array_equal(old_y, st.labels)
-        )
+        same_data = same_bits(old_x, new_x) and np.array_equal(old_y, st.labels)
         if same_data and old_s == st.settings:
             return
         self._push(_ProblemSwap(text, _Packed(old_x), old_y, old_s))

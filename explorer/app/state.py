@@ -18,13 +18,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from PySide6.QtCore import QObject, Signal
 
-from explorer.core import CheckSettings
+from explorer.core import CheckSettings, resolve_dtype
+from explorer.files.limits import GRID_LIMITS, MAX_CLASSES, MAX_ELEMENTS, MAX_SAMPLES
 
-__all__ = ["MAX_CLASSES", "MAX_SAMPLES", "Change", "ExplorerState"]
-
-#: Largest grid the window edits; larger problems are refused with this limit in the message.
-MAX_SAMPLES = 4096
-MAX_CLASSES = 4096
+__all__ = ["MAX_CLASSES", "MAX_ELEMENTS", "MAX_SAMPLES", "Change", "ExplorerState", "grid_refusal"]
 
 
 @dataclass(frozen=True)
@@ -63,35 +60,72 @@ class Change:
         return self.logits is not None or self.labels or self.shape
 
 
+def grid_refusal(n: int, c: int) -> str | None:
+    """Why an ``n x c`` grid is refused (one sentence naming the limits), or None when it fits.
+
+    The limits: 1 <= N <= :data:`MAX_SAMPLES`, 1 <= C <= :data:`MAX_CLASSES` and N x C <= :data:`MAX_ELEMENTS`.
+
+    Examples
+    --------
+    >>> grid_refusal(32, 262_144) is None
+    True
+    >>> grid_refusal(8192, 8192)
+    'a 8192 x 8192 grid (67108864 values) is over the limit of 8192 x 262144 (33554432 values)'
+    """
+    if n < 1 or c < 1:
+        return f"a {n} x {c} grid is empty: it needs at least 1 sample and 1 class"
+    if GRID_LIMITS.refusal((n, c)) is None:
+        return None
+    return f"a {n} x {c} grid ({n * c} values) is over the limit of {GRID_LIMITS.describe()}"
+
+
 def _check_shape(n: int, c: int) -> None:
-    if not (1 <= n <= MAX_SAMPLES and 1 <= c <= MAX_CLASSES):
-        raise ValueError(
-            f"a {n} x {c} grid is outside the editable range 1..{MAX_SAMPLES} samples x 1..{MAX_CLASSES} classes"
-        )
+    why = grid_refusal(int(n), int(c))
+    if why is not None:
+        raise ValueError(why)
+
+
+def _stored(values: NDArray, dtype: np.dtype) -> NDArray:
+    """``values`` rounded to the storage ``dtype`` (a new array); values beyond its range become inf."""
+    with np.errstate(over="ignore"):
+        return np.array(values, dtype=dtype)
+
+
+def _overflow_message(values: NDArray, dtype: np.dtype, what: str) -> str | None:
+    """A message when finite ``values`` do not fit ``dtype`` (they would become inf), else None."""
+    stored = _stored(values, dtype)
+    bad = ~np.isfinite(stored)
+    if not np.any(bad):
+        return None
+    v = float(np.asarray(values, dtype=np.float64)[bad].flat[0])
+    return f"{what} {v:g} overflows {dtype.name} (the grid is stored in {dtype.name})"
 
 
 class ExplorerState(QObject):
-    """Logits ``(N, C)`` float64, labels ``(N,)`` int64 and :class:`~explorer.core.CheckSettings`.
+    """Logits ``(N, C)`` in the check's dtype, labels ``(N,)`` int64 and :class:`~explorer.core.CheckSettings`.
 
     Signals
     -------
     changed(Change)
         Emitted once per logical change (once per :meth:`batch`).
 
-    The logits are kept in float64 as typed; the check rounds them to the
-    selected dtype, so switching dtype back and forth loses nothing.
+    The logits are stored in the dtype the settings name (float64 only where the user
+    chose it): a 32 x 262,144 float32 grid takes 32 MiB, not 64. Changing the dtype
+    converts them (values beyond a half-precision range become inf, as the check would
+    see them); the undo step of that change keeps the previous values and restores
+    them exactly. Typed and pasted values must be finite and fit the dtype.
     """
 
     changed = Signal(object)
 
     def __init__(self, logits: ArrayLike | None = None, labels: ArrayLike | None = None, parent: QObject | None = None):
         super().__init__(parent)
-        x = np.zeros((3, 10)) if logits is None else np.array(logits, dtype=np.float64)
+        x = np.zeros((3, 10)) if logits is None else np.asarray(logits)
         y = np.zeros(x.shape[0], dtype=np.int64) if labels is None else np.array(labels, dtype=np.int64)
         self._validate_problem(x, y)
-        self._logits: NDArray = x
-        self._labels: NDArray = y
         self._settings = CheckSettings(eps=1e-5, scheme="central", dtype="float64", reduction="sum")
+        self._logits: NDArray = _stored(x, self.dtype)
+        self._labels: NDArray = y
         self._batch_depth = 0
         self._pending: Change | None = None
 
@@ -115,6 +149,11 @@ class ExplorerState(QObject):
         return self._settings
 
     @property
+    def dtype(self) -> np.dtype:
+        """The storage dtype of the logits (the settings' dtype)."""
+        return resolve_dtype(self._settings.dtype)
+
+    @property
     def shape(self) -> tuple[int, int]:
         n, c = self._logits.shape
         return int(n), int(c)
@@ -122,6 +161,10 @@ class ExplorerState(QObject):
     def snapshot(self) -> tuple[NDArray, NDArray, CheckSettings]:
         """Copies of everything a computation needs, safe to hand to a worker thread."""
         return self._logits.copy(), self._labels.copy(), self._settings
+
+    def rows_snapshot(self, rows: NDArray) -> tuple[NDArray, NDArray, CheckSettings]:
+        """Copies of the logits of ``rows`` (k, C), of all labels (N,), and the settings: O(k C + N)."""
+        return self._logits[np.asarray(rows, dtype=np.intp)], self._labels.copy(), self._settings
 
     # ---------------------------------------------------------------- batching
     @contextmanager
@@ -144,25 +187,35 @@ class ExplorerState(QObject):
 
     # ------------------------------------------------------------------ logits
     def set_logit(self, i: int, j: int, value: float) -> None:
-        """Set one logit. Raises ValueError for a non-finite value or an index off the grid."""
+        """Set one logit, rounded to the storage dtype.
+
+        Raises ValueError for a non-finite value, one the dtype cannot hold, or an index off the grid.
+        """
         n, c = self.shape
         if not (0 <= i < n and 0 <= j < c):
             raise ValueError(f"cell ({i}, {j}) is outside the {n} x {c} grid")
         v = float(value)
         if not math.isfinite(v):
             raise ValueError(f"logit must be a finite number, got {value!r}")
-        if self._logits[i, j] == v and math.copysign(1, self._logits[i, j]) == math.copysign(1, v):
+        why = _overflow_message(np.array([v]), self.dtype, "logit")
+        if why is not None:
+            raise ValueError(why)
+        stored = _stored(np.array(v), self.dtype)[()]
+        old = self._logits[i, j]
+        if old == stored and np.signbit(old) == np.signbit(stored):
             return
-        self._logits[i, j] = v
+        self._logits[i, j] = stored
         self._notify(Change(logits=(i, j, i + 1, j + 1)))
 
     def set_block(self, r0: int, c0: int, block: ArrayLike) -> None:
-        """Write a 2-D block of logits with its top-left corner at (r0, c0).
+        """Write a 2-D block of logits with its top-left corner at (r0, c0), rounded to the storage dtype.
 
-        The block must fit inside the grid and be finite; otherwise ValueError
+        The block must fit inside the grid, be finite and fit the dtype; otherwise ValueError
         and nothing changes.
         """
-        b = np.asarray(block, dtype=np.float64)
+        b = np.asarray(block)
+        if b.dtype != self.dtype:
+            b = np.asarray(b, dtype=np.float64)
         if b.ndim != 2 or b.size == 0:
             raise ValueError(f"a block must be a non-empty 2-D array, got shape {b.shape}")
         n, c = self.shape
@@ -171,9 +224,14 @@ class ExplorerState(QObject):
             raise ValueError(f"a {b.shape[0]} x {b.shape[1]} block at ({r0}, {c0}) does not fit the {n} x {c} grid")
         if not np.all(np.isfinite(b)):
             raise ValueError("pasted values must be finite numbers")
-        if np.array_equal(self._logits[r0:r1, c0:c1], b):
+        why = _overflow_message(b, self.dtype, "pasted value")
+        if why is not None:
+            raise ValueError(why)
+        stored = _stored(b, self.dtype)
+        current = self._logits[r0:r1, c0:c1]
+        if np.array_equal(current, stored) and np.array_equal(np.signbit(current), np.signbit(stored)):
             return
-        self._logits[r0:r1, c0:c1] = b
+        self._logits[r0:r1, c0:c1] = stored
         self._notify(Change(logits=(r0, c0, r1, c1)))
 
     # ------------------------------------------------------------------ labels
@@ -209,7 +267,7 @@ class ExplorerState(QObject):
         if (n, c) == self.shape:
             return
         old_n, old_c = self.shape
-        x = np.zeros((n, c))
+        x = np.zeros((n, c), dtype=self.dtype)
         x[: min(n, old_n), : min(c, old_c)] = self._logits[:n, :c]
         y = np.zeros(n, dtype=np.int64)
         y[: min(n, old_n)] = self._labels[:n]
@@ -222,8 +280,14 @@ class ExplorerState(QObject):
             self._notify(Change(shape=True, labels=True))
 
     def replace(self, logits: ArrayLike, labels: ArrayLike, **settings: object) -> None:
-        """Replace the whole problem (a preset, a random grid, a file) in one change."""
-        x = np.array(logits, dtype=np.float64)
+        """Replace the whole problem (a preset, a random grid, a file) in one change.
+
+        The logits are stored in the (new) settings' dtype; values beyond its range are
+        refused (ValueError, nothing changes), as typed ones are.
+        """
+        x = np.asarray(logits)
+        if x.dtype.kind in "biu" or x.dtype == np.dtype(object):
+            x = np.asarray(x, dtype=np.float64)
         y = np.asarray(labels)
         if x.ndim != 2:
             raise ValueError(f"logits must be a 2-D (N, C) array, got shape {x.shape}")
@@ -232,10 +296,15 @@ class ExplorerState(QObject):
         # Settings are checked against the new problem (an undo may restore weights for another C).
         new_settings = self._settings_with(n_classes=x.shape[1], **settings) if settings else self._settings
         self._validate_problem(x, y, new_settings.ignore_index)
+        dtype = resolve_dtype(new_settings.dtype)
+        why = _overflow_message(x, dtype, "logit")
+        if why is not None:
+            raise ValueError(why)
         same_shape = x.shape == self._logits.shape
-        self._logits, self._labels = x, y.astype(np.int64).copy()
+        stored = _stored(x, dtype)
+        self._logits, self._labels = stored, y.astype(np.int64).copy()
         with self.batch():
-            self._set_settings(new_settings)
+            self._set_settings(new_settings, convert=False)
             if same_shape:
                 self._notify(Change(logits=(0, 0, *x.shape), labels=True))
             else:
@@ -261,12 +330,27 @@ class ExplorerState(QObject):
 
     # ---------------------------------------------------------------- settings
     def _settings_with(self, n_classes: int | None = None, **changes: object) -> CheckSettings:
-        """The current settings with ``changes``, validated by :class:`CheckSettings` and against the grid."""
+        """The current settings with ``changes``, validated by :class:`CheckSettings` and against the grid.
+
+        A new dtype must hold every logit (checked when ``n_classes`` is None, i.e. for the current grid).
+        """
         new = self._settings.replace(**changes)
         new.check_classes(self.shape[1] if n_classes is None else int(n_classes))
+        if n_classes is None and new.dtype != self._settings.dtype:
+            dtype = resolve_dtype(new.dtype)
+            stored = _stored(self._logits, dtype)
+            bad = ~np.isfinite(stored)
+            if np.any(bad):
+                count = int(np.count_nonzero(bad))
+                i, j = (int(k) for k in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"{count} logit{'s' if count > 1 else ''} would overflow {dtype.name}, the first "
+                    f"{float(self._logits[i, j]):g} at row {i}, class {j}: change {'them' if count > 1 else 'it'} "
+                    f"before switching to {dtype.name}"
+                )
         return new
 
-    def _set_settings(self, new: CheckSettings) -> None:
+    def _set_settings(self, new: CheckSettings, convert: bool = True) -> None:
         names = frozenset(
             f.name for f in dataclasses.fields(CheckSettings) if getattr(new, f.name) != getattr(self._settings, f.name)
         )
@@ -274,13 +358,18 @@ class ExplorerState(QObject):
             return
         old_ignore = self._settings.ignore_index
         self._settings = new
+        block = None
+        if convert and "dtype" in names and self._logits.dtype != self.dtype:
+            # The grid is stored in the check's dtype: convert it (the undo step keeps the old values).
+            self._logits = _stored(self._logits, self.dtype)
+            block = (0, 0, *self.shape)
         relabelled = False
         if "ignore_index" in names and not 0 <= old_ignore < self.shape[1]:
             # Rows marked ignored with a marker that is not a class keep being ignored.
             marked = self._labels == old_ignore
             relabelled = bool(np.any(marked))
             self._labels = np.where(marked, new.ignore_index, self._labels)
-        self._notify(Change(settings=names, labels=relabelled))
+        self._notify(Change(logits=block, settings=names, labels=relabelled))
 
     def _replace_settings(self, **changes: object) -> None:
         self._set_settings(self._settings_with(None, **changes))

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FILE_LIMITS", "MAX_ELEMENTS", "MAX_FILE_BYTES", "MAX_NPY_HEADER_BYTES", "MAX_ZIP_MEMBERS", "GridLimits"]
+__all__ = [
+    "FILE_LIMITS",
+    "GRID_LIMITS",
+    "MAX_CLASSES",
+    "MAX_ELEMENTS",
+    "MAX_FILE_BYTES",
+    "MAX_NPY_HEADER_BYTES",
+    "MAX_SAMPLES",
+    "MAX_ZIP_MEMBERS",
+    "GridLimits",
+]
 
-#: No file (logits, labels, session, data export, user code) is read past this many bytes.
-MAX_FILE_BYTES = 256 * 2**20
-#: Largest number of values (N x C) any loader returns; 2**25 float64 values are 256 MiB.
+#: Largest number of values (N x C) any loader returns and the window edits; 2**25 float64 values are 256 MiB.
 MAX_ELEMENTS = 2**25
+#: Largest N (samples, rows) the window and the CLI take.
+MAX_SAMPLES = 8192
+#: Largest C (classes, columns): a language model's vocabulary of 262,144 tokens.
+MAX_CLASSES = 262_144
+#: No file (logits, labels, session, data export, user code) is read past this many bytes:
+#: the largest grid as a float64 ``.npy`` (256 MiB) plus 1 MiB for headers and labels.
+MAX_FILE_BYTES = MAX_ELEMENTS * 8 + 2**20
 #: Largest ``.npy`` header read (NumPy's own default).
 MAX_NPY_HEADER_BYTES = 10_000
 #: An ``.npz`` whose central directory lists more entries than this is refused before it is parsed.
@@ -60,3 +75,6 @@ class GridLimits:
 
 #: What the loaders accept unless the caller passes tighter limits (the window passes its grid's).
 FILE_LIMITS = GridLimits()
+
+#: The largest grid the window and the CLI take: N <= 8192, C <= 262,144 and N x C <= 2**25.
+GRID_LIMITS = GridLimits(MAX_SAMPLES, MAX_CLASSES, MAX_ELEMENTS)
