@@ -150,18 +150,24 @@ def _p_derivative(order: int) -> tuple[np.polynomial.Polynomial, tuple[float, ..
     return g, crit
 
 
+def _p_derivative_abs(order: int, p: NDArray) -> NDArray:
+    """``|g(p)|`` of :func:`_p_derivative` in a few passes (the factored forms, not Horner's rule)."""
+    pq = p * (1.0 - p)
+    if order == 1:
+        return pq
+    if order == 2:
+        return np.abs(pq * (1.0 - 2.0 * p))
+    if order == 4:
+        return np.abs(pq * (1.0 - 2.0 * p) * (1.0 - 12.0 * pq))
+    return np.abs(_p_derivative(order)[0](p))
+
+
 def _truncation_coef(sch: Scheme) -> float:
     """Taylor-remainder constant: ``sum |w| |o|^(p+1) / ((p+1)! divisor)`` (1/6 for the complex step)."""
     if sch.is_complex:
         return 1.0 / 6.0
     p = sch.order
     return sum(abs(w) * abs(o) ** (p + 1) for o, w in sch.stencil) / (math.factorial(p + 1) * sch.divisor)
-
-
-def _sigmoid(t: NDArray) -> NDArray:
-    with np.errstate(over="ignore"):
-        pos = 1.0 / (1.0 + np.exp(-np.abs(t)))
-    return np.where(t >= 0, pos, 1.0 - pos)
 
 
 def noise_block(
@@ -224,16 +230,20 @@ def noise_block(
     log_s = np.log(s)
     ell = big_a * log_s - np.sum(a * z, axis=1, keepdims=True)
     reach = (max(abs(o) for o in sch.offsets) if sch.offsets else 1.0) * h
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logit = z - np.log(s - e)
-    p_lo, p_hi = _sigmoid(logit - reach), _sigmoid(logit + reach)
+    # p(t) = r e^t / (1 + r e^t) with the odds r = e / (S - e) (inf where the row is that one logit).
+    grow = math.exp(min(reach, 700.0))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        odds = e / (s - e)
+        up, down = odds * grow, odds / grow
+        p_hi = np.where(np.isinf(up), 1.0, up / (1.0 + up))
+        p_lo = np.where(np.isinf(down), 1.0, down / (1.0 + down))
     slope = np.maximum(np.abs(big_a * p_lo - a), np.abs(big_a * p_hi - a)) / d  # G = max |f'|
     # Truncation: the exact derivative polynomial's largest |value| over [p_lo, p_hi].
     g, crit = _p_derivative(sch.order)
-    peak = np.maximum(np.abs(g(p_lo)), np.abs(g(p_hi)))
+    peak = np.maximum(_p_derivative_abs(sch.order, p_lo), _p_derivative_abs(sch.order, p_hi))
     for cp in crit:
         inside = (p_lo < cp) & (cp < p_hi)
-        peak = np.where(inside, np.maximum(peak, abs(g(cp))), peak)
+        np.maximum(peak, inside * abs(float(g(cp))), out=peak)
     truncation = _truncation_coef(sch) * h**sch.order * big_a * peak / d
     # The values differenced.
     moved = np.abs(ell) + reach * slope * d  # |l'| at most
@@ -272,6 +282,10 @@ def noise_block(
                     rho = rho + 0.5 * ulp(value, storage)
             rho = rho + formation * value
             rounding = weights * rho / (sch.divisor * h)
+    # Gradual underflow: an exp (or e sin h) below the normal range is off by up to the smallest subnormal.
+    tiny_w = _finfo(work)[1]
+    weights_h = (2.0 if sch.is_complex else sum(abs(w) for w in sch.weights) / sch.divisor) / h
+    rounding = rounding + tiny_w * weights_h * big_a / d
     rounding = rounding + uw * (4.0 + math.log2(max(c, 1))) * slope
     rounding = rounding + uw * (big_a * p_hi * (4.0 + np.abs(z)) + np.abs(a)) / d  # the analytic formula
     pre = truncation + step + rounding
