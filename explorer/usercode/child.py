@@ -140,6 +140,10 @@ class Framework:
     def labels(self, y: np.ndarray) -> Any:
         return y.copy()
 
+    def evaluator(self, loss_fn: Callable, y: Any) -> Callable[[Any], Any]:
+        """The loss as a function of the logits alone, for the many evaluations of the finite differences."""
+        return lambda v: loss_fn(v, y)
+
     def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
         raise _Failure("missing", "your code is NumPy code, which has no autodiff: give a grad function "
                                   "(or write the loss with PyTorch or JAX to check their autodiff)")  # fmt: skip
@@ -193,6 +197,22 @@ class JaxFramework(Framework):
 
     def labels(self, y: np.ndarray) -> Any:
         return self.jnp.asarray(y.astype(np.int64))
+
+    def evaluator(self, loss_fn: Callable, y: Any) -> Callable[[Any], Any]:
+        """``jax.jit`` of the loss (eager JAX costs milliseconds per call); eager if it cannot be traced
+        (Python control flow on values, printing arrays)."""
+        compiled = self.jax.jit(lambda v: loss_fn(v, y))
+        eager: list[bool] = []
+
+        def evaluate(v: Any) -> Any:
+            if not eager:
+                try:
+                    return compiled(v)
+                except Exception:  # not traceable: evaluate eagerly from now on (errors then are the user's own)
+                    eager.append(True)
+            return loss_fn(v, y)
+
+        return evaluate
 
     def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
         jnp = self.jnp
@@ -318,10 +338,11 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
                                 f"the logits have shape {logits.shape}")  # fmt: skip
 
     quiet = _quiet(fw)
+    evaluate = fw.evaluator(loss_fn, y)
 
     def loss_of(v: np.ndarray) -> complex:
         with quiet():
-            return _scalar(loss_fn(fw.logits(v), y), loss_name)
+            return _scalar(evaluate(fw.logits(v)), loss_name)
 
     eps = request["eps"]
     extra = {}
