@@ -15,13 +15,17 @@ if TYPE_CHECKING:
     from explorer.usercode.runner import UserCheck
 
 __all__ = [
+    "DARK_HTML_COLORS",
+    "LIGHT_HTML_COLORS",
     "PITFALL_SENTENCE",
     "affected_cells",
     "cell_cause",
     "cell_tooltip",
     "explanation_html",
     "extreme_notes",
+    "html_colors",
     "summary_html",
+    "use_html_colors",
     "user_cell_html",
     "user_result_html",
 ]
@@ -31,6 +35,28 @@ PITFALL_SENTENCE = (
     "and so the loss, unchanged. This quotient is the derivative along the all-ones direction, which is "
     "exactly 0 (the rows of the gradient sum to 0). Perturb one element at a time to get the gradient."
 )
+
+
+#: Colours of the rich text (verdicts, pitfall notes, causes) on a light background: 4.5:1 on white.
+LIGHT_HTML_COLORS = {"pass": "#1a7f37", "fail": "#c62828", "warn": "#8a4b00"}
+#: The same on a dark background: 4.5:1 on #1e1e1e.
+DARK_HTML_COLORS = {"pass": "#4ccf6e", "fail": "#ff7b72", "warn": "#f0b35a"}
+_html_colors = dict(LIGHT_HTML_COLORS)
+
+
+def use_html_colors(colors: dict[str, str]) -> None:
+    """Set the colours every text below uses (the window's theme calls this on a change of scheme)."""
+    _html_colors.clear()
+    _html_colors.update(colors)
+
+
+def html_colors() -> dict[str, str]:
+    """The colours in use: keys ``pass``, ``fail``, ``warn``."""
+    return dict(_html_colors)
+
+
+def _c(key: str) -> str:
+    return _html_colors[key]
 
 
 def _g(v: float, digits: int = 6) -> str:
@@ -46,9 +72,9 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     cmp = report.comparison
     atol, rtol = s.tolerances
     verdict = (
-        "<b style='color:#1a7f37'>PASS</b>: every element within tolerance"
+        f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
         if cmp.ok
-        else f"<b style='color:#c62828'>FAIL</b>: {cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
+        else f"<b style='color:{_c('fail')}'>FAIL</b>: {cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
     )
     worst = cmp.worst
     row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
@@ -76,10 +102,10 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     if s.perturb != "element":
         what = "every logit" if s.perturb == "all" else "each whole row"
         notes.append(
-            f"<p style='color:#8a4b00'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>"
+            f"<p style='color:{_c('warn')}'><b>Pitfall mode</b> (perturbing {what} at once). {PITFALL_SENTENCE}</p>"
         )
     for note in extreme_notes(report):
-        notes.append(f"<p style='color:#c62828'>{html.escape(note)}</p>")
+        notes.append(f"<p style='color:{_c('fail')}'>{html.escape(note)}</p>")
     if source is not None:
         rows.insert(0, ("Checking", html.escape(source)))
     table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
@@ -189,8 +215,8 @@ def user_result_html(check: UserCheck) -> str:
     """The "Your code" panel after a run: verdict, largest error, labels' shape, time, the pitfall quotient."""
     report, result, code = check.report, check.result, check.code
     cmp = report.comparison
-    fail = f"<b style='color:#c62828'>FAIL</b> ({cmp.n_failed} elements)"
-    verdict = "<b style='color:#1a7f37'>PASS</b>" if cmp.ok else fail
+    fail = f"<b style='color:{_c('fail')}'>FAIL</b> ({cmp.n_failed} elements)"
+    verdict = f"<b style='color:{_c('pass')}'>PASS</b>" if cmp.ok else fail
     extra = ""
     if check.builtin_difference is not None:
         extra = (
@@ -232,12 +258,12 @@ def explanation_html(e: CellExplanation) -> str:
         f" (here j {'=' if on_label else '≠'} y<sub>i</sub> = {e.label}), divided by D for a mean.</small>"
     )
     cause = cell_cause(e)
-    cause_html = f"<p style='color:#c62828'>{html.escape(cause)}</p>" if cause else ""
+    cause_html = f"<p style='color:{_c('fail')}'>{html.escape(cause)}</p>" if cause else ""
     perturb = ""
     loss_label = "row loss"
     if e.perturb != "element":
         what = "every logit" if e.perturb == "all" else f"all of row {i}"
-        perturb = (f"<p style='color:#8a4b00'><b>Pitfall mode</b>: eps is added to {what} at once. "
+        perturb = (f"<p style='color:{_c('warn')}'><b>Pitfall mode</b>: eps is added to {what} at once. "
                    f"{PITFALL_SENTENCE}</p>")  # fmt: skip
         if e.perturb == "all":
             loss_label = "loss L"

@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QLocale, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QLocale, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -34,18 +34,25 @@ from PySide6.QtWidgets import (
 from explorer.app.edits import EditController
 from explorer.app.state import MAX_CLASSES, MAX_SAMPLES, Change
 from explorer.files.numbers import format_block, parse_block
-from explorer.gui.table_models import LabelsModel, LogitsModel, check_cell_values
+from explorer.gui.table_models import LabelsModel, LogitsModel, check_cell_values, format_value
 
 __all__ = [
     "ASYNC_PASTE_CELLS",
     "ASYNC_PASTE_CHARS",
     "GridPanel",
     "NumberDelegate",
+    "column_width",
     "estimate_block_shape",
     "parse_block_in_chunks",
 ]
 
-CELL_WIDTH = 64
+#: Narrowest logit column (px), so a column of zeros can still be clicked.
+CELL_WIDTH = 40
+#: Column widths are measured on at most this many cells (all of them in smaller grids; in larger ones
+#: the extremes of every column and an even sample): measuring is O(1) in the grid's size.
+WIDTH_SAMPLE_CELLS = 4096
+#: Padding added to the widest text of a column (px): the cell's margins and the focus frame.
+CELL_PADDING = 14
 #: Pasted text longer than this (characters) is parsed in a worker thread.
 ASYNC_PASTE_CHARS = 1_000_000
 #: Pasted text with more values than this (estimated) is parsed in a worker thread.
@@ -167,6 +174,45 @@ def _renumber(message: str, shift: int) -> str:
     return _LINE_NO.sub(lambda m: f"line {int(m.group(1)) + shift}", message, count=1)
 
 
+def column_width(values: NDArray, metrics: QFontMetrics, digits: int, bold: bool = False) -> int:
+    """Width (px) that shows every value of ``values`` formatted with ``digits`` significant digits.
+
+    Values are measured on a bounded sample (:data:`WIDTH_SAMPLE_CELLS`): all of them when few,
+    else the smallest, largest, and smallest-magnitude values and an even stride through the rest
+    (the text's length grows with the exponent and the sign, which the extremes cover).
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape; float.
+    metrics : QFontMetrics
+        Of the table's font.
+    digits : int
+        Significant digits shown.
+    bold : bool
+        Leave room for bold text (the label cells).
+
+    Returns
+    -------
+    int
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size > WIDTH_SAMPLE_CELLS:
+        finite = flat[np.isfinite(flat)]
+        picks = [flat[:: max(1, flat.size // WIDTH_SAMPLE_CELLS)]]
+        if finite.size:
+            nonzero = np.abs(finite[finite != 0])
+            picks.append(np.array([finite.min(), finite.max()]))
+            if nonzero.size:
+                picks.append(np.array([-nonzero.min(), -nonzero.max()]))
+        flat = np.concatenate(picks)
+    texts = {format_value(float(v), digits) for v in flat} or {"0"}
+    widest = max(metrics.horizontalAdvance(t) for t in texts)
+    if bold:
+        widest = int(widest * 1.12) + 2
+    return max(CELL_WIDTH, widest + CELL_PADDING)
+
+
 class _PasteRelay(QObject):
     """Carries a worker's parse result to the GUI thread (a queued signal)."""
 
@@ -233,12 +279,18 @@ class GridPanel(QWidget):
         self.labels_model = LabelsModel(controller, self)
         self.logits_model.rejected.connect(self.message)
         self.labels_model.rejected.connect(self.message)
+        self.logits_model.refusedAt.connect(self._on_logits_model_refused_at)
+        self.labels_model.refusedAt.connect(self._on_labels_model_refused_at)
+        # Widths are re-measured once per burst of changes (a paste, a preset), after the views reset.
+        self._width_timer = QTimer(self, singleShot=True, interval=0)
+        self._width_timer.timeout.connect(self.fit_columns)
+        self._follow_label_row: int | None = None
 
         self.labels_view = QTableView(objectName="labelsTable")
         self.labels_view.setModel(self.labels_model)
         self.labels_view.setToolTip("Each sample's label (class index); its cell is highlighted in the grid")
-        self.labels_view.setFixedWidth(110)
-        self.labels_view.setVerticalScrollBarPolicy(self.labels_view.verticalScrollBarPolicy().ScrollBarAlwaysOff)
+        self.labels_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.labels_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.labels_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
         self.logits_view = QTableView(objectName="logitsTable")
@@ -246,6 +298,7 @@ class GridPanel(QWidget):
         self.logits_view.setItemDelegate(NumberDelegate(self.logits_view))
         self.logits_view.setToolTip("Logits: rows are samples, columns are classes. Type a number and press Enter.")
         self.logits_view.horizontalHeader().setDefaultSectionSize(CELL_WIDTH)
+        self.logits_view.horizontalHeader().setMinimumSectionSize(8)
         self.logits_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         edit_triggers = (
             QAbstractItemView.EditTrigger.DoubleClicked
@@ -267,6 +320,45 @@ class GridPanel(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.labels_view)
         layout.addWidget(self.logits_view, 1)
+        self.fit_columns()
+
+    # ---------------------------------------------------------------- columns
+    @property
+    def precision(self) -> int:
+        """Significant digits the grid shows."""
+        return self.logits_model.precision
+
+    def set_precision(self, digits: int) -> None:
+        """Show ``digits`` significant digits and size the columns to fit them."""
+        self.logits_model.set_precision(digits)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Size the logit columns to their widest text, and the label column to its numbers.
+
+        One width for every logit column (measured on a bounded sample, so this costs the same
+        for 3 x 10 and 4096 x 4096), and the labels column as narrow as its widest label.
+        """
+        state = self.controller.state
+        view = self.logits_view
+        metrics = QFontMetrics(view.font())
+        width = column_width(state.logits, metrics, self.precision, bold=True)
+        header = view.horizontalHeader()
+        if header.defaultSectionSize() != width:
+            header.setDefaultSectionSize(width)
+        n, c = state.shape
+        for section in range(min(c, header.count())):  # sections sized by hand keep their size otherwise
+            if header.sectionSize(section) != width:
+                header.resizeSection(section, width)
+        labels_metrics = QFontMetrics(self.labels_view.font())
+        lo, hi = (int(state.labels.min()), int(state.labels.max())) if n else (0, 0)
+        texts = [str(v) for v in (lo, hi, c - 1)]
+        if lo < 0 or hi >= c:
+            texts.append(f"{lo if lo < 0 else hi} (ignored)")
+        texts.append(str(self.labels_model.headerData(0, Qt.Orientation.Horizontal)))
+        label_width = max(labels_metrics.horizontalAdvance(t) for t in texts) + CELL_PADDING
+        frame = 2 * self.labels_view.frameWidth() + self.labels_view.verticalHeader().sizeHint().width()
+        self.labels_view.setFixedWidth(label_width + frame)
 
     # -------------------------------------------------------------- selection
     def select_cell(self, i: int, j: int) -> None:
@@ -274,6 +366,21 @@ class GridPanel(QWidget):
         if index.isValid():
             self.logits_view.setCurrentIndex(index)
             self.logits_view.scrollTo(index)
+
+    def keep_current_in_view(self) -> None:
+        """Scroll so the current cell is visible (after a load, a reset or a label change)."""
+        index = self.logits_view.currentIndex()
+        if index.isValid():
+            self.logits_view.scrollTo(index)
+        else:
+            self.logits_view.scrollToTop()
+            self.logits_view.horizontalScrollBar().setValue(0)
+
+    def _on_logits_model_refused_at(self, i: int, j: int) -> None:
+        self.logits_view.scrollTo(self.logits_model.index(i, j))
+
+    def _on_labels_model_refused_at(self, i: int, _j: int) -> None:
+        self.labels_view.scrollTo(self.labels_model.index(i, 0))
 
     def current_cell(self) -> tuple[int, int] | None:
         index = self.logits_view.currentIndex()
@@ -425,8 +532,21 @@ class GridPanel(QWidget):
         self.message.emit(f"Nothing pasted: {reason}")
         self.pasteFinished.emit(False)
 
-    def _on_state_changed(self, _change: Change) -> None:
+    def _on_state_changed(self, change: Change) -> None:
         self._supersede_paste("the grid changed while the pasted text was being read")
+        if change.shape or change.logits is not None or change.labels:
+            self._width_timer.start()
+        if change.labels and not change.shape:
+            # A changed label moves the row's highlighted cell: show it (the current row's, else the first changed).
+            current = self.labels_view.currentIndex()
+            if not current.isValid():
+                current = self.logits_view.currentIndex()
+            row = current.row() if current.isValid() else 0
+            labels = self.controller.state.labels
+            if 0 <= row < labels.size and 0 <= int(labels[row]) < self.controller.state.shape[1]:
+                self.logits_view.scrollTo(self.logits_model.index(row, int(labels[row])))
+        elif change.shape:
+            QTimer.singleShot(0, self.keep_current_in_view)
 
     def shutdown(self) -> None:
         """Drop a pending paste and stop the worker thread (when the window closes)."""

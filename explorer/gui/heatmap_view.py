@@ -7,13 +7,26 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
-from explorer.gui.ticks import apply_tick_format
+from explorer.gui.map_overview import BlockOverview, OverviewSource, Reduction
+from explorer.gui.theme import LIGHT, Colors
+from explorer.gui.ticks import _spacing_digits, apply_tick_format, format_ticks
 
-__all__ = ["DIVERGING", "SEQUENTIAL", "HeatmapView", "nice_ceil", "stable_levels"]
+__all__ = [
+    "COLORMAPS",
+    "DIVERGING",
+    "DIVERGING_MAPS",
+    "SEQUENTIAL",
+    "SEQUENTIAL_MAPS",
+    "ColorBar",
+    "HeatmapView",
+    "bar_ticks",
+    "nice_ceil",
+    "stable_levels",
+]
 
 
 def _diverging() -> pg.ColorMap:
@@ -23,15 +36,61 @@ def _diverging() -> pg.ColorMap:
     return pg.ColorMap(stops, colors, name="RdBu_r")
 
 
+def _puor() -> pg.ColorMap:
+    # Orange - white - purple (ColorBrewer PuOr): diverging, colour-blind safe, no red/green.
+    colors = [(84, 39, 136), (178, 171, 210), (247, 247, 247), (253, 184, 99), (179, 88, 6)]
+    return pg.ColorMap([0.0, 0.25, 0.5, 0.75, 1.0], colors, name="PuOr_r")
+
+
 #: Colormap of the gradients (symmetric levels), and of the errors.
 DIVERGING = _diverging()
 SEQUENTIAL = pg.colormap.get("viridis")
+#: Choices offered for the gradients (diverging) and the error (sequential): menu text -> map.
+DIVERGING_MAPS: dict[str, pg.ColorMap] = {"Blue – red (RdBu)": DIVERGING, "Purple – orange (PuOr)": _puor(),
+                                          "Cool – warm (CET-D1)": pg.colormap.get("CET-D1")}  # fmt: skip
+SEQUENTIAL_MAPS: dict[str, pg.ColorMap] = {name.capitalize(): pg.colormap.get(name)
+                                           for name in ("viridis", "cividis", "magma", "inferno")}  # fmt: skip
+COLORMAPS = {**DIVERGING_MAPS, **SEQUENTIAL_MAPS}
 
 #: Up to this many rows or columns, every cell gets a centred tick label.
 MAX_LABELLED_TICKS = 32
 
 #: Levels shrink only when the data uses less than this fraction of them.
 SHRINK_FRACTION = 0.02
+#: Space above and below a colour bar (px) so its end tick labels are not clipped.
+BAR_END_MARGIN = 9
+#: A selected cell smaller than this on screen (px) also gets a ring of this size.
+MIN_OUTLINE_PX = 10
+
+
+def bar_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[tuple[float, str]]:
+    """Ticks of a colour bar: both ends and evenly spaced values between, in the one tick format.
+
+    The division (4, 5, 2, 3 or 6 parts, at most ``max_ticks - 1``) with the shortest labels wins,
+    so ``(0, 1.25e-9)`` reads ``0, 2.5e-10, 5e-10, …`` rather than ``3.125e-10`` steps.
+
+    Examples
+    --------
+    >>> [t for _, t in bar_ticks(-1.0, 1.0)]
+    ['-1.0', '-0.5', '0.0', '0.5', '1.0']
+    >>> [t for _, t in bar_ticks(-20.0, -8.0)]
+    ['-20', '-17', '-14', '-11', '-8']
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return []
+    best: tuple[int, int, float] | None = None
+    for parts in (4, 5, 2, 3, 6, 1):
+        if parts > max(1, max_ticks - 1):
+            continue
+        step = (hi - lo) / parts
+        _, extra = _spacing_digits(step)
+        key = (extra, 0 if parts in (4, 5) else 1)
+        if best is None or key < best[:2]:
+            best = (*key, parts)  # type: ignore[assignment]
+    parts = int(best[2]) if best is not None else 1
+    values = [lo + (hi - lo) * k / parts for k in range(parts + 1)]
+    values[-1] = hi
+    return list(zip(values, format_ticks(values, (hi - lo) / parts), strict=True))
 
 
 def nice_ceil(v: float) -> float:
@@ -87,19 +146,27 @@ class ColorBar(pg.PlotItem):
         axis = self.getAxis("right")
         axis.unlinkFromView()
         apply_tick_format(axis)  # one tick format on screen and in exports; no SI prefix
-        axis.setWidth(56)
+        # End labels may reach past the bar by half their height: the margins below leave room for them.
+        axis.setStyle(hideOverlappingLabels=False, autoExpandTextSpace=False)
+        self.layout.setContentsMargins(0, BAR_END_MARGIN, 0, BAR_END_MARGIN)
         if label:
             self.setLabel("right", label)
-        self.setMaximumWidth(90)
         self.setXRange(0, 1, padding=0)
         self.setYRange(0, 1, padding=0)
-        rect = QGraphicsRectItem(0, 0, 1, 1)
-        rect.setPen(QPen(Qt.PenStyle.NoPen))
-        rect.setBrush(QBrush(cmap.getGradient(QPointF(0.0, 0.0), QPointF(0.0, 1.0))))
-        self.addItem(rect)
+        self.getViewBox().setMaximumWidth(22)
+        self.getViewBox().setMinimumWidth(12)
+        self.rect_item = QGraphicsRectItem(0, 0, 1, 1)
+        self.rect_item.setPen(QPen(Qt.PenStyle.NoPen))
+        self.addItem(self.rect_item)
+        self.set_colormap(cmap)
         self.levels = (0.0, 1.0)
         self._drawn = False
         self.set_levels(0.0, 1.0)
+        self.getViewBox().sigResized.connect(self._on_view_box_resized)
+
+    def set_colormap(self, cmap: pg.ColorMap) -> None:
+        """Paint the bar with ``cmap``."""
+        self.rect_item.setBrush(QBrush(cmap.getGradient(QPointF(0.0, 0.0), QPointF(0.0, 1.0))))
 
     def set_levels(self, lo: float, hi: float) -> None:
         if not hi > lo:
@@ -108,14 +175,45 @@ class ColorBar(pg.PlotItem):
             return  # unchanged: keep the axis's cached picture
         self._drawn = True
         self.levels = (lo, hi)
-        self.getAxis("right").setRange(lo, hi)
+        axis = self.getAxis("right")
+        axis.setRange(lo, hi)
+        self._fit_ticks()
+
+    def _fit_ticks(self) -> None:
+        """Explicit ticks (both ends labelled) and an axis just wide enough for them, so the labels never
+        reach the bar's title (the axis label beside them)."""
+        axis = self.getAxis("right")
+        lo, hi = self.levels
+        height = self.getViewBox().height() or 200.0
+        line = QFontMetricsF(axis.style["tickFont"] or axis.font()).height()
+        ticks = bar_ticks(lo, hi, max(2, min(5, int(height // (2.2 * line)) + 1)))
+        if ticks != getattr(self, "_ticks", None):
+            self._ticks = ticks
+            axis.setTicks([ticks, []])
+        metrics = QFontMetricsF(axis.style["tickFont"] or axis.font())
+        text = max((metrics.horizontalAdvance(t) for _, t in ticks), default=0.0)
+        label = axis.label.boundingRect().height() if axis.label.isVisible() else 0.0
+        width = math.ceil(text + axis.style["tickTextOffset"][0] + max(0, axis.style["tickLength"]) + label + 4)
+        if getattr(axis, "fixedWidth", None) != width:  # (not width(): a resize re-enters here)
+            axis.setWidth(width)
+
+    def _on_view_box_resized(self, *_args: object) -> None:
+        self._fit_ticks()
+
+    def apply_colors(self, colors: Colors) -> None:
+        axis = self.getAxis("right")
+        axis.setPen(colors.plot_foreground)
+        axis.setTextPen(colors.plot_foreground)
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):
     """One image of an (N, C) array: row i of the image is row i of the grid.
 
-    Holds exactly one ``pg.ImageItem`` (``self.image_item``, row-major, y inverted)
-    whose ``image`` is the array shown, and a :class:`ColorBar`.
+    Holds exactly one ``pg.ImageItem`` (``self.image_item``, row-major, y inverted) and a
+    :class:`ColorBar`. While the grid fits the view's pixels the item's ``image`` is the array
+    shown, cell for cell; when it has more cells than pixels the item shows an overview of the
+    visible part (:mod:`explorer.gui.map_overview`: each pixel the extreme of its cells, so no hot
+    cell vanishes) and :attr:`data` keeps the full array.
 
     Signals
     -------
@@ -128,12 +226,15 @@ class HeatmapView(pg.GraphicsLayoutWidget):
     cellHovered = Signal(int, int)
     cellClicked = Signal(int, int)
 
-    def __init__(self, title: str, cmap: pg.ColorMap, bar_label: str = "", parent: QWidget | None = None):
+    def __init__(self, title: str, cmap: pg.ColorMap, bar_label: str = "", parent: QWidget | None = None,
+                 reduction: Reduction = "magnitude"):  # fmt: skip
         super().__init__(parent=parent)
-        self.setBackground("w")
         self.ci.setContentsMargins(2, 2, 2, 2)
+        self._colors = LIGHT
+        self._title = title
         self.plot = self.addPlot(row=0, col=0, title=title)
         self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()  # the window has a visible Reset view action instead of pyqtgraph's "A"
         self.plot.invertY(True)
         self.plot.setLabel("left", "sample")
         self.plot.setLabel("bottom", "class")
@@ -143,38 +244,163 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setColorMap(cmap)
         self.plot.addItem(self.image_item)
+        self.cmap = cmap
         self.colorbar = ColorBar(cmap, bar_label)
         self._bar_label = bar_label
         self.addItem(self.colorbar, row=0, col=1)
+        # The selected cell: a thick dark frame with a thin light one inside, visible on any colour.
         self._marker = QGraphicsRectItem(0, 0, 1, 1)
-        self._marker.setPen(pg.mkPen(QColor(0, 0, 0), width=2, cosmetic=True))
-        self._marker.setZValue(10)
-        self._marker.setVisible(False)
-        self.plot.addItem(self._marker)
+        self._marker_inner = QGraphicsRectItem(0, 0, 1, 1)
+        for item, z in ((self._marker, 10), (self._marker_inner, 11)):
+            item.setZValue(z)
+            item.setVisible(False)
+            self.plot.addItem(item)
+        self._ring = pg.ScatterPlotItem(size=MIN_OUTLINE_PX + 4, symbol="s", brush=None)
+        self._ring.setZValue(12)
+        self.plot.addItem(self._ring)
+        self.crosshair = (pg.InfiniteLine(angle=90, movable=False), pg.InfiniteLine(angle=0, movable=False))
+        for line in self.crosshair:
+            line.setZValue(8)
+            line.setVisible(False)
+            self.plot.addItem(line, ignoreBounds=True)
         self._shape: tuple[int, ...] = (0, 0)
         self._marks: dict[str, pg.ScatterPlotItem] = {}
         self._hover = (-1, -1)
+        self._selected: tuple[int, int] | None = None
         self.levels: tuple[float, float] | None = None
+        #: The full array on show (the image item may hold an overview of it).
+        self.data: NDArray | None = None
+        self.reduction: Reduction = reduction
+        self._overview: OverviewSource | None = None
+        self._region_key: tuple[int, ...] | None = None
+        self._overview_timer = QTimer(self, singleShot=True, interval=0)
+        self._overview_timer.timeout.connect(self._refresh_overview)
+        self.plot.getViewBox().sigRangeChanged.connect(self._on_view_box_range_changed)
+        self.plot.getViewBox().sigResized.connect(self._on_view_box_range_changed)
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        self.apply_colors(LIGHT)
+
+    # ------------------------------------------------------------------ look
+    def apply_colors(self, colors: Colors) -> None:
+        """Background, axes, titles, crosshair and outline in the colours of a scheme."""
+        self._colors = colors
+        self.setBackground(colors.plot_background)
+        fg = colors.plot_foreground
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(fg)
+            axis.setTextPen(fg)
+        self.colorbar.apply_colors(colors)
+        self.plot.setTitle(self._title, color=fg.name())
+        self._marker.setPen(pg.mkPen(colors.outline_outer, width=4, cosmetic=True))
+        self._marker_inner.setPen(pg.mkPen(colors.outline_inner, width=1.5, cosmetic=True))
+        self._ring.setPen(pg.mkPen(colors.outline_inner, width=2))
+        for line in self.crosshair:
+            line.setPen(pg.mkPen(colors.crosshair, width=1, style=Qt.PenStyle.DashLine))
+        for item in self._marks.values():
+            item.setPen(pg.mkPen(fg, width=1.5))
+
+    def set_colormap(self, cmap: pg.ColorMap) -> None:
+        """Draw the image and its bar with ``cmap``."""
+        self.cmap = cmap
+        self.image_item.setColorMap(cmap)
+        self.colorbar.set_colormap(cmap)
 
     # ------------------------------------------------------------------ data
     def set_image(self, image: NDArray, levels: tuple[float, float]) -> None:
         """Show ``image`` with fixed ``levels`` (never auto-levels)."""
+        if self.data is not None and image is self.image_item.image and image is not self.data:
+            image = self.data  # re-levelling what is on show (exports): the full array, not its overview
         shape = image.shape
         self.levels = levels
-        self.image_item.setImage(image, autoLevels=False, levels=levels)
+        self.data = image
+        self._overview = BlockOverview(image, self.reduction)
+        self._region_key = None
         self.colorbar.set_levels(*levels)
         if shape != self._shape:
             self._shape = shape
+            vb = self.plot.getViewBox()
+            vb.setLimits(xMin=0, xMax=shape[1], yMin=0, yMax=shape[0])
             self.plot.setXRange(0, shape[1], padding=0)
             self.plot.setYRange(0, shape[0], padding=0)
             for axis_name, count in (("bottom", shape[1]), ("left", shape[0])):
                 ticks = [[(k + 0.5, str(k)) for k in range(count)]] if count <= MAX_LABELLED_TICKS else None
                 self.plot.getAxis(axis_name).setTicks(ticks)
+        self._refresh_overview()
+
+    def _view_pixels(self) -> tuple[float, float]:
+        """Device pixels of the plot area (height, width); 0 when the view is not on screen."""
+        if not self.isVisible():
+            return 0.0, 0.0
+        vb = self.plot.getViewBox()
+        ratio = self.devicePixelRatioF()
+        return vb.height() * ratio, vb.width() * ratio
+
+    def _visible_cells(self) -> tuple[int, int, int, int]:
+        n, c = self._shape[:2]
+        (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
+        r0, r1 = max(0, math.floor(y0)), min(n, math.ceil(y1))
+        c0, c1 = max(0, math.floor(x0)), min(c, math.ceil(x1))
+        return r0, max(r1, r0 + 1), c0, max(c1, c0 + 1)
+
+    @property
+    def overview_factors(self) -> tuple[int, int]:
+        """Cells per image pixel (down, across): (1, 1) when every cell is drawn."""
+        return self._region_key[4:6] if self._region_key is not None else (1, 1)  # type: ignore[return-value]
+
+    def _refresh_overview(self) -> None:
+        """Draw the whole array when it fits the pixels, else the overview of the visible cells."""
+        data = self.data
+        if data is None or data.ndim != 2 or self._overview is None or self.levels is None:
+            return  # nothing drawn yet, or levels forgotten for a new problem (the next report brings both)
+        n, c = data.shape
+        height, width = self._view_pixels()
+        r0, r1, c0, c1 = self._visible_cells()
+        fits = height <= 0 or (r1 - r0 <= height and c1 - c0 <= width)
+        if fits:
+            key: tuple[int, ...] = (0, n, 0, c, 1, 1)
+            if key != self._region_key:  # set_image forgets the key, so new data always lands here
+                self.image_item.setImage(data, autoLevels=False, levels=self.levels)
+                self.image_item.setRect(QRectF(0, 0, c, n))
+                self._region_key = key
+            return
+        region = self._overview.region(r0, r1, c0, c1, height, width)
+        key = (region.row0, region.rows, region.col0, region.cols, *region.factors)
+        if key == self._region_key:
+            return
+        self._region_key = key
+        self.image_item.setImage(region.image, autoLevels=False, levels=self.levels)
+        # The last block may be partial: the picture spans its blocks, clipped by the view's limits.
+        self.image_item.setRect(QRectF(region.col0, region.row0, region.cols, region.rows))
+        self._update_ring()
+
+    def _on_view_box_range_changed(self, *_args: object) -> None:
+        self._overview_timer.start()  # once per burst of pan/zoom events
+        self._update_ring()
+
+    def showEvent(self, event: object) -> None:  # type: ignore[override]
+        super().showEvent(event)  # type: ignore[arg-type]
+        self._overview_timer.start()
+
+    def reset_view(self) -> None:
+        """Show the whole grid."""
+        if len(self._shape) >= 2 and self._shape[0] and self._shape[1]:
+            self.plot.getViewBox().setRange(xRange=(0, self._shape[1]), yRange=(0, self._shape[0]), padding=0)
+
+    def show_cell(self, cell: tuple[int, int]) -> None:
+        """Pan (keeping the zoom) so ``cell`` is inside the view, if it is not already."""
+        i, j = cell
+        vb = self.plot.getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if x0 <= j and j + 1 <= x1 and y0 <= i and i + 1 <= y1:
+            return
+        w, h = x1 - x0, y1 - y0
+        vb.setRange(xRange=(j + 0.5 - w / 2, j + 0.5 + w / 2), yRange=(i + 0.5 - h / 2, i + 0.5 + h / 2), padding=0)
 
     def set_title(self, title: str) -> None:
-        self.plot.setTitle(title)
+        self._title = title
+        self.plot.setTitle(title, color=self._colors.plot_foreground.name())
 
     @property
     def title(self) -> str:
@@ -184,11 +410,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if label != self._bar_label:
             self._bar_label = label
             self.colorbar.setLabel("right", label)
+            self.colorbar._fit_ticks()
 
     def set_marks(self, cells: np.ndarray, symbol: str = "x") -> None:
         """Mark cells (an (N, C) boolean mask) with a symbol; an empty mask clears the marks."""
         if self._marks.get(symbol) is None:
-            item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(0, 0, 0, width=1.5), brush=None, symbol=symbol)
+            item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(self._colors.plot_foreground, width=1.5), brush=None,
+                                      symbol=symbol)  # fmt: skip
             item.setZValue(9)
             self.plot.addItem(item)
             self._marks[symbol] = item
@@ -197,17 +425,41 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         """Outline the selected cell (or hide the outline)."""
-        if cell is None:
-            self._marker.setVisible(False)
-            return
-        i, j = cell
-        self._marker.setRect(QRectF(j, i, 1, 1))
-        self._marker.setVisible(True)
+        self._selected = cell
+        visible = cell is not None
+        self._marker.setVisible(visible)
+        self._marker_inner.setVisible(visible)
+        if cell is not None:
+            i, j = cell
+            self._marker.setRect(QRectF(j, i, 1, 1))
+            self._marker_inner.setRect(QRectF(j, i, 1, 1))
+        self._update_ring()
+
+    def _update_ring(self) -> None:
+        """A ring of fixed size around the selected cell when the cell itself is too small to see."""
+        cell = self._selected
+        small = False
+        if cell is not None:
+            px = self.plot.getViewBox().viewPixelSize()
+            small = px[0] > 0 and px[1] > 0 and min(1 / px[0], 1 / px[1]) < MIN_OUTLINE_PX
+        if small and cell is not None:
+            self._ring.setData([cell[1] + 0.5], [cell[0] + 0.5])
+            self._ring.setVisible(True)
+        else:
+            self._ring.setVisible(False)
+
+    def set_crosshair(self, cell: tuple[int, int] | None) -> None:
+        """Dashed lines through the centre of ``cell`` (None hides them)."""
+        for line in self.crosshair:
+            line.setVisible(cell is not None)
+        if cell is not None:
+            self.crosshair[0].setValue(cell[1] + 0.5)
+            self.crosshair[1].setValue(cell[0] + 0.5)
 
     # ----------------------------------------------------------------- mouse
     def cell_at(self, scene_pos: QPointF) -> tuple[int, int]:
         """Grid cell under a scene position, or (-1, -1)."""
-        if not self.plot.sceneBoundingRect().contains(scene_pos):
+        if not self.plot.getViewBox().sceneBoundingRect().contains(scene_pos):
             return -1, -1
         p = self.plot.getViewBox().mapSceneToView(scene_pos)
         i, j = math.floor(p.y()), math.floor(p.x())
@@ -221,6 +473,12 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if cell != self._hover:
             self._hover = cell
             self.cellHovered.emit(*cell)
+
+    def leaveEvent(self, event: object) -> None:  # type: ignore[override]
+        super().leaveEvent(event)  # type: ignore[arg-type]
+        if self._hover != (-1, -1):
+            self._hover = (-1, -1)
+            self.cellHovered.emit(-1, -1)
 
     def _on_scene_mouse_clicked(self, event: object) -> None:
         if getattr(event, "button", lambda: None)() != Qt.MouseButton.LeftButton:

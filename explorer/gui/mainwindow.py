@@ -11,9 +11,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QToolTip,
     QWidget,
@@ -37,14 +39,24 @@ from explorer.gui.menus import build_menus
 from explorer.gui.safety import Autosaver
 from explorer.gui.sweep_panel import SweepPanel
 from explorer.gui.text_views import InspectorView, SummaryView
+from explorer.gui.theme import initial_choice, theme_manager
 from explorer.gui.user_runs import UserRuns
-from explorer.gui.window_settings import SETTINGS_VERSION, app_settings, restore_window, save_window
+from explorer.gui.window_settings import (
+    SETTINGS_VERSION,
+    app_settings,
+    fit_to_screen,
+    initial_size,
+    restore_window,
+    save_window,
+)
+from explorer.gui.worst_cells import WorstCellsPanel
 from explorer.gui.your_code_panel import UserCodePanel
 
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
 APPLICATION = "Gradient Explorer"
-MIN_SIDE_PANEL_WIDTH = 250
+#: Narrowest the side panels may get (px): small screens (1024 x 600, or 960 x 540 at 200 %) still fit.
+MIN_SIDE_PANEL_WIDTH = 220
 
 
 class MainWindow(QMainWindow):
@@ -66,6 +78,13 @@ class MainWindow(QMainWindow):
     copy_code_action: QAction
     recent_menu: QMenu
     error_view_actions: dict[str, QAction]
+    theme_actions: dict[str, QAction]
+    gradient_cmap_actions: dict[str, QAction]
+    error_cmap_actions: dict[str, QAction]
+    precision_actions: dict[str, QAction]
+    reset_view_action: QAction
+    worst_cell_action: QAction
+    guide_action: QAction
 
     def __init__(self, parent: QWidget | None = None, restore_settings: bool = True):
         super().__init__(parent)
@@ -92,8 +111,10 @@ class MainWindow(QMainWindow):
         self.inspector = InspectorView(self.display)
         self.sweep_panel = SweepPanel(self.state, self.display)
         self.user_panel = UserCodePanel()
-        for panel in (self.summary, self.inspector):
-            panel.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
+        self.worst_cells = WorstCellsPanel(self.display)
+        self._guide: QWidget | None = None
+        self.themes = theme_manager()
+        self.themes.set_choice(initial_choice(app_settings().value("view/theme") if restore_settings else None))
         self._build_layout()
         self.status = JobStatus(self.statusBar(), (self.recomputer, self.sweeper), self.user_job)
         self.progress, self.cancel_button = self.status.progress, self.status.cancel_button
@@ -101,9 +122,11 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
         self._connect()
-        self.resize(1280, 800)
+        self.resize(initial_size(self.screen().availableGeometry()))
         if restore_settings:
             restore_window(self)
+        fit_to_screen(self)
+        self._sync_view_actions()
         self.controller.stack.clear()
         self._offer_restore()
         self.autosaver.start()
@@ -123,19 +146,36 @@ class MainWindow(QMainWindow):
         self.central_splitter = splitter
         self.setCentralWidget(splitter)
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self._controls_dock = self._dock("Controls", "controlsDock", self.controls, left)
-        self._user_dock = self._dock("Your code", "userCodeDock", self.user_panel, left)
+        # Panels taller or wider than a small screen scroll inside their dock instead of pushing the window.
+        self._controls_dock = self._dock("Controls", "controlsDock", self._scrolled(self.controls), left)
+        self._user_dock = self._dock("Your code", "userCodeDock", self._scrolled(self.user_panel), left)
         self.tabifyDockWidget(self._controls_dock, self._user_dock)
         self._controls_dock.raise_()
         self._sweep_dock = self._dock("Error vs eps", "sweepDock", self.sweep_panel, right)
         self._summary_dock = self._dock("Summary", "summaryDock", self.summary, right)
         self._inspector_dock = self._dock("Cell inspector", "inspectorDock", self.inspector, right)
+        self._worst_dock = self._dock("Worst cells", "worstCellsDock", self.worst_cells, right)
         self.tabifyDockWidget(self._summary_dock, self._inspector_dock)
+        self.tabifyDockWidget(self._inspector_dock, self._worst_dock)
         self._summary_dock.raise_()
+        for dock in self.docks:
+            dock.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
+        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
+
+    @staticmethod
+    def _scrolled(widget: QWidget) -> QScrollArea:
+        area = QScrollArea()
+        area.setObjectName(f"{widget.objectName() or 'panel'}Scroll")
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        return area
 
     @property
     def docks(self) -> tuple[QDockWidget, ...]:
-        return (self._controls_dock, self._user_dock, self._sweep_dock, self._summary_dock, self._inspector_dock)
+        return (self._controls_dock, self._user_dock, self._sweep_dock, self._summary_dock, self._inspector_dock,
+                self._worst_dock)  # fmt: skip
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -153,6 +193,8 @@ class MainWindow(QMainWindow):
         self.controls.message.connect(self.show_message)
         self.grid.currentCellChanged.connect(lambda i, j: self.display.select((i, j)))
         self.heatmaps.cellClicked.connect(lambda i, j: self.display.select((i, j)))
+        self.heatmaps.worstRequested.connect(self.go_to_worst_cell)
+        self.worst_cells.cellChosen.connect(lambda i, j: self.display.select((i, j)))
         self.heatmaps.cellHovered.connect(self._on_heatmap_cell_hovered)
         self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
         self.state.changed.connect(self._on_state_changed)
@@ -186,6 +228,29 @@ class MainWindow(QMainWindow):
             self.status.set_duration(self.recomputer.last_duration)
         if getattr(change, "cell", False) and display.cell is not None and display.cell != self.grid.current_cell():
             self.grid.select_cell(*display.cell)
+        if getattr(change, "report", False) and display.cell is not None:
+            self.grid.keep_current_in_view()
+
+    def go_to_worst_cell(self) -> None:
+        """Select the cell with the largest error (failing first) and bring it into view everywhere."""
+        report = self.display.report
+        if report is None or report.grad_analytic.ndim != 2:
+            self.show_message("No result yet: nothing to go to")
+            return
+        cells = report.worst_cells(1)
+        if not len(cells):
+            return
+        cell = (int(cells[0][0]), int(cells[0][1]))
+        self.display.select(cell)
+        self.grid.select_cell(*cell)
+        self.heatmaps.show_cell(cell)
+        values = self.display.values_at(cell)
+        if values is not None:
+            self.show_message(f"Worst cell: sample {cell[0]}, class {cell[1]}, |error| {values.abs_err:.3g}")
+
+    def reset_map_view(self) -> None:
+        """Show the whole grid on the three maps."""
+        self.heatmaps.reset_view()
 
     def _on_sweep_panel_eps_picked(self, eps: float) -> None:
         try:
@@ -276,6 +341,32 @@ class MainWindow(QMainWindow):
         self.restoreState(self._default_state, SETTINGS_VERSION)
         for dock in self.docks:
             dock.setVisible(True)
+        fit_to_screen(self)
+
+    def _sync_view_actions(self) -> None:
+        """Check the View menu's choices that are in force (after settings were restored)."""
+        for actions, current in ((self.gradient_cmap_actions, self.heatmaps.gradient_cmap),
+                                 (self.error_cmap_actions, self.heatmaps.error_cmap),
+                                 (self.precision_actions, str(self.grid.precision)),
+                                 (self.theme_actions, self.themes.choice.value)):  # fmt: skip
+            for key, act in actions.items():
+                act.setChecked(key == current)
+
+    def show_guide(self) -> None:
+        """F1: the user guide, searchable, beside the window."""
+        from explorer.gui.help_window import GuideWindow
+
+        if self._guide is None:
+            self._guide = GuideWindow(self)
+        self._guide.show()
+        self._guide.raise_()
+        self._guide.activateWindow()
+
+    def set_theme(self, choice: str) -> None:
+        """Follow the system's colour scheme (``"system"``) or force ``"light"`` or ``"dark"``."""
+        self.themes.set_choice(choice)
+        for key, act in self.theme_actions.items():
+            act.setChecked(key == self.themes.choice.value)
 
     def save_settings(self) -> None:
         save_window(self)

@@ -7,12 +7,22 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange, Source
 from explorer.app.report_text import affected_cells
 from explorer.core import Report
-from explorer.gui.heatmap_view import DIVERGING, SEQUENTIAL, HeatmapView, nice_ceil, stable_levels, symmetric_limit
+from explorer.gui.heatmap_view import (
+    DIVERGING,
+    DIVERGING_MAPS,
+    SEQUENTIAL,
+    SEQUENTIAL_MAPS,
+    HeatmapView,
+    nice_ceil,
+    stable_levels,
+    symmetric_limit,
+)
+from explorer.gui.theme import Colors, theme_manager
 
 __all__ = ["ERROR_VIEWS", "HeatmapPanel", "error_image"]
 
@@ -47,23 +57,29 @@ def _finite_range(a: NDArray) -> tuple[float, float]:
 class HeatmapPanel(QWidget):
     """Analytic and numeric gradients (shared symmetric levels, diverging map) and the error (sequential map).
 
+    The three maps zoom and pan together, share a crosshair at the hovered cell and outline the
+    selected cell. ``display=None`` builds the maps for an export (light colours, no display model).
+
     Signals
     -------
     cellHovered(int, int), cellClicked(int, int)
         Forwarded from any of the three maps.
+    worstRequested()
+        The "Worst cell" button.
     """
 
     cellHovered = Signal(int, int)
     cellClicked = Signal(int, int)
+    worstRequested = Signal()
 
     def __init__(self, display: Display | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.display = display
-        self.analytic = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
+        self.analytic = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x", reduction="magnitude")
         self.analytic.setObjectName("analyticHeatmap")
-        self.numeric = HeatmapView("Numeric gradient", DIVERGING, "∂L/∂x")
+        self.numeric = HeatmapView("Numeric gradient", DIVERGING, "∂L/∂x", reduction="magnitude")
         self.numeric.setObjectName("numericHeatmap")
-        self.error = HeatmapView("Error", SEQUENTIAL, "|error|")
+        self.error = HeatmapView("Error", SEQUENTIAL, "|error|", reduction="max")
         self.error.setObjectName("errorHeatmap")
         self.analytic.setToolTip("Closed-form gradient of the loss; red is positive, blue negative")
         self.numeric.setToolTip("Finite-difference gradient, on the same colour scale as the analytic one")
@@ -75,16 +91,36 @@ class HeatmapPanel(QWidget):
         self.view_combo.setToolTip("What the error map shows")
         self.view_combo.currentIndexChanged.connect(self._on_view_combo_changed)
 
+        self.worst_button = QToolButton(objectName="worstCellButton", text="Worst cell")
+        self.worst_button.setToolTip("Select the cell with the largest error and bring it into view (Ctrl+G)")
+        self.worst_button.clicked.connect(self.worstRequested)
+        self.reset_button = QToolButton(objectName="resetViewButton", text="Reset view")
+        self.reset_button.setToolTip("Show the whole grid on all three maps (Ctrl+0)")
+        self.reset_button.clicked.connect(self.reset_view)
+
         header = QHBoxLayout()
-        header.addWidget(QLabel("Error map shows:"))
+        header.setContentsMargins(2, 0, 2, 0)
+        header.addWidget(QLabel("Error map:"))
         header.addWidget(self.view_combo)
         header.addStretch(1)
+        header.addWidget(self.worst_button)
+        header.addWidget(self.reset_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("heatmapSplitter")
+        splitter.setChildrenCollapsible(False)
         for view in self.views:
             splitter.addWidget(view)
-            view.cellHovered.connect(self.cellHovered)
+            view.cellHovered.connect(self._on_view_cell_hovered)
             view.cellClicked.connect(self.cellClicked)
+        # Zoom and pan together on screen: the numeric and error maps follow the analytic one's view box.
+        # (Not in an export's panel: its plots move into a figure and the panel is deleted, and a link
+        # between view boxes of different scenes outliving one of them crashes Qt.)
+        if display is not None:
+            for view in (self.numeric, self.error):
+                view.plot.setXLink(self.analytic.plot)
+                view.plot.setYLink(self.analytic.plot)
+        self.gradient_cmap = next(iter(DIVERGING_MAPS))
+        self.error_cmap = next(iter(SEQUENTIAL_MAPS))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
@@ -94,6 +130,41 @@ class HeatmapPanel(QWidget):
         self._source = Source.BUILTIN
         if display is not None:  # figures for export draw a report directly with show_report
             display.changed.connect(self._on_display_changed)
+            manager = theme_manager()
+            manager.changed.connect(self.apply_colors)
+            self.apply_colors(manager.colors)
+
+    def apply_colors(self, colors: Colors) -> None:
+        """Restyle the maps for a colour scheme (exports keep the light one)."""
+        for view in self.views:
+            view.apply_colors(colors)
+
+    def set_colormaps(self, gradient: str | None = None, error: str | None = None) -> None:
+        """Choose the gradients' diverging map and the error's sequential map by name
+        (keys of :data:`~explorer.gui.heatmap_view.DIVERGING_MAPS` and ``SEQUENTIAL_MAPS``)."""
+        if gradient in DIVERGING_MAPS:
+            self.gradient_cmap = gradient
+            for view in (self.analytic, self.numeric):
+                view.set_colormap(DIVERGING_MAPS[gradient])
+        if error in SEQUENTIAL_MAPS:
+            self.error_cmap = error
+            self.error.set_colormap(SEQUENTIAL_MAPS[error])
+
+    def reset_view(self) -> None:
+        """Show the whole grid on all three maps (they are linked)."""
+        self.analytic.reset_view()
+
+    def show_cell(self, cell: tuple[int, int]) -> None:
+        """Pan the linked maps so ``cell`` is in view (the zoom stays)."""
+        self.analytic.show_cell(cell)
+
+    def set_crosshair(self, cell: tuple[int, int] | None) -> None:
+        for view in self.views:
+            view.set_crosshair(cell)
+
+    def _on_view_cell_hovered(self, i: int, j: int) -> None:
+        self.set_crosshair((i, j) if i >= 0 else None)
+        self.cellHovered.emit(i, j)
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         display = self.display
@@ -108,6 +179,8 @@ class HeatmapPanel(QWidget):
             self.show_report(display.report)
         if change.cell or change.report or change.source:
             self.set_selected(display.cell)
+        if change.cell and display.cell is not None:
+            self.show_cell(display.cell)
 
     @property
     def views(self) -> tuple[HeatmapView, HeatmapView, HeatmapView]:

@@ -6,15 +6,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
 
+from explorer.gui.heatmap_view import DIVERGING_MAPS, SEQUENTIAL_MAPS
 from explorer.gui.maps_panel import ERROR_VIEWS
 
 if TYPE_CHECKING:
     from explorer.gui.mainwindow import MainWindow
 
-__all__ = ["PLOTS", "build_menus", "make_action"]
+__all__ = ["PLOTS", "PRECISIONS", "SHORTCUTS", "THEMES", "build_menus", "make_action"]
 
 #: Exportable plots: key -> menu text.
 PLOTS: dict[str, str] = {
@@ -23,6 +24,26 @@ PLOTS: dict[str, str] = {
     "numeric": "Numeric gradient…",
     "error": "Error map…",
     "sweep": "Error versus eps…",
+}
+
+#: View > Theme: scheme key -> menu text.
+THEMES: dict[str, str] = {"system": "Follow the &system", "light": "&Light", "dark": "&Dark"}
+#: View > Grid precision: significant digits offered.
+PRECISIONS = (3, 4, 6, 8, 10, 17)
+#: The window's shortcuts, as the user guide and the README list them: keys -> what they do.
+SHORTCUTS: dict[str, str] = {
+    "F1": "Open the user guide",
+    "Ctrl+O / Ctrl+S / Ctrl+Shift+S": "Open, save, save as",
+    "Ctrl+Z / Ctrl+Shift+Z": "Undo, redo",
+    "Ctrl+C / Ctrl+V": "Copy, paste a block of logits (in the grid)",
+    "Ctrl+R": "Random logits",
+    "Ctrl+G": "Go to the worst cell (grid, maps, sweep)",
+    "Ctrl+0": "Reset the maps' view (whole grid)",
+    "Ctrl+Alt+C": "Copy the dashboard as an image",
+    "Ctrl+Shift+C": "Copy the check as NumPy code",
+    "Ctrl+Return": "Check my code (Your code panel)",
+    "Esc": "Cancel the running computation",
+    "Mouse wheel / drag on a map": "Zoom / pan all three maps together",
 }
 
 Shortcut = QKeySequence | QKeySequence.StandardKey | str | None
@@ -110,12 +131,30 @@ def build_menus(w: MainWindow) -> None:
             edit_menu.addAction(entry)
 
     view_menu = w.menuBar().addMenu("&View")
+    w.reset_view_action = make_action(w, "&Reset map view", w.reset_map_view, "Ctrl+0",
+                                      "Show the whole grid on the three maps")  # fmt: skip
+    w.worst_cell_action = make_action(w, "Go to &worst cell", w.go_to_worst_cell, "Ctrl+G",
+                                      "Select the cell with the largest error and bring it into view")  # fmt: skip
+    view_menu.addAction(w.reset_view_action)
+    view_menu.addAction(w.worst_cell_action)
+    view_menu.addSeparator()
     w.error_view_actions = {}
     for key, (text, _) in ERROR_VIEWS.items():
         act = make_action(w, f"Error map: {text}", lambda _=False, k=key: w.heatmaps.set_error_view(k))
         act.setCheckable(True)
         view_menu.addAction(act)
         w.error_view_actions[key] = act
+    w.gradient_cmap_actions = _choice_menu(view_menu.addMenu("&Gradient colours"), list(DIVERGING_MAPS),
+                                           w.heatmaps.gradient_cmap,
+                                           lambda name: w.heatmaps.set_colormaps(gradient=name))  # fmt: skip
+    w.error_cmap_actions = _choice_menu(view_menu.addMenu("&Error colours"), list(SEQUENTIAL_MAPS),
+                                        w.heatmaps.error_cmap,
+                                        lambda name: w.heatmaps.set_colormaps(error=name))  # fmt: skip
+    w.precision_actions = _choice_menu(view_menu.addMenu("Grid &precision"), [str(d) for d in PRECISIONS],
+                                       str(w.grid.precision), lambda d: w.grid.set_precision(int(d)),
+                                       {str(d): f"{d} significant digits" for d in PRECISIONS})  # fmt: skip
+    theme_menu = view_menu.addMenu("&Theme")
+    w.theme_actions = _choice_menu(theme_menu, list(THEMES), w.themes.choice.value, w.set_theme, THEMES)
     view_menu.addSeparator()
     for dock in w.docks:
         view_menu.addAction(dock.toggleViewAction())
@@ -123,8 +162,31 @@ def build_menus(w: MainWindow) -> None:
     view_menu.addAction(make_action(w, "Reset &layout", w.reset_layout, tip="Put the panels back where they started"))
 
     help_menu = w.menuBar().addMenu("&Help")
+    w.guide_action = make_action(w, "&User guide", w.show_guide, QKeySequence.StandardKey.HelpContents,
+                                 "What each panel shows and how to read it")  # fmt: skip
+    if w.guide_action.shortcut().isEmpty():
+        w.guide_action.setShortcut(QKeySequence("F1"))
+    help_menu.addAction(w.guide_action)
+    help_menu.addSeparator()
     help_menu.addAction(make_action(w, "&About Gradient Explorer", lambda: show_about(w)))
     help_menu.addAction(make_action(w, "About &Qt", QApplication.aboutQt))
+
+
+def _choice_menu(menu: QMenu, keys: list[str], current: str, choose: Callable[[str], object],
+                 texts: dict[str, str] | None = None) -> dict[str, QAction]:  # fmt: skip
+    """Exclusive, checkable actions in ``menu``, one per key; the chosen key is passed to ``choose``."""
+    group = QActionGroup(menu)
+    group.setExclusive(True)
+    actions = {}
+    for key in keys:
+        act = QAction((texts or {}).get(key, key), menu)
+        act.setCheckable(True)
+        act.setChecked(key == current)
+        act.triggered.connect(lambda _=False, k=key: choose(k))
+        group.addAction(act)
+        menu.addAction(act)
+        actions[key] = act
+    return actions
 
 
 def show_about(parent: QWidget) -> None:

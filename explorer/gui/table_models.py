@@ -11,19 +11,32 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from explorer.app.edits import EditController
 from explorer.app.state import Change
 from explorer.core import resolve_dtype
 from explorer.files.numbers import parse_number
+from explorer.gui.theme import LIGHT, Colors, current_colors, theme_manager
 
-__all__ = ["LABEL_CELL_COLOR", "LabelsModel", "LogitsModel", "check_cell_values", "largest_cell_value"]
+__all__ = [
+    "DEFAULT_PRECISION",
+    "LABEL_CELL_COLOR",
+    "REFUSED_FLASH_MS",
+    "LabelsModel",
+    "LogitsModel",
+    "check_cell_values",
+    "format_value",
+    "largest_cell_value",
+]
 
-#: Background of each row's label cell in the grid.
-LABEL_CELL_COLOR = QColor(255, 221, 128)
-_IGNORED_ROW_COLOR = QColor(225, 225, 225)
+#: Background of each row's label cell in the grid (the light theme's; see :class:`~explorer.gui.theme.Colors`).
+LABEL_CELL_COLOR = LIGHT.label_cell
+#: Significant digits the grid shows by default (the editor always shows the full value).
+DEFAULT_PRECISION = 6
+#: How long a refused cell stays marked.
+REFUSED_FLASH_MS = 1500
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -84,20 +97,77 @@ def check_cell_values(values: ArrayLike, dtype: str, what: str = "the pasted blo
     raise ValueError(f"{v:g}{where} overflows {dtype} (largest finite {limit:g})")
 
 
-def format_value(v: float) -> str:
-    """Short display text: 6 significant digits."""
-    return f"{v:.6g}"
+def format_value(v: float, digits: int = DEFAULT_PRECISION) -> str:
+    """Display text of a logit with ``digits`` significant digits (``%g``: no trailing zeros).
+
+    Examples
+    --------
+    >>> format_value(-0.13245678), format_value(-0.13245678, 3), format_value(120.0)
+    ('-0.132457', '-0.132', '120')
+    """
+    return f"{v:.{digits}g}"
 
 
 class _StateModel(QAbstractTableModel):
+    """Shared: state notifications, theme colours, and the brief mark of a refused cell."""
+
     rejected = Signal(str)
+    #: A refused edit at (row, column): views may bring it into view.
+    refusedAt = Signal(int, int)
 
     def __init__(self, controller: EditController, parent: Any = None):
         super().__init__(parent)
         self.controller = controller
         self.state = controller.state
         self._shape = self.state.shape
+        self._colors = current_colors()
+        self._refused: tuple[int, int] | None = None
+        self._refused_timer = QTimer(self)
+        self._refused_timer.setSingleShot(True)
+        self._refused_timer.setInterval(REFUSED_FLASH_MS)
+        self._refused_timer.timeout.connect(self._on_refused_timer_timeout)
         self.state.changed.connect(self._on_state_changed)
+        theme_manager().changed.connect(self._on_theme_changed)
+
+    @property
+    def refused_cell(self) -> tuple[int, int] | None:
+        """The cell marked as refused right now (None when no mark shows)."""
+        return self._refused
+
+    def _refuse(self, row: int, col: int, message: str) -> None:
+        """Report a refused edit and mark its cell for :data:`REFUSED_FLASH_MS`."""
+        self._clear_refused()
+        self._refused = (row, col)
+        self._refused_timer.start()
+        self._emit_colors(row, col, row, col)
+        self.rejected.emit(message)
+        self.refusedAt.emit(row, col)
+
+    def _clear_refused(self) -> None:
+        cell, self._refused = self._refused, None
+        if cell is not None and cell[0] < self.rowCount() and cell[1] < self.columnCount():
+            self._emit_colors(cell[0], cell[1], cell[0], cell[1])
+
+    def _on_refused_timer_timeout(self) -> None:
+        self._clear_refused()
+
+    def _emit_colors(self, r0: int, c0: int, r1: int, c1: int) -> None:
+        roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole]
+        self.dataChanged.emit(self.index(r0, c0), self.index(r1, c1), roles)
+
+    def _on_theme_changed(self, colors: Colors) -> None:
+        self._colors = colors
+        n, c = self.rowCount(), self.columnCount()
+        if n and c:
+            self._emit_colors(0, 0, n - 1, c - 1)
+
+    def _colours(self, background: QColor | None, text: QColor | None, role: int, cell: tuple[int, int]) -> Any:
+        """Background and text colours of a cell: the refused mark wins, else the given ones."""
+        if self._refused == cell:
+            background, text = self._colors.refused_cell, self._colors.label_text
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return QBrush(background) if background is not None else None
+        return QBrush(text) if text is not None else None
 
     def _on_state_changed(self, change: Change) -> None:
         raise NotImplementedError
@@ -112,7 +182,22 @@ class _StateModel(QAbstractTableModel):
 
 
 class LogitsModel(_StateModel):
-    """Rows are samples, columns are classes; EditRole data is the float value."""
+    """Rows are samples, columns are classes; EditRole data is the float value.
+
+    The display text has :attr:`precision` significant digits (:meth:`set_precision`).
+    """
+
+    precision = DEFAULT_PRECISION
+
+    def set_precision(self, digits: int) -> None:
+        """Show ``digits`` significant digits (1 … 17) in every cell."""
+        digits = min(max(int(digits), 1), 17)
+        if digits == self.precision:
+            return
+        self.precision = digits
+        n, c = self.rowCount(), self.columnCount()
+        if n and c:
+            self.dataChanged.emit(self.index(0, 0), self.index(n - 1, c - 1), [Qt.ItemDataRole.DisplayRole])
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else self._shape[0]
@@ -127,7 +212,7 @@ class LogitsModel(_StateModel):
         if not (0 <= i < self._shape[0] and 0 <= j < self._shape[1]):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return format_value(float(self.state.logits[i, j]))
+            return format_value(float(self.state.logits[i, j]), self.precision)
         if role == Qt.ItemDataRole.EditRole:
             return float(self.state.logits[i, j])
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -137,12 +222,13 @@ class LogitsModel(_StateModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         label = int(self.state.labels[i])
-        if role == Qt.ItemDataRole.BackgroundRole:
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            colors = self._colors
             if label == j:
-                return QBrush(LABEL_CELL_COLOR)
+                return self._colours(colors.label_cell, colors.label_text, role, (i, j))
             if not 0 <= label < self._shape[1]:
-                return QBrush(_IGNORED_ROW_COLOR)
-            return None
+                return self._colours(colors.ignored_cell, colors.ignored_text, role, (i, j))
+            return self._colours(None, None, role, (i, j))
         if role == Qt.ItemDataRole.FontRole and label == j:
             font = QFont()
             font.setBold(True)
@@ -170,7 +256,7 @@ class LogitsModel(_StateModel):
             check_cell_values(v, self.state.settings.dtype)
             self.controller.set_logit(i, j, v)
         except (ValueError, TypeError) as exc:
-            self.rejected.emit(f"Cell ({i}, {j}) unchanged: {exc}")
+            self._refuse(i, j, f"Cell ({i}, {j}) unchanged: {exc}")
             return False
         return True
 
@@ -182,7 +268,8 @@ class LogitsModel(_StateModel):
             r0, c0, r1, c1 = change.logits
             self.dataChanged.emit(self.index(r0, c0), self.index(min(r1, n) - 1, min(c1, c) - 1))
         if change.labels and n and c:
-            roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.FontRole, Qt.ItemDataRole.ToolTipRole]
+            roles = [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
+                     Qt.ItemDataRole.ToolTipRole]  # fmt: skip
             self.dataChanged.emit(self.index(0, 0), self.index(n - 1, c - 1), roles)
 
 
@@ -210,8 +297,11 @@ class LabelsModel(_StateModel):
             )
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignCenter)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return QBrush(LABEL_CELL_COLOR if 0 <= label < self._shape[1] else _IGNORED_ROW_COLOR)
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            colors = self._colors
+            if 0 <= label < self._shape[1]:
+                return self._colours(colors.label_cell, colors.label_text, role, (index.row(), 0))
+            return self._colours(colors.ignored_cell, colors.ignored_text, role, (index.row(), 0))
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -240,7 +330,7 @@ class LabelsModel(_StateModel):
                 raise ValueError(f"{value!r} is not a whole number")
             self.controller.set_label(i, int(v))
         except (ValueError, TypeError, OverflowError) as exc:
-            self.rejected.emit(f"Label of row {i} unchanged: {exc}")
+            self._refuse(i, 0, f"Label of row {i} unchanged: {exc}")
             return False
         return True
 

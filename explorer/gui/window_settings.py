@@ -5,14 +5,23 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize
 
 from explorer.core import SettingsError
 
 if TYPE_CHECKING:
     from explorer.gui.mainwindow import MainWindow
 
-__all__ = ["ORGANIZATION", "REMEMBERED", "SETTINGS_VERSION", "app_settings", "restore_window", "save_window"]
+__all__ = [
+    "ORGANIZATION",
+    "REMEMBERED",
+    "SETTINGS_VERSION",
+    "app_settings",
+    "fit_to_screen",
+    "initial_size",
+    "restore_window",
+    "save_window",
+]
 
 ORGANIZATION = "GradientExplorer"
 #: Bump when the saved window state's layout changes incompatibly.
@@ -26,6 +35,50 @@ REMEMBERED: dict[str, type] = {
     "label_smoothing": float,
     "ignore_index": int,
 }
+
+
+#: Screens up to this size (logical px) give the window all of their available area; larger ones a share.
+SMALL_SCREEN = QSize(1440, 900)
+#: Share of a large screen's available width and height the first window takes.
+SCREEN_SHARE = 0.8
+
+
+def initial_size(available: QRect) -> QSize:
+    """The first size of the window on a screen with ``available`` geometry (logical pixels).
+
+    Small screens (up to :data:`SMALL_SCREEN`) give the window all of their available area; larger
+    ones :data:`SCREEN_SHARE` of it. Either way the window fits the screen at any scale factor.
+
+    Examples
+    --------
+    >>> from PySide6.QtCore import QRect
+    >>> initial_size(QRect(0, 0, 1280, 720)), initial_size(QRect(0, 0, 1920, 1080))
+    (PySide6.QtCore.QSize(1280, 720), PySide6.QtCore.QSize(1536, 864))
+    """
+    w, h = available.width(), available.height()
+    if w <= SMALL_SCREEN.width() and h <= SMALL_SCREEN.height():
+        return QSize(w, h)
+    return QSize(round(w * SCREEN_SHARE), round(h * SCREEN_SHARE))
+
+
+def fit_to_screen(w: MainWindow) -> None:
+    """Clamp the window into its screen's available geometry (a size restored from a bigger screen,
+    or a position off the screen, is brought back)."""
+    screen = w.screen()
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    frame = w.frameGeometry()
+    extra_w, extra_h = frame.width() - w.width(), frame.height() - w.height()  # title bar and borders
+    width = min(w.width(), area.width() - extra_w)
+    height = min(w.height(), area.height() - extra_h)
+    if (width, height) != (w.width(), w.height()):
+        w.resize(width, height)
+    frame = w.frameGeometry()
+    x = min(max(frame.x(), area.left()), area.right() + 1 - frame.width())
+    y = min(max(frame.y(), area.top()), area.bottom() + 1 - frame.height())
+    if (x, y) != (frame.x(), frame.y()):
+        w.move(x, y)
 
 
 def app_settings() -> QSettings:
@@ -46,6 +99,10 @@ def restore_window(w: MainWindow) -> None:
         if isinstance(value, QByteArray):
             restore(value)
     w.heatmaps.set_error_view(str(st.value("view/error", "abs")))
+    w.heatmaps.set_colormaps(str(st.value("view/gradient_colormap", "")), str(st.value("view/error_colormap", "")))
+    precision = str(st.value("view/precision", "") or "")
+    if precision.isdigit():
+        w.grid.set_precision(int(precision))
     mode_index = w.sweep_panel.mode_combo.findData(st.value("sweep/mode", "cell"))
     w.sweep_panel.mode_combo.setCurrentIndex(max(0, mode_index))
     w.sweep_panel.overlay_check.setChecked(str(st.value("sweep/overlay", "false")).lower() == "true")
@@ -73,6 +130,10 @@ def save_window(w: MainWindow) -> None:
     st.setValue("window/state", w.saveState(SETTINGS_VERSION))
     st.setValue("window/splitter", w.central_splitter.saveState())
     st.setValue("view/error", w.heatmaps.error_view)
+    st.setValue("view/theme", w.themes.choice.value)
+    st.setValue("view/gradient_colormap", w.heatmaps.gradient_cmap)
+    st.setValue("view/error_colormap", w.heatmaps.error_cmap)
+    st.setValue("view/precision", w.grid.precision)
     st.setValue("sweep/mode", w.sweep_panel.mode)
     st.setValue("sweep/overlay", w.sweep_panel.overlay_check.isChecked())
     st.setValue("random/kind", w.controls.random_kind.currentData())

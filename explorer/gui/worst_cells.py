@@ -1,0 +1,169 @@
+"""The worst cells of the shown report: a sortable table (``worstCellsTable``); a click selects the cell.
+
+The rows come from the core's ranking (:meth:`explorer.core.Report.worst_cells`: failing cells
+first, each group by ``|numeric − analytic|``), so the table, the summary's worst cell and the
+CLI's list agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+
+from explorer.app.display import Display, DisplayChange
+from explorer.core import Report
+
+__all__ = ["WORST_CELLS_SHOWN", "WorstCellsModel", "WorstCellsPanel"]
+
+#: How many cells the table lists.
+WORST_CELLS_SHOWN = 200
+COLUMNS = ("rank", "sample", "class", "analytic", "numeric", "|error|", "relative", "verdict")
+#: Sort key role: the raw number of a cell (display text sorts as strings).
+SORT_ROLE = Qt.ItemDataRole.UserRole
+
+_Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+
+
+class WorstCellsModel(QAbstractTableModel):
+    """One row per listed cell: rank, sample, class, both gradients, both errors and the verdict."""
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self._rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+        self.report: Report | None = None
+
+    def set_report(self, report: Report | None, k: int = WORST_CELLS_SHOWN) -> None:
+        """List the ``k`` worst cells of ``report`` (none when it is None)."""
+        self.beginResetModel()
+        self.report = report
+        self._rows = []
+        if report is not None and report.grad_analytic.ndim == 2:
+            cells = report.worst_cells(k)
+            if len(cells):
+                i, j = cells[:, 0], cells[:, 1]
+                ana = report.grad_analytic[i, j].astype(np.float64)
+                num = report.grad_numeric[i, j].astype(np.float64)
+                abs_err, rel_err = report.abs_err[i, j], report.rel_err[i, j]
+                passed = report.comparison.passed[i, j]
+                columns = zip(i, j, ana, num, abs_err, rel_err, passed, strict=True)
+                self._rows = [
+                    (rank + 1, int(a), int(b), float(x), float(y), float(e), float(r), bool(p))
+                    for rank, (a, b, x, y, e, r, p) in enumerate(columns)
+                ]
+        self.endResetModel()
+
+    def cell(self, row: int) -> tuple[int, int]:
+        """The grid cell listed in ``row``."""
+        r = self._rows[row]
+        return r[1], r[2]
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._rows) and 0 <= index.column() < len(COLUMNS)):
+            return None
+        value = self._rows[index.row()][index.column()]
+        if role == SORT_ROLE:
+            return float(value) if not isinstance(value, bool) else int(value)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if isinstance(value, bool):
+                return "pass" if value else "FAIL"
+            if isinstance(value, int):
+                return str(value)
+            return f"{value:.3g}" if index.column() >= 5 else f"{value:.6g}"
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            i, j = self.cell(index.row())
+            return f"sample {i}, class {j}: click to select it on the grid and the maps"
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
+        return None
+
+
+class WorstCellsPanel(QWidget):
+    """The table of the worst cells, sortable by any column, with a line saying how many fail.
+
+    Signals
+    -------
+    cellChosen(int, int)
+        The user clicked (or moved the current row to) a listed cell.
+    """
+
+    cellChosen = Signal(int, int)
+
+    def __init__(self, display: Display | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.display = display
+        self.model = WorstCellsModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView(objectName="worstCellsTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setToolTip("The worst cells, failing ones first; click a column to sort, a row to select the cell")
+        self.table.clicked.connect(self._on_table_clicked)
+        self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
+        self.caption = QLabel(objectName="worstCellsCaption")
+        self.caption.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.table, 1)
+        self._choosing = False
+        if display is not None:
+            display.changed.connect(self._on_display_changed)
+
+    def _on_display_changed(self, change: DisplayChange) -> None:
+        assert self.display is not None
+        if (change.report or change.source) and self.display.report is not self.model.report:
+            self.show_report(self.display.report)
+
+    def show_report(self, report: Report | None) -> None:
+        self.model.set_report(report)
+        if report is None:
+            self.caption.setText("Computing…")
+            return
+        cmp = report.comparison
+        listed = self.model.rowCount()
+        if cmp.n_failed:
+            self.caption.setText(f"{cmp.n_failed} of {cmp.passed.size} elements fail; the {listed} worst, "
+                                 "failing first")  # fmt: skip
+        else:
+            self.caption.setText(f"Every element passes; the {listed} largest errors")
+
+    def _choose(self, proxy_index: QModelIndex) -> None:
+        if proxy_index.isValid():
+            row = self.proxy.mapToSource(proxy_index).row()
+            self.cellChosen.emit(*self.model.cell(row))
+
+    def _on_table_clicked(self, index: QModelIndex) -> None:
+        self._choose(index)
+
+    def _on_table_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._choose(current)
