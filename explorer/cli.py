@@ -206,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people, or json: the whole report for CI tools (schema: "
                        f"{JSON_SCHEMA_NAME})")  # fmt: skip
-    check.add_argument("--loss", metavar="FILE:FUNC", help="check your own code: its loss(logits, labels) ...")
-    check.add_argument("--grad", metavar="FILE:FUNC", help="... against its grad(logits, labels)")
+    check.add_argument("--loss", metavar="FILE:FUNC", help="check your own code (NumPy, PyTorch or JAX): its "
+                       "loss(logits, labels) ...")  # fmt: skip
+    check.add_argument("--grad", metavar="FILE:FUNC", help="... against its grad(logits, labels); without --grad, "
+                       "PyTorch or JAX code is checked against the framework's autodiff of the loss (your custom "
+                       "backward or custom_vjp)")  # fmt: skip
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds your code may take (default 10)")
     export = sub.add_parser(
         "export",
@@ -280,11 +283,12 @@ def _user_check(args: argparse.Namespace, logits, labels, settings, say: Callabl
     """Run the user's functions; returns the Report (their gradient as the analytic one) and facts about the run."""
     from explorer.usercode.runner import UserCode, UserCodeError, builtin_difference, run_user_check, user_report
 
-    if not (args.loss and args.grad):
-        raise ValueError("--loss and --grad go together: give both as FILE:FUNCTION")
+    if not args.loss:
+        raise ValueError("--grad needs --loss: give the loss as FILE:FUNCTION too")
     code = UserCode.from_spec(args.loss, args.grad)
     try:
-        result = run_user_check(code, logits, labels, settings.eps, settings.scheme, args.timeout)
+        result = run_user_check(code, logits, labels, settings.eps, settings.scheme, args.timeout,
+                                dtype=settings.dtype, noise=settings.tolerance == "noise")  # fmt: skip
     except UserCodeError as exc:
         details = f"\n{exc.details.rstrip()}" if exc.details and exc.kind == "exception" else ""
         raise _UserFailure(f"{code.filename}: {exc.message}{details}") from None
@@ -292,12 +296,16 @@ def _user_check(args: argparse.Namespace, logits, labels, settings, say: Callabl
         "file": str(code.filename),
         "loss": code.loss_name,
         "grad": code.grad_name,
-        "labels_shape": list(result.labels_shape),
+        "gradient": result.gradient,
+        "framework": result.framework,
+        "dtype": result.dtype,
+        "labels_shape": [len(labels)] if result.labels_shape == "(N,)" else [len(labels), 1],
         "duration_s": result.duration_s,
         "whole_matrix_quotient": _num(result.whole_matrix_quotient),
     }
-    say(f"your code: {code.filename}, loss={code.loss_name}, grad={code.grad_name}, labels passed as "
+    say(f"your code: {code.filename}, loss={code.loss_name}, {result.framework} ({result.dtype}), labels passed as "
         f"{result.labels_shape}, {result.duration_s:.2f} s")  # fmt: skip
+    say(f"gradient checked: {result.gradient}")
     say(
         f"whole-matrix quotient (L(x + eps) - L(x)) / eps = {result.whole_matrix_quotient:.3g} "
         "(about 0 by shift invariance: not a gradient)"

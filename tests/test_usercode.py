@@ -44,7 +44,7 @@ def _grid(seed: int, mutant: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+@pytest.mark.parametrize("mutant", sorted(name for name, m in MUTANTS.items() if m.framework == "numpy"))
 def test_every_mutant_is_caught_and_the_correct_gradient_passes(mutant: str, seed: int) -> None:
     x, y = _grid(seed, mutant)
     result = run_user_check(UserCode(MUTANTS[mutant].source), x, y, 1e-5, "central", timeout_s=LIMIT_S)
@@ -58,7 +58,7 @@ FAILURES = {
     "crash": ("import os\ndef loss(x, y): os._exit(7)\ndef grad(x, y): return x", "ended unexpectedly"),
     "shape": ("def loss(x, y): return x.sum()\ndef grad(x, y): return x.T", "shape"),
     "nan": ("import numpy as np\ndef loss(x, y): return x.sum()\ndef grad(x, y): return x / 0.0 * 0", "nan"),
-    "missing": ("def loss(x, y): return x.sum()", "no function named 'grad'"),
+    "missing": ("def loss(x, y): return x.sum()", "no function named 'grad'; it defines loss"),
 }  # fmt: skip
 
 
