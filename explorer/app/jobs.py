@@ -17,20 +17,26 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
 from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep, resolve_dtype
 from explorer.core.explain import CellExplanation, explain_cell
+from explorer.core.overview import Pyramid
+from explorer.core.partial import changed_rows, prepare, row_local_refusal, update_rows
 from explorer.core.sweep import SweepResult
 
 __all__ = [
     "DEBOUNCE_MS",
+    "OVERVIEW_THRESHOLD",
     "SWEEP_MODES",
     "WORKER_THRESHOLD",
     "BackgroundJob",
+    "MapOverviews",
     "Recomputer",
     "SweepComputer",
     "SweepResult",
@@ -47,8 +53,62 @@ SWEEP_DEBOUNCE_MS = 80
 SWEEP_MODES = ("cell", "grid")
 #: Per-cell work (inspector, one-cell sweep) reads one row; rows wider than this run in the worker thread.
 CELL_WORKER_THRESHOLD = 65_536
+#: Grids with more cells than this get overviews (more cells than a map has screen pixels).
+OVERVIEW_THRESHOLD = 1 << 18
 
 Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class MapOverviews:
+    """Overviews of a report's maps, for drawing grids with more cells than pixels (see :mod:`explorer.core.overview`).
+
+    Attributes
+    ----------
+    report : Report
+        The report whose arrays the pyramids are built on (their level 0 *is* the report's array).
+    analytic, numeric : Pyramid
+        ``"signed_extreme"`` of ``grad_analytic`` and ``grad_numeric``: each pixel the value of largest magnitude.
+    abs_err, rel_err : Pyramid
+        ``"abs_max"`` of the error maps: each pixel the largest error it covers (log10 is monotone: take
+        the log of the pixel). A NaN (an overflowed row) is the most extreme value in all four.
+
+    Use ``overviews.numeric.view(rows, cols, (h, w))`` for an image of at most ``h x w`` pixels and its
+    pixel -> cell ranges, and ``pyramid.extreme_cell(view, p, q)`` for the cell a hovered pixel shows.
+    """
+
+    report: Report
+    analytic: Pyramid
+    numeric: Pyramid
+    abs_err: Pyramid
+    rel_err: Pyramid
+
+    @classmethod
+    def build(cls, report: Report, progress: Progress | None = None) -> MapOverviews:
+        """All four pyramids of ``report`` (O(N C)); ``progress`` may raise to abandon the work."""
+        maps = [(report.grad_analytic, "signed_extreme"), (report.grad_numeric, "signed_extreme"),
+                (report.abs_err, "abs_max"), (report.rel_err, "abs_max")]  # fmt: skip
+        out = []
+        for k, (array, kind) in enumerate(maps):
+            out.append(Pyramid.build(array, kind))
+            if progress is not None:
+                progress((k + 1) / len(maps))
+        return cls(report, *out)
+
+    def updated(self, report: Report, rows: slice) -> MapOverviews:
+        """The overviews of ``report``, which differs from :attr:`report` only in ``rows``: O(rows x C)."""
+        return MapOverviews(
+            report,
+            self.analytic.updated(report.grad_analytic, rows),
+            self.numeric.updated(report.grad_numeric, rows),
+            self.abs_err.updated(report.abs_err, rows),
+            self.rel_err.updated(report.rel_err, rows),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the pyramids hold above the report's own arrays."""
+        return sum(p.nbytes for p in (self.analytic, self.numeric, self.abs_err, self.rel_err))
 
 
 class _Superseded(Exception):
@@ -209,7 +269,15 @@ class BackgroundJob(QObject):
 
 
 class Recomputer(BackgroundJob):
-    """Turns state changes into :class:`~explorer.core.Report` objects.
+    """Turns state changes into :class:`~explorer.core.Report` objects (and overviews of large maps).
+
+    An edit that changed only some rows of logits (and labels that keep the mean's
+    denominator) is checked row-locally from the last report
+    (:func:`explorer.core.partial.update_rows`, bit-identical to a full check); anything
+    else (settings, shape, ``evaluate="loss"``, ``perturb="all"``) runs the full check.
+    Grids over :data:`OVERVIEW_THRESHOLD` cells also get :class:`MapOverviews`, built (or
+    updated for the changed rows) in the same worker run: :attr:`overviews` is set before
+    ``reportReady`` is emitted and belongs to :attr:`report` (``overviews.report is report``).
 
     Signals
     -------
@@ -226,6 +294,12 @@ class Recomputer(BackgroundJob):
         super().__init__(state, parent)
         self.worker_threshold = worker_threshold
         self.report: Report | None = None
+        self.overviews: MapOverviews | None = None
+        #: How the last published report was computed: "full" or "rows" (row-local), for tests and benchmarks.
+        self.last_path = ""
+        # Changes since the state the published report describes, and since the last request.
+        self._since_report: Change | None = None
+        self._since_request: Change | None = None
         self._cell: tuple[int, int] | None = None
         self._cell_timer = QTimer(self)
         self._cell_timer.setSingleShot(True)
@@ -245,17 +319,67 @@ class Recomputer(BackgroundJob):
         self._cell_timer.stop()
         super().shutdown()
 
+    def _on_state_changed(self, change: Change) -> None:
+        for name in ("_since_report", "_since_request"):
+            old = getattr(self, name)
+            setattr(self, name, change if old is None else old.merged(change))
+        super()._on_state_changed(change)
+
+    def _row_local(self) -> tuple[Report, NDArray] | None:
+        """The base report and the edited rows when the pending changes allow a row-local update (O(N))."""
+        base, dirty = self.report, self._since_report
+        if base is None or dirty is None or dirty.shape or dirty.settings:
+            return None
+        n, c = self.state.shape
+        if row_local_refusal(base, (n, c), self.state.labels, self.state.settings) is not None:
+            return None
+        block = dirty.logits
+        rows = np.arange(block[0], block[2], dtype=np.intp) if block is not None else np.zeros(0, dtype=np.intp)
+        return base, rows
+
     def _request(self) -> tuple[Callable[[Progress | None], object], bool]:
+        n, c = self.state.shape
+        big = n * c > OVERVIEW_THRESHOLD
+        local = self._row_local()
+        self._since_request = None
+        if local is not None:
+            base, rows = local
+            block, labels, settings = self.state.rows_snapshot(rows)
+            old_overviews = self.overviews if self.overviews is not None and self.overviews.report is base else None
+
+            def partial(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
+                todo = changed_rows(base, labels, rows)
+                report = update_rows(base, block, labels, rows, settings)
+                if not big:
+                    return report, None, "rows"
+                if old_overviews is None or todo.size == 0:
+                    return report, MapOverviews.build(report), "rows"
+                return report, old_overviews.updated(report, slice(int(todo[0]), int(todo[-1]) + 1)), "rows"
+
+            return partial, n * c > self.worker_threshold
         logits, labels, settings = self.state.snapshot()
-        return (
-            lambda progress: check_gradient(logits, labels, settings, progress)
-        ), logits.size > self.worker_threshold
+
+        def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
+            if not big:
+                return check_gradient(logits, labels, settings, progress), None, "full"
+            part = None if progress is None else (lambda f: progress(0.8 * f))
+            report = check_gradient(logits, labels, settings, part)
+            prepare(report)  # per-row summaries: the next edit is row-local and O(N) for the totals
+            overviews = MapOverviews.build(report, None if progress is None else (lambda f: progress(0.8 + 0.2 * f)))
+            return report, overviews, "full"
+
+        return full, logits.size > self.worker_threshold
 
     def _publish(self, result: object, duration: float) -> None:
-        assert isinstance(result, Report)
-        self.report = result
+        assert isinstance(result, tuple)
+        report, overviews, path = result
+        assert isinstance(report, Report)
+        self.report = report
+        self.overviews = overviews
+        self.last_path = path
+        self._since_report = self._since_request
         self.last_duration = duration
-        self.reportReady.emit(result)
+        self.reportReady.emit(report)
         self._explain()
 
     def _on_cell_timer_timeout(self) -> None:
