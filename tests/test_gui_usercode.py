@@ -98,3 +98,80 @@ def test_the_sweep_shows_the_users_own_loss(qtbot, window: MainWindow) -> None:
     assert "your code" in window.sweep_panel.caption.text()
     window.user_panel.builtin_button.click()
     assert not window.sweep_panel.result.user
+
+
+def test_the_origin_code_pasted_checks_first_time_with_the_names_it_defines(qtbot, window: MainWindow) -> None:
+    panel = window.user_panel
+    panel.editor.setPlainText(ORIGIN)  # the name fields still say loss and grad
+    with qtbot.waitSignal(window.user_job.finished, timeout=30000):
+        panel.run_button.click()
+    assert (panel.loss_name.text(), panel.grad_name.text()) == ("softmax_crossentropy", "grad_softmax_crossentropy")
+    assert "PASS" in panel.output.toPlainText()
+    assert panel.function_names.stringList() == ["softmax", "softmax_crossentropy", "grad_softmax_crossentropy"]
+
+
+def test_a_missing_name_lists_the_functions_found_and_runs_nothing(qtbot, window: MainWindow) -> None:
+    panel = window.user_panel
+    panel.editor.setPlainText("def f(x, y):\n    return x.sum()\n\ndef g(x, y):\n    return x\n")
+    panel.run_button.click()
+    assert not window.user_job.busy
+    text = panel.output.toPlainText()
+    assert "no loss function named 'loss'" in text and "it defines f, g" in text
+
+
+def test_loading_an_example_asks_first_and_is_undoable(qtbot, window: MainWindow, dialogs) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = window.user_panel
+    panel.editor.setPlainText("# my own code\n")
+    dialogs.answer = QMessageBox.StandardButton.Cancel
+    assert not panel.load_example("sign_flip")
+    assert panel.editor.toPlainText() == "# my own code\n" and dialogs[-1][0] == "question"
+    dialogs.answer = QMessageBox.StandardButton.Discard
+    assert panel.load_example("sign_flip")
+    assert panel.editor.toPlainText() == MUTANTS["sign_flip"].source
+    panel.editor.undo()
+    assert panel.editor.toPlainText() == "# my own code\n"
+    asked = len(dialogs)
+    panel.editor.setPlainText("")
+    assert panel.load_example("correct") and len(dialogs) == asked  # an empty editor is not asked about
+
+
+def test_the_editor_has_line_numbers_and_does_not_wrap(qtbot, window: MainWindow) -> None:
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    editor = window.user_panel.editor
+    window.user_panel.show()
+    editor.setPlainText("x = 1\n" * 12 + "y = '" + "long " * 200 + "'\n")
+    assert editor.lineWrapMode() == QPlainTextEdit.LineWrapMode.NoWrap
+    assert editor.document().lineCount() == editor.blockCount() == 14  # the long line stays one line
+    assert editor.viewportMargins().left() == editor.gutter_width() > 0
+    editor.resize(400, 300)
+    image = editor.gutter.grab().toImage()
+    background = image.pixelColor(1, 1)
+    drawn = sum(image.pixelColor(x, y) != background for x in range(image.width()) for y in range(0, image.height(), 2))
+    assert drawn > 20  # the numbers are painted
+
+
+def test_printed_output_and_the_gradient_checked_are_shown(qtbot, window: MainWindow) -> None:
+    source = MUTANTS["correct"].source.replace("def grad(logits, labels):", "def grad(logits, labels):\n    "
+                                               "print('hello from your code')")  # fmt: skip
+    _run(qtbot, window, source)
+    text = window.user_panel.output.toPlainText()
+    assert "hello from your code" in text and "Gradient checked: your function grad (NumPy)" in text
+
+
+def test_a_torch_backward_bug_through_the_window(qtbot, window: MainWindow) -> None:
+    import pytest
+
+    pytest.importorskip("torch")
+    panel = window.user_panel
+    panel.editor.setPlainText("")
+    panel.load_example("torch_saved_modified_in_place")
+    assert panel.grad_name.text() == ""
+    panel.timeout.setValue(120.0)  # generous: the suite shares two cores
+    with qtbot.waitSignal(window.user_job.finished, timeout=120000):
+        panel.run_button.click()
+    text = panel.output.toPlainText()
+    assert "FAIL" in text and "torch.autograd.grad of loss" in text, text
+    assert window.heatmaps.analytic.title == "Your gradient"

@@ -45,6 +45,7 @@ class UserRuns(QObject):
             return
         self.display.show_user(checked)
         self.panel.show_text(user_result_html(checked))
+        self.panel.append_run_facts(checked.result)
         self.message("Your code checked: " + ("PASS" if checked.report.ok else "FAIL"))
 
     def _on_display_notice(self, text: str) -> None:

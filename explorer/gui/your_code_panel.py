@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QKeySequence, QShortcut, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtCore import QRect, QSize, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+    QShortcut,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QTextBrowser,
@@ -22,10 +37,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.usercode.child import defined_functions
 from explorer.usercode.gallery import MUTANTS
-from explorer.usercode.runner import DEFAULT_TIMEOUT_S, UserCode
+from explorer.usercode.runner import DEFAULT_TIMEOUT_S, UserCode, UserResult
 
-__all__ = ["PythonHighlighter", "UserCodePanel"]
+__all__ = ["CodeEditor", "PythonHighlighter", "UserCodePanel"]
+
+NAMES_DEBOUNCE_MS = 300  # after the last keystroke, the function names offered are re-read from the code
+MAX_OUTPUT_SHOWN = 8 * 1024  # of what the user's code printed, per stream (the tail)
 
 # Qt lays out a wrapped paragraph holding one long unbroken line in quadratic time (measured offscreen: 16 KiB
 # 0.1 s, 64 KiB 1.8 s, 128 KiB 6.5 s), so the output never gets more than this much HTML.
@@ -71,6 +90,74 @@ class PythonHighlighter(QSyntaxHighlighter):
                 self.setFormat(m.start(), m.end() - m.start(), fmt)
 
 
+class _LineNumbers(QWidget):
+    """The gutter of a :class:`CodeEditor`."""
+
+    def __init__(self, editor: CodeEditor):
+        super().__init__(editor)
+        self.editor = editor
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.editor.gutter_width(), 0)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        self.editor.paint_gutter(event)
+
+
+class CodeEditor(QPlainTextEdit):
+    """A plain-text code editor with line numbers in a gutter and no line wrapping."""
+
+    def __init__(self, parent: QWidget | None = None, **kwargs: object):
+        super().__init__(parent, **kwargs)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.gutter = _LineNumbers(self)
+        self.blockCountChanged.connect(self._on_block_count_changed)
+        self.updateRequest.connect(self._on_update_request)
+        self._on_block_count_changed()
+
+    def gutter_width(self) -> int:
+        digits = len(str(max(1, self.blockCount())))
+        return 8 + self.fontMetrics().horizontalAdvance("9") * max(2, digits)
+
+    def _on_block_count_changed(self, _count: int = 0) -> None:
+        self.setViewportMargins(self.gutter_width(), 0, 0, 0)
+
+    def _on_update_request(self, rect: QRect, dy: int) -> None:
+        if dy:
+            self.gutter.scroll(0, dy)
+        else:
+            self.gutter.update(0, rect.y(), self.gutter.width(), rect.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        r = self.contentsRect()
+        self.gutter.setGeometry(QRect(r.left(), r.top(), self.gutter_width(), r.height()))
+
+    def paint_gutter(self, event: QPaintEvent) -> None:
+        painter = QPainter(self.gutter)
+        palette = self.palette()
+        painter.fillRect(event.rect(), palette.alternateBase())
+        painter.setPen(palette.placeholderText().color())
+        block = self.firstVisibleBlock()
+        top = round(self.blockBoundingGeometry(block).translated(self.contentOffset()).top())
+        height = self.fontMetrics().height()
+        while block.isValid() and top <= event.rect().bottom():
+            bottom = top + round(self.blockBoundingRect(block).height())
+            if block.isVisible() and bottom >= event.rect().top():
+                painter.drawText(0, top, self.gutter.width() - 4, height, Qt.AlignmentFlag.AlignRight,
+                                 str(block.blockNumber() + 1))  # fmt: skip
+            block, top = block.next(), bottom
+        painter.end()
+
+    def replace_all(self, text: str) -> None:
+        """Replace the whole text as one step of the editor's undo stack (Ctrl+Z brings the old text back)."""
+        cursor = QTextCursor(self.document())
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.SelectionType.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+
+
 def _cut(text: str, head: int, tail: int) -> str:
     """``text`` if it has at most ``head + tail`` characters, else its first ``head`` and last ``tail`` characters
     around a note of how many were cut."""
@@ -97,17 +184,32 @@ class UserCodePanel(QWidget):
             self.gallery.setItemData(self.gallery.count() - 1, m.explanation, Qt.ItemDataRole.ToolTipRole)
         self.gallery.setToolTip("The correct gradient and common bugs, each with its error signature")
         self.gallery.activated.connect(self._on_gallery_activated)
-        self.editor = QPlainTextEdit(objectName="userCodeEdit")
+        self.editor = CodeEditor(objectName="userCodeEdit")
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.editor.setPlaceholderText(
             "import numpy as np\n\ndef loss(logits, labels): ...\n\ndef grad(logits, labels): ..."
         )
-        self.editor.setToolTip("Define loss(logits, labels) -> scalar or per-row vector, and grad(logits, labels)")
+        self.editor.setToolTip("Define loss(logits, labels) -> scalar or per-row vector, and grad(logits, labels), "
+                               "in NumPy, PyTorch or JAX")  # fmt: skip
         self.highlighter = PythonHighlighter(self.editor.document())
+        self.function_names = QStringListModel(self)
         self.loss_name = QLineEdit("loss", objectName="lossNameEdit")
-        self.loss_name.setToolTip("Name of your loss function (a per-row vector is summed)")
+        self.loss_name.setToolTip("Name of your loss function (a per-row vector is summed); the functions your code "
+                                  "defines are offered as you type")  # fmt: skip
         self.grad_name = QLineEdit("grad", objectName="gradNameEdit")
-        self.grad_name.setToolTip("Name of your gradient function (returns an array shaped like the logits)")
+        self.grad_name.setPlaceholderText("empty: autodiff")
+        self.grad_name.setToolTip("Name of your gradient function (returns an array shaped like the logits). Leave "
+                                  "it empty for PyTorch or JAX code to check the framework's autodiff of the loss "
+                                  "(your custom backward or custom_vjp)")  # fmt: skip
+        for edit in (self.loss_name, self.grad_name):
+            completer = QCompleter(self.function_names, edit)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
+            edit.setCompleter(completer)
+            edit.setMinimumWidth(edit.fontMetrics().horizontalAdvance("grad_softmax_crossentropy") + 24)
+        self._names_timer = QTimer(self, singleShot=True, interval=NAMES_DEBOUNCE_MS)
+        self._names_timer.timeout.connect(self.refresh_function_names)
+        self.editor.textChanged.connect(self._names_timer.start)
         self.timeout = QDoubleSpinBox(objectName="timeoutSpin", minimum=0.5, maximum=600.0, value=DEFAULT_TIMEOUT_S,
                                       suffix=" s", decimals=1)  # fmt: skip
         self.timeout.setToolTip("Your code is stopped after this long")
@@ -150,14 +252,59 @@ class UserCodePanel(QWidget):
         if not self.editor.toPlainText().strip():
             self.show_text("<p>Write or load a loss and a gradient function first.</p>")
             return
+        found = self.refresh_function_names()
+        if found:  # the code parses: a name it does not define is told now, with the functions it does define
+            for what, edit in (("loss", self.loss_name), ("gradient", self.grad_name)):
+                name = edit.text().strip()
+                if (name or what == "loss") and name not in found:
+                    self.show_error(f"Your code defines no {what} function named {name!r}; it defines "
+                                    f"{', '.join(found)}. Type one of them in the {what} field.")  # fmt: skip
+                    return
         self.runRequested.emit(self.code(), float(self.timeout.value()))
 
-    def load_example(self, name: str) -> None:
+    def refresh_function_names(self) -> list[str]:
+        """Offer the functions the code defines (parsed with ``ast``) in the name fields; fill a field whose
+        name the code does not define when exactly one function fits it. Returns the names found."""
+        self._names_timer.stop()
+        found = defined_functions(self.editor.toPlainText())
+        self.function_names.setStringList(found)
+        if found:
+            self._guess(self.loss_name, found, lambda n: ("loss" in n or "entropy" in n) and "grad" not in n)
+            if self.grad_name.text().strip():
+                self._guess(self.grad_name, found, lambda n: "grad" in n)
+        return found
+
+    @staticmethod
+    def _guess(edit: QLineEdit, found: list[str], fits: Callable[[str], bool]) -> None:
+        if edit.text().strip() in found:
+            return
+        candidates = [n for n in found if fits(n.lower())]
+        if len(candidates) == 1:
+            edit.setText(candidates[0])
+
+    def load_example(self, name: str) -> bool:
+        """Put a gallery example in the editor, asking first when the editor holds other code; undoable (Ctrl+Z).
+
+        Returns False when the user kept their code."""
         m = MUTANTS[name]
-        self.editor.setPlainText(m.source)
+        current = self.editor.toPlainText()
+        if current.strip() and current != m.source:
+            answer = QMessageBox.question(
+                self, "Load an example",
+                f"Replace the code in the editor with the example “{m.title}”? (Edit ▸ Undo, Ctrl+Z in the "
+                "editor, brings your code back.)",
+                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )  # fmt: skip
+            if answer != QMessageBox.StandardButton.Discard:
+                return False
+        self.editor.replace_all(m.source)
         self.loss_name.setText("loss")
-        self.grad_name.setText("grad")
-        self.show_text(f"<p><b>{html.escape(m.title)}</b>: {html.escape(m.explanation)}</p>")
+        self.grad_name.setText(m.grad_name)
+        self.refresh_function_names()
+        self.show_text(f"<p><b>{html.escape(m.title)}</b>: {html.escape(m.explanation)}</p><p><i>The maps still "
+                       "show the previous check until you press Check my code.</i></p>")  # fmt: skip
+        return True
 
     def _on_gallery_activated(self, index: int) -> None:
         name = self.gallery.itemData(index)
@@ -172,7 +319,7 @@ class UserCodePanel(QWidget):
     def load_file(self, path: str) -> bool:
         try:
             with open(path, encoding="utf-8") as f:
-                self.editor.setPlainText(f.read())
+                self.editor.replace_all(f.read())
         except (OSError, UnicodeDecodeError) as exc:
             self.show_text(f"<p style='color:#c62828'>Cannot read {html.escape(path)}: {html.escape(str(exc))}</p>")
             return False
@@ -196,6 +343,16 @@ class UserCodePanel(QWidget):
         if note:
             body += f"<p>{html.escape(note)}</p>"
         self.show_text(body)
+
+    def append_run_facts(self, result: UserResult) -> None:
+        """Below the verdict: which gradient was checked, the dtype the code received, and what it printed
+        (the tails, capped and escaped)."""
+        parts = [f"<p>Gradient checked: <b>{html.escape(result.gradient)}</b>; your code received "
+                 f"{html.escape(result.framework)} {html.escape(result.dtype)} logits.</p>"]  # fmt: skip
+        for name, text in (("printed", result.stdout), ("wrote to stderr", result.stderr)):
+            if text.strip():
+                parts.append(f"<p>Your code {name}:</p><pre>{html.escape(_cut(text, 0, MAX_OUTPUT_SHOWN))}</pre>")
+        self.output.append("".join(parts))
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
