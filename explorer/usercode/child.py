@@ -99,7 +99,7 @@ def imported_frameworks(source: str) -> list[str]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    roots = set()
+    roots: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             roots.update(a.name.partition(".")[0] for a in node.names)
@@ -155,6 +155,9 @@ class TorchFramework(Framework):
     def __init__(self) -> None:
         import torch
 
+        # The finite differences make thousands of small calls; an intra-op thread pool only adds contention
+        # (measured on 2 busy cores at 8 x 32: 5.1 ms per call with 2 threads, 0.31 ms with 1).
+        torch.set_num_threads(1)
         self.torch = torch
 
     def logits(self, x: np.ndarray) -> Any:
@@ -345,7 +348,7 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
             return _scalar(evaluate(fw.logits(v)), loss_name)
 
     eps = request["eps"]
-    extra = {}
+    extra: dict[str, Any] = {}
     try:
         with np.errstate(all="ignore"):
             numeric = numeric_grad(loss_of, x, eps, request["scheme"])

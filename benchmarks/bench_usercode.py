@@ -1,0 +1,110 @@
+"""User-code runs in NumPy, PyTorch and JAX: the cost of a run, and the gallery's verdicts at one size.
+
+    python benchmarks/bench_usercode.py                    # 64 x 512: NumPy vs PyTorch (vs JAX if installed)
+    python benchmarks/bench_usercode.py --repeat 3 --n 64 --c 512
+    python benchmarks/bench_usercode.py --gallery           # + every framework example, float32 and float64,
+                                                            #   through the runner and through `check --loss`
+
+Each run is a whole check as the window does it (the settings' noise verdict, so the loss is differenced at
+eps and 2 eps, every element), in the sandboxed child process, including the framework's import. The goal
+(issue 16): a PyTorch run costs at most 3x the same check of equivalent NumPy code. Prints medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from explorer.core import CheckSettings  # noqa: E402
+from explorer.usercode.gallery import MUTANTS  # noqa: E402
+from explorer.usercode.runner import UserCode, check_user_code  # noqa: E402
+
+LIMIT_S = 3600.0
+
+
+def _problem(n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, c)) * 2.0, rng.integers(0, c, n)
+
+
+def _code(name: str) -> UserCode:
+    m = MUTANTS[name]
+    return UserCode(m.source, "loss", m.grad_name)
+
+
+def _time_runs(name: str, x: np.ndarray, y: np.ndarray, dtype: str, repeat: int) -> tuple[float, float, bool]:
+    settings = CheckSettings.with_default_eps("central", dtype)
+    walls, inside, ok = [], [], True
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        checked = check_user_code(_code(name), x, y, settings, LIMIT_S)
+        walls.append(time.perf_counter() - t0)
+        inside.append(checked.result.duration_s)
+        ok = checked.report.ok
+    return statistics.median(walls), statistics.median(inside), ok
+
+
+def _cli_verdict(name: str, x: np.ndarray, y: np.ndarray, dtype: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "mine.py").write_text(MUTANTS[name].source)
+        np.savez(folder / "batch.npz", logits=x, labels=y)
+        args = ["check", "--loss", "mine.py:loss", "--logits", "batch.npz", "--dtype", dtype, "--reduction", "sum",
+                "--timeout", str(LIMIT_S)]  # fmt: skip
+        if MUTANTS[name].grad_name:
+            args += ["--grad", "mine.py:grad"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+        return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=folder, env=env,
+                              capture_output=True, text=True).returncode  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--c", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--dtype", default="float64")
+    parser.add_argument("--gallery", action="store_true", help="also every PyTorch/JAX example, both dtypes, both ways")
+    args = parser.parse_args()
+    x, y = _problem(args.n, args.c)
+    have = {"numpy": True, **{f: importlib.util.find_spec(f) is not None for f in ("torch", "jax")}}
+    print(f"{args.n} x {args.c}, {args.dtype}, central, noise verdict; median of {args.repeat}; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print("| code | wall (s) | in the child (s) | ratio to NumPy | verdict |\n| --- | ---: | ---: | ---: | --- |")
+    base = None
+    for label, name in (("NumPy grad function (gallery 'correct')", "correct"),
+                        ("PyTorch autograd.Function, autodiff", "torch_correct"),
+                        ("JAX custom_vjp, autodiff (jit)", "jax_correct")):  # fmt: skip
+        if not have[MUTANTS[name].framework]:
+            print(f"| {label} | not installed | | | |")
+            continue
+        wall, inside, ok = _time_runs(name, x, y, args.dtype, args.repeat)
+        base = wall if base is None else base
+        print(f"| {label} | {wall:.2f} | {inside:.2f} | {wall / base:.2f} | {'PASS' if ok else 'FAIL'} |")
+    if not args.gallery:
+        return
+    print("\n| example | dtype | runner | check --loss (exit) | as expected |\n| --- | --- | --- | --- | --- |")
+    for name, m in MUTANTS.items():
+        if m.framework == "numpy" or not have[m.framework]:
+            continue
+        for dtype in ("float32", "float64"):
+            _, _, ok = _time_runs(name, x, y, dtype, 1)
+            code = _cli_verdict(name, x, y, dtype)
+            good = ok == (code == 0) == name.endswith("_correct")
+            print(f"| {name} | {dtype} | {'PASS' if ok else 'FAIL'} | {code} | {'yes' if good else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()
