@@ -75,7 +75,7 @@ def defined_functions(source: str) -> list[str]:
 
     Examples
     --------
-    >>> defined_functions("def a(x): pass\nclass B: pass\nc = lambda: 0\nasync def d(): pass")
+    >>> defined_functions("def a(x): pass\\nclass B: pass\\nc = lambda: 0\\nasync def d(): pass")
     ['a', 'd']
     """
     try:
@@ -90,7 +90,7 @@ def imported_frameworks(source: str) -> list[str]:
 
     Examples
     --------
-    >>> imported_frameworks("import torch.nn.functional as F\nfrom jax import numpy as jnp")
+    >>> imported_frameworks("import torch.nn.functional as F\\nfrom jax import numpy as jnp")
     ['torch', 'jax']
     >>> imported_frameworks("import numpy as np")
     []
