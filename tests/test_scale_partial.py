@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explorer.core import CheckSettings, Report, check_gradient
-from explorer.core.partial import prepare, row_local_refusal, update_rows
+from explorer.core.partial import compute_rows, prepare, row_local_refusal, update_rows
 
 
 def _bits(a: np.ndarray) -> bytes:
@@ -152,3 +152,19 @@ def test_a_one_row_update_of_a_wide_grid_equals_the_full_check() -> None:
     x2 = x.copy()
     x2[2, 12_345] = 40.0
     assert_same_report(update_rows(base, x2[2:3], y, [2]), check_gradient(x2, y, s))
+
+
+@pytest.mark.parametrize("tolerance", ["noise", "fixed"])
+def test_a_patch_written_in_place_gives_the_full_checks_report(tolerance: str) -> None:
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 300)), rng.integers(0, 300, 9)
+    s = CheckSettings(eps=1e-4, dtype="float32", reduction="mean", tolerance=tolerance)
+    base = check_gradient(x, y, s)
+    arrays = (base.logits, base.grad_analytic, base.comparison.abs_err)
+    x2 = x.copy()
+    x2[2:4, 7] = [9.0, -9.0]
+    patch = compute_rows(base, x2[2:4], y, [2, 3])
+    assert patch.rows.start <= 2 and patch.rows.stop >= 4  # widened to the full check's row blocks
+    got = patch.apply(inplace=True)
+    assert_same_report(got, check_gradient(x2, y, s))
+    assert got.logits is arrays[0] and got.grad_analytic is arrays[1] and got.comparison.abs_err is arrays[2]

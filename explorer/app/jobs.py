@@ -27,7 +27,7 @@ from explorer.app.state import Change, ExplorerState
 from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep, resolve_dtype
 from explorer.core.explain import CellExplanation, explain_cell
 from explorer.core.overview import Pyramid
-from explorer.core.partial import changed_rows, prepare, row_local_refusal, update_rows
+from explorer.core.partial import RowPatch, compute_rows, prepare, row_local_refusal
 from explorer.core.sweep import SweepResult
 
 __all__ = [
@@ -95,14 +95,17 @@ class MapOverviews:
                 progress((k + 1) / len(maps))
         return cls(report, *out)
 
-    def updated(self, report: Report, rows: slice) -> MapOverviews:
-        """The overviews of ``report``, which differs from :attr:`report` only in ``rows``: O(rows x C)."""
+    def updated(self, report: Report, rows: slice, inplace: bool = False) -> MapOverviews:
+        """The overviews of ``report``, which differs from :attr:`report` only in ``rows``: O(rows x C).
+
+        ``inplace=True`` rewrites the pyramids' blocks in place (for a report whose arrays were written in place).
+        """
         return MapOverviews(
             report,
-            self.analytic.updated(report.grad_analytic, rows),
-            self.numeric.updated(report.grad_numeric, rows),
-            self.abs_err.updated(report.abs_err, rows),
-            self.rel_err.updated(report.rel_err, rows),
+            self.analytic.updated(report.grad_analytic, rows, inplace),
+            self.numeric.updated(report.grad_numeric, rows, inplace),
+            self.abs_err.updated(report.abs_err, rows, inplace),
+            self.rel_err.updated(report.rel_err, rows, inplace),
         )
 
     @property
@@ -347,14 +350,10 @@ class Recomputer(BackgroundJob):
             block, labels, settings = self.state.rows_snapshot(rows)
             old_overviews = self.overviews if self.overviews is not None and self.overviews.report is base else None
 
-            def partial(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
-                todo = changed_rows(base, labels, rows)
-                report = update_rows(base, block, labels, rows, settings)
-                if not big:
-                    return report, None, "rows"
-                if old_overviews is None or todo.size == 0:
-                    return report, MapOverviews.build(report), "rows"
-                return report, old_overviews.updated(report, slice(int(todo[0]), int(todo[-1]) + 1)), "rows"
+            def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, str]:
+                # O(rows x C) here; the patch is written into the report's arrays on the GUI thread (in
+                # place: no copy of the grid, no fresh allocation of its size per edit).
+                return compute_rows(base, block, labels, rows, settings, progress), old_overviews, "rows"
 
             return partial, n * c > self.worker_threshold
         logits, labels, settings = self.state.snapshot()
@@ -373,6 +372,18 @@ class Recomputer(BackgroundJob):
     def _publish(self, result: object, duration: float) -> None:
         assert isinstance(result, tuple)
         report, overviews, path = result
+        if isinstance(report, RowPatch):
+            # Only the newest request publishes, so the patch's base is still self.report, and no worker
+            # job reads it now: write the changed rows in place (O(rows x C)) and replace it.
+            patch = report
+            report = patch.apply(inplace=True)
+            n, c = report.logits.shape
+            if n * c <= OVERVIEW_THRESHOLD:
+                overviews = None
+            elif overviews is None:  # not expected: a large grid's full check always builds them
+                overviews = MapOverviews.build(report)
+            else:
+                overviews = overviews.updated(report, patch.rows, inplace=True)  # nothing for no rows
         assert isinstance(report, Report)
         self.report = report
         self.overviews = overviews

@@ -295,11 +295,13 @@ class Pyramid:
                 progress((k + 1) / len(groups))
         return cls(kind, base, highs, lows, factors)
 
-    def updated(self, array: ArrayLike, rows: slice) -> Pyramid:
+    def updated(self, array: ArrayLike, rows: slice, inplace: bool = False) -> Pyramid:
         """A new pyramid for ``array``, equal to the old map outside ``rows``: O(rows x C) work.
 
-        The levels are copied (this pyramid does not change) and only the blocks that hold
-        a row of ``rows`` are recomputed, so the result equals :meth:`build` of ``array``.
+        Only the blocks that hold a row of ``rows`` are recomputed, so the result equals
+        :meth:`build` of ``array``. The levels are copied first (this pyramid does not
+        change), or with ``inplace=True`` written in place (O(rows x C) in all; this
+        pyramid then shares the new levels and must not be used for the old map).
         """
         base = np.asarray(array)
         if base.shape != self.base.shape:
@@ -315,7 +317,7 @@ class Pyramid:
         for old, ufunc, use_abs in chains:
             levels = [base]
             for k, group in enumerate(self._groups):
-                level = old[k + 1].copy()
+                level = old[k + 1] if inplace else old[k + 1].copy()
                 total = self.factors[k + 1][0]
                 lo = r0 // total
                 hi = (r1 - 1) // total + 1 if r1 > r0 else lo

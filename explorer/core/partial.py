@@ -34,7 +34,7 @@ from .report import Report, check_gradient
 from .schemes import get_scheme
 from .settings import CheckSettings
 
-__all__ = ["RowSummary", "changed_rows", "prepare", "row_local_refusal", "update_rows"]
+__all__ = ["RowPatch", "RowSummary", "changed_rows", "compute_rows", "prepare", "row_local_refusal", "update_rows"]
 
 #: Key of the per-row summary in a report's ``__dict__`` (next to its cached ``cell_flags``).
 _CACHE_KEY = "_row_summary"
@@ -206,7 +206,6 @@ def update_rows(
     """
     settings = report.settings if settings is None else settings
     n, c = report.logits.shape
-    dtype = resolve_dtype(settings.dtype)
     if isinstance(rows, slice):
         edited = np.arange(n)[rows]
     else:
@@ -219,6 +218,8 @@ def update_rows(
     block_given = new.shape[0] != n  # just the edited rows (a whole grid when every row was edited)
     y = np.asarray(labels)
     why = row_local_refusal(report, (n, c) if block_given else new.shape, y, settings)
+    if why is None and report.expected_error is None:
+        why = "the report has no expected-error map"
     if why is not None:
         if block_given:
             full = report.logits.copy()
@@ -226,56 +227,170 @@ def update_rows(
                 full[edited] = new.astype(full.dtype)
             new = full
         return check_gradient(new, y, settings, progress)
-    todo = changed_rows(report, y, edited)
-    x = report.logits.copy()
-    with np.errstate(over="ignore"):  # values beyond the dtype's range become inf, as check_gradient makes them
-        if block_given:
-            x[edited] = new.astype(dtype)  # relabelled rows keep their logits, already in x
-        else:
-            x[todo] = new[todo].astype(dtype)
-    summary = prepare(report).copy()
-    grad_a, grad_n = report.grad_analytic.copy(), report.grad_numeric.copy()
-    cmp = report.comparison
-    abs_err, rel_err, passed = cmp.abs_err.copy(), cmp.rel_err.copy(), cmp.passed.copy()
-    row_sums = report.row_sums.copy()
+    return compute_rows(report, new if block_given else new[edited], y, edited, settings, progress).apply()
+
+
+@dataclass(frozen=True)
+class RowPatch:
+    """The recomputed rows of a check: what :func:`compute_rows` found, to be written by :meth:`apply`.
+
+    Attributes
+    ----------
+    base : Report
+        The report the rows replace rows of.
+    settings : CheckSettings
+    labels : ndarray (N,)
+    spans : list of slice
+        Row ranges recomputed (the changed rows widened to the full check's row blocks).
+    parts : list of dict
+        For each span, the new rows of ``logits``, ``grad_analytic``, ``grad_numeric``, ``abs_err``,
+        ``rel_err``, ``passed``, ``row_sums``, ``expected_error``, ``losses`` and (noise verdict) ``tolerance``.
+    """
+
+    base: Report
+    settings: CheckSettings
+    labels: NDArray
+    spans: list[slice]
+    parts: list[dict[str, NDArray]]
+
+    @property
+    def rows(self) -> slice:
+        """The smallest row range holding every recomputed row."""
+        return slice(self.spans[0].start, self.spans[-1].stop) if self.spans else slice(0, 0)
+
+    def apply(self, inplace: bool = False) -> Report:
+        """The new report: the base's arrays with the recomputed rows written in, and new totals (O(N)).
+
+        ``inplace=False`` copies the base's arrays first (the base report stays as it was).
+        ``inplace=True`` writes into the base's arrays, O(rows x C): the base report then no longer
+        describes its own problem and must not be used again (the app calls it on the GUI thread,
+        where the base is replaced by the result at once).
+        """
+        b = self.base
+        cmp = b.comparison
+        noise = "tolerance" in (self.parts[0] if self.parts else {})
+        assert b.expected_error is not None
+        arrays: dict[str, NDArray] = {
+            "logits": b.logits, "grad_analytic": b.grad_analytic, "grad_numeric": b.grad_numeric,
+            "abs_err": cmp.abs_err, "rel_err": cmp.rel_err, "passed": cmp.passed, "row_sums": b.row_sums,
+            "expected_error": b.expected_error,
+        }  # fmt: skip
+        if noise:
+            assert cmp.tolerance is not None
+            arrays["tolerance"] = cmp.tolerance
+        # Copies unless in place; a read-only array (a broadcast view) is copied once either way.
+        arrays = {k: v if inplace and v.flags.writeable else v.copy() for k, v in arrays.items()}
+        summary = prepare(b).copy()
+        for span, part in zip(self.spans, self.parts, strict=True):
+            for name, values in part.items():
+                if name == "losses":
+                    summary.losses[span] = values
+                else:
+                    arrays[name][span] = values
+        atol, rtol = self.settings.tolerances
+        comparison = _comparison(arrays["abs_err"], arrays["rel_err"], arrays["passed"], float(atol), float(rtol),
+                                 summary, self.spans, arrays.get("tolerance"))  # fmt: skip
+        x = arrays["logits"]
+        all_terms = _terms(x.shape, self.labels, self.settings)
+        loss = np.asarray(_reduce(summary.losses, all_terms)).astype(x.dtype, copy=False)
+        total = float(np.sum(loss.astype(np.float64)))
+        out = Report(self.settings, x, self.labels, total, arrays["grad_analytic"], arrays["grad_numeric"], comparison,
+                     arrays["row_sums"], arrays["expected_error"])  # fmt: skip
+        out.__dict__[_CACHE_KEY] = summary
+        return out
+
+
+def compute_rows(
+    report: Report,
+    block: ArrayLike,
+    labels: ArrayLike,
+    rows: ArrayLike,
+    settings: CheckSettings | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> RowPatch:
+    """Recompute the rows of ``report`` that an edit changed; reads ``report``, changes nothing.
+
+    Parameters
+    ----------
+    report : Report
+        The check of the previous problem; :func:`row_local_refusal` must be None for the new one.
+    block : array_like, shape (len(rows), C)
+        The new logits of ``rows`` (sorted, unique).
+    labels : array_like, shape (N,)
+        The new labels (relabelled rows are recomputed too).
+    rows : array_like of int
+    settings : CheckSettings, optional
+    progress : callable, optional
+
+    Returns
+    -------
+    RowPatch
+        O(rows x C) values; :meth:`RowPatch.apply` makes the report.
+    """
+    settings = report.settings if settings is None else settings
+    n, c = report.logits.shape
+    dtype = resolve_dtype(settings.dtype)
+    y = np.asarray(labels)
+    edited = np.asarray(rows, dtype=np.intp).ravel()
     if report.expected_error is None:
-        return check_gradient(x, y, settings, progress)  # a report from before the noise model
-    expected = report.expected_error.copy()
-    noise = settings.tolerance == "noise"
-    tol = cmp.tolerance.copy() if noise and cmp.tolerance is not None else None
+        raise ValueError("the report has no expected-error map; run a full check")
+    new_rows = {int(r): k for k, r in enumerate(edited)}
+    todo = changed_rows(report, y, edited)
+    prepare(report)
     atol, rtol = settings.tolerances
+    noise = settings.tolerance == "noise"
     sch = get_scheme(settings.scheme)
     all_terms = _terms((n, c), y, settings)
     per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
-    runs = _runs(todo)
-    with quiet_if_nonfinite(x[todo]):
-        for k, run in enumerate(runs):
-            terms = _terms((n, c), y, settings, run)
-            xr = x[run]
-            grad_a[run] = grad_rows(xr, terms)
-            summary.losses[run] = _row_losses_of(xr, terms)
-            wide = _aligned(run, per_block, n)  # the row blocks of the full check, so the same operations run
-            for r0 in range(wide.start, wide.stop, per_block):
-                blk = slice(r0, min(wide.stop, r0 + per_block))
+    spans = _merge([_aligned(run, per_block, n) for run in _runs(todo)])
+    src = np.asarray(block)
+    parts = []
+    for k, span in enumerate(spans):
+        x = report.logits[span].copy()
+        mine = [(r - span.start, new_rows[r]) for r in range(span.start, span.stop) if r in new_rows]
+        if mine:
+            local, pick = (np.array(v, dtype=np.intp) for v in zip(*mine, strict=True))
+            with np.errstate(over="ignore"):  # beyond the dtype's range: inf, as check_gradient makes it
+                x[local] = src[pick].astype(dtype)
+        terms = _terms((n, c), y, settings, span)
+        part: dict[str, NDArray] = {"logits": x}
+        with quiet_if_nonfinite(x):
+            part["grad_analytic"] = grad_rows(x, terms)
+            part["losses"] = _row_losses_of(x, terms)
+            grad_n = np.empty_like(x)
+            expected = np.empty(x.shape, dtype=np.float64)
+            for r0 in range(span.start, span.stop, per_block):  # the row blocks of the full check
+                blk = slice(r0, min(span.stop, r0 + per_block))
+                local_blk = slice(blk.start - span.start, blk.stop - span.start)
                 if settings.perturb == "element":
-                    grad_n[blk] = RowBlock(x[blk], all_terms, blk).quotient(sch, settings.eps)
-                expected[blk] = noise_block(x[blk], all_terms, blk, settings.scheme, settings.eps, None).total
+                    grad_n[local_blk] = RowBlock(x[local_blk], all_terms, blk).quotient(sch, settings.eps)
+                expected[local_blk] = noise_block(x[local_blk], all_terms, blk, settings.scheme, settings.eps,
+                                                  None).total  # fmt: skip
             if settings.perturb != "element":
-                grad_n[run] = _shifted_quotient(xr, terms, settings.eps, sch, settings.perturb)
-            if tol is not None:
-                tol[run] = noise_tolerance(expected[run], x.dtype)
-                part = compare(grad_n[run], grad_a[run], atol, rtol, tolerance=tol[run])
+                grad_n = _shifted_quotient(x, terms, settings.eps, sch, settings.perturb)
+            part["grad_numeric"], part["expected_error"] = grad_n, expected
+            if noise:
+                tol = noise_tolerance(expected, x.dtype)
+                cmp = compare(grad_n, part["grad_analytic"], atol, rtol, tolerance=tol)
+                part["tolerance"] = tol
             else:
-                part = compare(grad_n[run], grad_a[run], atol, rtol)
-            abs_err[run], rel_err[run], passed[run] = part.abs_err, part.rel_err, part.passed
-            row_sums[run] = grad_a[run].astype(np.float64).sum(axis=1)
-            if progress is not None:
-                progress((k + 1) / len(runs))
-    comparison = _comparison(abs_err, rel_err, passed, float(atol), float(rtol), summary, runs, tol)
-    loss = np.asarray(_reduce(summary.losses, all_terms)).astype(x.dtype, copy=False)
-    total = float(np.sum(loss.astype(np.float64)))
-    out = Report(settings, x, y, total, grad_a, grad_n, comparison, row_sums, expected)
-    out.__dict__[_CACHE_KEY] = summary
+                cmp = compare(grad_n, part["grad_analytic"], atol, rtol)
+        part["abs_err"], part["rel_err"], part["passed"] = cmp.abs_err, cmp.rel_err, cmp.passed
+        part["row_sums"] = part["grad_analytic"].astype(np.float64).sum(axis=1)
+        parts.append(part)
+        if progress is not None:
+            progress((k + 1) / len(spans))
+    return RowPatch(report, settings, y, spans, parts)
+
+
+def _merge(spans: list[slice]) -> list[slice]:
+    """Sorted spans with overlapping or touching ones merged."""
+    out: list[slice] = []
+    for sp in spans:
+        if out and sp.start <= out[-1].stop:
+            out[-1] = slice(out[-1].start, max(out[-1].stop, sp.stop))
+        else:
+            out.append(sp)
     return out
 
 
