@@ -59,6 +59,8 @@ MAX_LABELLED_TICKS = 32
 SHRINK_FRACTION = 0.02
 #: Space above and below a colour bar (px) so its end tick labels are not clipped.
 BAR_END_MARGIN = 9
+#: Width of a colour bar's painted strip (px).
+BAR_WIDTH = 20
 #: A selected cell smaller than this on screen (px) also gets a ring of this size.
 MIN_OUTLINE_PX = 10
 
@@ -153,7 +155,7 @@ class ColorBar(pg.PlotItem):
             self.setLabel("right", label)
         self.setXRange(0, 1, padding=0)
         self.setYRange(0, 1, padding=0)
-        self.getViewBox().setMaximumWidth(22)
+        self.getViewBox().setMaximumWidth(BAR_WIDTH)
         self.getViewBox().setMinimumWidth(12)
         self.rect_item = QGraphicsRectItem(0, 0, 1, 1)
         self.rect_item.setPen(QPen(Qt.PenStyle.NoPen))
@@ -161,6 +163,9 @@ class ColorBar(pg.PlotItem):
         self.set_colormap(cmap)
         self.levels = (0.0, 1.0)
         self._drawn = False
+        #: The axis is at least this wide (a panel gives its bars one width, so linked maps line up).
+        self.min_axis_width = 0
+        self.needed_width = 0
         self.set_levels(0.0, 1.0)
         self.getViewBox().sigResized.connect(self._on_view_box_resized)
 
@@ -193,12 +198,21 @@ class ColorBar(pg.PlotItem):
         metrics = QFontMetricsF(axis.style["tickFont"] or axis.font())
         text = max((metrics.horizontalAdvance(t) for _, t in ticks), default=0.0)
         label = axis.label.boundingRect().height() if axis.label.isVisible() else 0.0
-        width = math.ceil(text + axis.style["tickTextOffset"][0] + max(0, axis.style["tickLength"]) + label + 4)
+        ticks_width = text + axis.style["tickTextOffset"][0] + max(0, axis.style["tickLength"])
+        self.needed_width = math.ceil(ticks_width + label + 4)
+        width = max(self.needed_width, self.min_axis_width)
         if getattr(axis, "fixedWidth", None) != width:  # (not width(): a resize re-enters here)
             axis.setWidth(width)
+            self.setMaximumWidth(BAR_WIDTH + width + 2)  # the bar and its axis side by side, no gap
 
     def _on_view_box_resized(self, *_args: object) -> None:
         self._fit_ticks()
+
+    def set_min_axis_width(self, width: int) -> None:
+        """Make the axis at least ``width`` px wide (bars side by side then have equal widths)."""
+        if width != self.min_axis_width:
+            self.min_axis_width = width
+            self._fit_ticks()
 
     def apply_colors(self, colors: Colors) -> None:
         axis = self.getAxis("right")

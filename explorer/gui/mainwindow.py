@@ -57,6 +57,8 @@ __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 APPLICATION = "Gradient Explorer"
 #: Narrowest the side panels may get (px): small screens (1024 x 600, or 960 x 540 at 200 %) still fit.
 MIN_SIDE_PANEL_WIDTH = 220
+#: Shares of the window's width the Controls and the right-hand docks start with.
+LEFT_SHARE, RIGHT_SHARE = 0.26, 0.34
 
 
 class MainWindow(QMainWindow):
@@ -123,6 +125,7 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(SETTINGS_VERSION)
         self._connect()
         self.resize(initial_size(self.screen().availableGeometry()))
+        self._share_width()
         if restore_settings:
             restore_window(self)
         fit_to_screen(self)
@@ -161,6 +164,13 @@ class MainWindow(QMainWindow):
         for dock in self.docks:
             dock.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
         self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
+
+    def _share_width(self) -> None:
+        """Side panels get a fair share of the width (the maps keep the largest part)."""
+        width = self.width()
+        left = max(MIN_SIDE_PANEL_WIDTH, min(self.controls.sizeHint().width() + 20, round(width * LEFT_SHARE)))
+        right = max(MIN_SIDE_PANEL_WIDTH, round(width * RIGHT_SHARE))
+        self.resizeDocks([self._controls_dock, self._sweep_dock], [left, right], Qt.Orientation.Horizontal)
 
     @staticmethod
     def _scrolled(widget: QWidget) -> QScrollArea:

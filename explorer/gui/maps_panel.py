@@ -216,6 +216,16 @@ class HeatmapPanel(QWidget):
         for view in self.views:
             view.set_marks(nonfinite, "x")
         self.error.set_marks(vanished if report.settings.perturb == "element" else np.zeros_like(vanished), "o")
+        self._align_bars()
+
+    def _align_bars(self) -> None:
+        """One colour-bar width for the three maps, so their plots are equally wide and the linked views
+        show the same columns."""
+        if self.display is None:
+            return
+        width = max(view.colorbar.needed_width for view in self.views)
+        for view in self.views:
+            view.colorbar.set_min_axis_width(width)
 
     def _draw_error(self) -> None:
         report = self._report
@@ -241,6 +251,7 @@ class HeatmapPanel(QWidget):
     def _on_view_combo_changed(self, _index: int) -> None:
         self.error.levels = None
         self._draw_error()
+        self._align_bars()
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         for v in self.views:

@@ -32,6 +32,8 @@ DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "float32": Qt.PenStyle.DashLine,
 EMPTY_FLOOR = 1e-20
 #: Pixels per tick label along a log axis (label width plus a gap), horizontal and vertical.
 X_LABEL_PX, Y_LABEL_PX = 64, 28
+#: Width of one legend entry (sample and name, px): the legend takes as many columns as fit.
+LEGEND_ENTRY_PX = 112
 #: Size assumed for a plot that is not laid out yet (exports draw before their layout runs).
 FALLBACK_PLOT_PX = (420.0, 260.0)
 
@@ -185,8 +187,11 @@ class SweepPanel(QWidget):
         plot.getViewBox().setMouseEnabled(x=False, y=False)
         for axis in ("left", "bottom"):
             apply_tick_format(plot.getAxis(axis))  # one tick format on screen and in exports; no SI prefix
+            # The end decades are labelled (1e-20 included); the layout margins leave room for them.
+            plot.getAxis(axis).setStyle(hideOverlappingLabels=40)  # px a label may reach past its axis
         self.plot = plot
         plot.hideButtons()
+        plot.layout.setContentsMargins(2, 8, 20, 2)  # room for the end tick labels of both axes
         self.eps_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen(LIGHT.eps_line, width=2))
         self.eps_line.setToolTip("Current eps: drag to change it")
         self.eps_line.setBounds((math.log10(EPS_MIN), math.log10(EPS_MAX)))
@@ -404,7 +409,7 @@ class SweepArtist:
             if not self.show_legend:  # a figure with its own key: an unparented legend that is never shown
                 self.legend = pg.LegendItem()
                 return self.legend
-            self.legend = pg.LegendItem(offset=(4, 2), colCount=3, labelTextSize="8pt", horSpacing=8)
+            self.legend = pg.LegendItem(offset=(4, 2), colCount=4, labelTextSize="8pt", horSpacing=6, verSpacing=-4)
             self.legend.setParentItem(self.plot.getViewBox())
             self.legend.setObjectName("sweepLegend")  # type: ignore[attr-defined]
             self.legend.setZValue(20)
@@ -490,15 +495,23 @@ class SweepArtist:
         x0, x1, y0, y1, eps, hints = self._layout_args
         width, height = self._plot_px()
         band = 0.0
-        if self.legend is not None and self.show_legend:
-            self.legend.updateSize()
-            band = self.legend.boundingRect().height() + 6
-        band = min(band, height * 0.45)
+        legend = self.legend
+        if legend is not None and self.show_legend:
+            entries = len(legend.items)
+            columns = max(1, min(entries, int((width - 8) // LEGEND_ENTRY_PX)))
+            if columns != legend.columnCount:
+                legend.setColumnCount(columns)
+            legend.updateSize()
+            band = legend.boundingRect().height() + 4
+            # A plot too short for its legend and its curves shows the curves (the caption names the schemes).
+            legend.setVisible(band <= height * 0.4)
+            band = band if legend.isVisible() else 0.0
         y_top = y1 + (y1 - y0) * band / max(height - band, 1.0)
         self.plot.setYRange(y0, y_top, padding=0)
         self.plot.setXRange(x0, x1, padding=0)
         self.plot.getAxis("bottom").setTicks(log_ticks(x0, x1, int(width // X_LABEL_PX)))
-        self.plot.getAxis("left").setTicks(log_ticks(y0, y_top, int(height // Y_LABEL_PX)))
+        # Errors are labelled where the curves can be, not in the legend's band above them.
+        self.plot.getAxis("left").setTicks(log_ticks(y0, y1, int((height - band) // Y_LABEL_PX)))
         if hints:
             self._place_hints(x0, x1, y0, y_top, width, height, band, eps)
 
