@@ -310,7 +310,7 @@ class Pyramid:
         r0 = max(0, rows.start or 0)
         r1 = min(n, n if rows.stop is None else rows.stop)
         absolute = self.kind == "abs_max"
-        chains = [(self._highs, np.maximum, absolute)]
+        chains: list[tuple[list[NDArray], np.ufunc, bool]] = [(self._highs, np.maximum, absolute)]
         if self._lows is not None:
             chains.append((self._lows, np.minimum, False))
         out: list[list[NDArray]] = []
