@@ -98,12 +98,18 @@ def noise_floor(dtype: DTypeLike) -> float:
 def noise_tolerance(expected: ArrayLike, dtype: DTypeLike, multiple: float = NOISE_MULTIPLE) -> NDArray:
     r"""The per-element tolerance of the "noise" verdict: :math:`K E + \text{floor}` (float64).
 
+    NaN (the element fails) where :math:`E` is not finite.
+
     Examples
     --------
     >>> noise_tolerance([0.0, 1e-6], "float64").tolist()
     [2.2250738585072014e-308, 3e-06]
     """
-    return np.asarray(expected, dtype=np.float64) * float(multiple) + noise_floor(dtype)
+    e = np.asarray(expected, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tol = e * float(multiple) + noise_floor(dtype)
+    # An expected error that is not finite (a step beyond all reason) decides nothing: the element fails.
+    return np.where(np.isfinite(tol), tol, np.nan)
 
 
 @dataclass(frozen=True)
@@ -244,7 +250,8 @@ def noise_block(
     for cp in crit:
         inside = (p_lo < cp) & (cp < p_hi)
         np.maximum(peak, inside * abs(float(g(cp))), out=peak)
-    truncation = _truncation_coef(sch) * h**sch.order * big_a * peak / d
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge step: an infinite truncation error
+        truncation = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a * peak / d
     # The values differenced.
     moved = np.abs(ell) + reach * slope * d  # |l'| at most
     if sch.is_complex:
