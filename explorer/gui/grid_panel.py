@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: Narrowest logit column (px), so a column of zeros can still be clicked.
-CELL_WIDTH = 40
+CELL_WIDTH = 36
 #: Column widths are measured on at most this many cells (all of them in smaller grids; in larger ones
 #: the extremes of every column and an even sample): measuring is O(1) in the grid's size.
 WIDTH_SAMPLE_CELLS = 4096

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
-from explorer.gui.map_overview import BlockOverview, OverviewSource, Reduction
+from explorer.gui.map_overview import OverviewSource, Reduction, overview_of
 from explorer.gui.theme import LIGHT, Colors
 from explorer.gui.ticks import _spacing_digits, apply_tick_format, format_ticks
 
@@ -329,7 +329,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         shape = image.shape
         self.levels = levels
         self.data = image
-        self._overview = BlockOverview(image, self.reduction)
+        self._overview = overview_of(image, self.reduction)
         self._region_key = None
         self.colorbar.set_levels(*levels)
         if shape != self._shape:

@@ -8,7 +8,7 @@ Menus are built by :mod:`explorer.gui.menus`, file commands live in
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -58,7 +58,7 @@ APPLICATION = "Gradient Explorer"
 #: Narrowest the side panels may get (px): small screens (1024 x 600, or 960 x 540 at 200 %) still fit.
 MIN_SIDE_PANEL_WIDTH = 220
 #: Shares of the window's width the Controls and the right-hand docks start with.
-LEFT_SHARE, RIGHT_SHARE = 0.26, 0.34
+LEFT_SHARE, RIGHT_SHARE = 0.26, 0.3
 
 
 class MainWindow(QMainWindow):
@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(SETTINGS_VERSION)
         self._connect()
         self.resize(initial_size(self.screen().availableGeometry()))
-        self._share_width()
+        self.share_width()
         if restore_settings:
             restore_window(self)
         fit_to_screen(self)
@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
             dock.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
         self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
 
-    def _share_width(self) -> None:
+    def share_width(self) -> None:
         """Side panels get a fair share of the width (the maps keep the largest part)."""
         width = self.width()
         left = max(MIN_SIDE_PANEL_WIDTH, min(self.controls.sizeHint().width() + 20, round(width * LEFT_SHARE)))
@@ -236,10 +236,11 @@ class MainWindow(QMainWindow):
         display = self.display
         if getattr(change, "report", False) and display.source is Source.BUILTIN:
             self.status.set_duration(self.recomputer.last_duration)
-        if getattr(change, "cell", False) and display.cell is not None and display.cell != self.grid.current_cell():
+        # A new cell, or a new report after a load (the grid's reset lost its current cell): the grid follows,
+        # and scrolls the cell into view.
+        moved = getattr(change, "cell", False) or getattr(change, "report", False)
+        if moved and display.cell is not None and display.cell != self.grid.current_cell():
             self.grid.select_cell(*display.cell)
-        if getattr(change, "report", False) and display.cell is not None:
-            self.grid.keep_current_in_view()
 
     def go_to_worst_cell(self) -> None:
         """Select the cell with the largest error (failing first) and bring it into view everywhere."""
@@ -369,8 +370,9 @@ class MainWindow(QMainWindow):
         if self._guide is None:
             self._guide = GuideWindow(self)
         self._guide.show()
-        self._guide.raise_()
-        self._guide.activateWindow()
+        if QGuiApplication.platformName() != "offscreen":  # (offscreen cannot raise windows, and says so)
+            self._guide.raise_()
+            self._guide.activateWindow()
 
     def set_theme(self, choice: str) -> None:
         """Follow the system's colour scheme (``"system"``) or force ``"light"`` or ``"dark"``."""

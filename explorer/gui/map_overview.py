@@ -19,7 +19,16 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BlockOverview", "OverviewRegion", "OverviewSource", "Reduction", "block_extreme", "block_factors"]
+__all__ = [
+    "BlockOverview",
+    "OverviewRegion",
+    "OverviewSource",
+    "PyramidOverview",
+    "Reduction",
+    "block_extreme",
+    "block_factors",
+    "overview_of",
+]
 
 Reduction = Literal["max", "magnitude"]
 
@@ -134,3 +143,41 @@ class BlockOverview:
         r1, c1 = min(n, -(-r1 // fy) * fy), min(c, -(-c1 // fx) * fx)
         image = block_extreme(self.data[r0:r1, c0:c1], fy, fx, self.how)
         return OverviewRegion(image, r0, c0, image.shape[0] * fy, image.shape[1] * fx, (fy, fx))
+
+
+class PyramidOverview:
+    """The same call answered from the core's precomputed min/max pyramid
+    (:class:`explorer.core.overview.Pyramid`): built once per map, so panning and zooming only cut views.
+
+    ``"magnitude"`` maps use the pyramid's ``signed_extreme`` and ``"max"`` maps of non-negative values
+    (errors) its ``abs_max``, which is then the plain maximum. The pyramid is built on first use, so a
+    map that fits its pixels never builds one.
+    """
+
+    def __init__(self, data: NDArray, how: Reduction):
+        self.data = data
+        self.how: Reduction = how
+        self._pyramid: object | None = None
+
+    def region(self, r0: int, r1: int, c0: int, c1: int, height_px: float, width_px: float) -> OverviewRegion:
+        from explorer.core.overview import Pyramid
+
+        if self._pyramid is None:
+            kind = "signed_extreme" if self.how == "magnitude" else "abs_max"
+            self._pyramid = Pyramid.build(np.asarray(self.data, dtype=np.float64), kind)
+        out = (max(1, math.floor(height_px)), max(1, math.floor(width_px)))
+        view = self._pyramid.view((r0, r1), (c0, c1), out)  # type: ignore[attr-defined]
+        rows, cols = view.row_edges, view.col_edges
+        fy, fx = int(rows[1] - rows[0]), int(cols[1] - cols[0])  # every block but a short last one
+        image = np.asarray(view.image, dtype=np.float64)
+        return OverviewRegion(image, int(rows[0]), int(cols[0]), image.shape[0] * fy, image.shape[1] * fx, (fy, fx))
+
+
+def overview_of(data: NDArray, how: Reduction) -> OverviewSource:
+    """The overview for a map: the core's pyramid where its kinds fit (gradients; errors, which are
+    >= 0), the on-the-fly block reduction otherwise (log views, whose values are negative)."""
+    if how == "magnitude":
+        return PyramidOverview(data, how)
+    with np.errstate(invalid="ignore"):
+        nonnegative = data.size == 0 or not bool(np.any(data < 0))
+    return PyramidOverview(data, how) if nonnegative else BlockOverview(data, how)

@@ -32,6 +32,8 @@ DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "float32": Qt.PenStyle.DashLine,
 EMPTY_FLOOR = 1e-20
 #: Pixels per tick label along a log axis (label width plus a gap), horizontal and vertical.
 X_LABEL_PX, Y_LABEL_PX = 64, 28
+#: Share of the data's range (log units) added at the ends of the axes.
+RANGE_PAD = 0.02
 #: Width of one legend entry (sample and name, px): the legend takes as many columns as fit.
 LEGEND_ENTRY_PX = 112
 #: Size assumed for a plot that is not laid out yet (exports draw before their layout runs).
@@ -493,6 +495,9 @@ class SweepArtist:
         if self._layout_args is None:
             return
         x0, x1, y0, y1, eps, hints = self._layout_args
+        # A margin around the data, so markers at the ends (★ near the largest eps, ▼ at the floor) show whole.
+        x_pad, y_pad = (x1 - x0) * RANGE_PAD, (y1 - y0) * RANGE_PAD
+        x0, x1, y0 = x0 - x_pad, x1 + x_pad, y0 - y_pad
         width, height = self._plot_px()
         band = 0.0
         legend = self.legend

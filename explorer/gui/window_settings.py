@@ -75,8 +75,9 @@ def fit_to_screen(w: MainWindow) -> None:
     if (width, height) != (w.width(), w.height()):
         w.resize(width, height)
     frame = w.frameGeometry()
-    x = min(max(frame.x(), area.left()), area.right() + 1 - frame.width())
-    y = min(max(frame.y(), area.top()), area.bottom() + 1 - frame.height())
+    # Inside the area; a window wider than the area (its minimum) starts at the area's left/top edge.
+    x = max(area.left(), min(frame.x(), area.right() + 1 - frame.width()))
+    y = max(area.top(), min(frame.y(), area.bottom() + 1 - frame.height()))
     if (x, y) != (frame.x(), frame.y()):
         w.move(x, y)
 

@@ -1,0 +1,181 @@
+"""The maps read at any size: overview that keeps hot cells, linked zoom, crosshair, reset, worst cell, table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QKeySequence
+from PySide6.QtWidgets import QTabBar
+
+from explorer.gui import MainWindow
+from explorer.gui.heatmap_view import DIVERGING, DIVERGING_MAPS, HeatmapView
+from explorer.gui.map_overview import BlockOverview, PyramidOverview, block_extreme
+
+
+def _brute(a: np.ndarray, fy: int, fx: int, how: str) -> np.ndarray:
+    out = np.empty((-(-a.shape[0] // fy), -(-a.shape[1] // fx)))
+    for p in range(out.shape[0]):
+        for q in range(out.shape[1]):
+            block = a[p * fy : (p + 1) * fy, q * fx : (q + 1) * fx].ravel()
+            if np.isnan(block).any():
+                out[p, q] = np.nan
+            elif how == "max":
+                out[p, q] = block.max()
+            else:
+                hi, lo = block.max(), block.min()
+                out[p, q] = lo if abs(lo) > abs(hi) else hi
+    return out
+
+
+@pytest.mark.parametrize("how", ["max", "magnitude"])
+def test_block_extreme_is_the_extreme_of_every_block(how: str) -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(37, 53))
+    a[5, 7] = np.nan
+    for fy in (1, 2, 5, 37):
+        for fx in (1, 3, 7, 60):
+            np.testing.assert_array_equal(block_extreme(a, fy, fx, how), _brute(a, fy, fx, how))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("source", [BlockOverview, PyramidOverview])
+def test_no_hot_cell_vanishes_in_the_overview(source: type) -> None:
+    a = np.zeros((128, 1000))
+    a[77, 513] = -3e-4  # one bad cell among 128,000
+    region = source(a, "magnitude").region(0, 128, 0, 1000, 300, 150)
+    assert region.image.shape[1] <= 150 and region.factors[1] > 1
+    assert region.image.min() == -3e-4
+    p, q = np.unravel_index(np.argmin(region.image), region.image.shape)
+    fy, fx = region.factors
+    assert region.row0 + p * fy <= 77 < region.row0 + (p + 1) * fy
+    assert region.col0 + q * fx <= 513 < region.col0 + (q + 1) * fx
+
+
+def test_a_single_hot_cell_is_drawn_on_a_narrow_map(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """128 x 1000 in ~250 px: the map shows an overview, and the one hot cell's colour is on screen
+    where the cell is."""
+    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
+    qtbot.addWidget(view)
+    view.resize(360, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    data = np.zeros((128, 1000))
+    data[77, 513] = 1.0
+    view.set_image(data, (-1.0, 1.0))
+    qtbot.waitUntil(lambda: view.overview_factors != (1, 1), timeout=3000)
+    assert view.data is data and view.image_item.image.shape[1] < 1000
+    grabbed = view.grab().toImage()
+    hot = QColor(178, 24, 43)
+    ratio = view.devicePixelRatioF()
+    centre = view.mapFromScene(view.plot.getViewBox().mapViewToScene(QPointF(513.5, 77.5)))
+    box = view.mapFromScene(view.plot.getViewBox().sceneBoundingRect()).boundingRect()  # the map, not its bar
+    found = [
+        (x, y)
+        for x in range(int(box.left() * ratio), int(box.right() * ratio))
+        for y in range(int(box.top() * ratio), int(box.bottom() * ratio))
+        if abs(QColor(grabbed.pixel(x, y)).red() - hot.red()) < 20
+        and abs(QColor(grabbed.pixel(x, y)).green() - hot.green()) < 20
+        and abs(QColor(grabbed.pixel(x, y)).blue() - hot.blue()) < 20
+    ]
+    assert found, "the hot cell vanished"
+    xs, ys = zip(*found, strict=True)
+    assert abs(np.mean(xs) / ratio - centre.x()) <= 4 and abs(np.mean(ys) / ratio - centre.y()) <= 4
+
+
+def test_maps_zoom_and_pan_together_and_reset(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    maps = window.heatmaps
+    maps.numeric.plot.getViewBox().setRange(xRange=(2, 5), yRange=(0, 2), padding=0)
+    for view in maps.views:
+        (x0, x1), (y0, y1) = view.plot.getViewBox().viewRange()
+        assert (round(x0, 6), round(x1, 6), round(y0, 6), round(y1, 6)) == (2, 5, 0, 2), view.objectName()
+    assert window.reset_view_action.shortcut() == QKeySequence("Ctrl+0")
+    assert maps.reset_button.isVisible()
+    window.reset_view_action.trigger()
+    n, c = window.state.shape
+    for view in maps.views:
+        (x0, x1), (y0, y1) = view.plot.getViewBox().viewRange()
+        assert (round(x0, 6), round(x1, 6), round(y0, 6), round(y1, 6)) == (0, c, 0, n)
+
+
+def test_hovering_one_map_shows_a_crosshair_on_all_three(qtbot) -> None:  # type: ignore[no-untyped-def]
+    # The panel alone: the window also shows a tooltip, which the offscreen platform warns about.
+    from explorer.core import CheckSettings, check_gradient
+    from explorer.files.presets import get_preset
+    from explorer.gui.maps_panel import HeatmapPanel
+
+    origin = get_preset("origin")
+    panel = HeatmapPanel()
+    qtbot.addWidget(panel)
+    panel.resize(500, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_report(check_gradient(origin.logits, origin.labels, CheckSettings(**origin.settings)))
+    view = panel.error
+    scene_pos = view.plot.getViewBox().mapViewToScene(QPointF(6.5, 1.5))
+    with qtbot.waitSignal(panel.cellHovered) as hovered:
+        qtbot.mouseMove(view.viewport(), view.mapFromScene(scene_pos))
+    assert hovered.args == [1, 6]
+    for v in panel.views:
+        assert all(line.isVisible() for line in v.crosshair)
+        assert (v.crosshair[0].value(), v.crosshair[1].value()) == (6.5, 1.5)
+    panel.set_crosshair(None)
+    assert not any(line.isVisible() for v in panel.views for line in v.crosshair)
+
+
+def test_go_to_worst_cell_selects_it_everywhere(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    x = np.random.default_rng(1).normal(size=(40, 200))
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=10000):
+        window.controller.replace(x, np.zeros(40, dtype=np.int64), dtype="float32")
+    window.heatmaps.analytic.plot.getViewBox().setRange(xRange=(0, 10), yRange=(0, 5), padding=0)
+    window.grid.select_cell(0, 0)
+    assert window.worst_cell_action.shortcut() == QKeySequence("Ctrl+G")
+    window.worst_cell_action.trigger()
+    worst = tuple(int(v) for v in window.display.report.worst_cells(1)[0])
+    assert window.display.cell == worst and window.grid.current_cell() == worst
+    for view in window.heatmaps.views:
+        (x0, x1), (y0, y1) = view.plot.getViewBox().viewRange()
+        assert x0 <= worst[1] < x1 and y0 <= worst[0] < y1
+        assert view._marker.isVisible() and view._marker.rect().topLeft() == QPointF(worst[1], worst[0])
+
+
+def test_worst_cells_table_sorts_and_a_click_selects(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    table = window.worst_cells.table
+    report = window.display.report
+    model = window.worst_cells.model
+    assert model.rowCount() == min(200, report.grad_analytic.size)
+    ranked = [tuple(int(v) for v in c) for c in report.worst_cells(model.rowCount())]
+    assert [model.cell(r) for r in range(model.rowCount())] == ranked
+    table.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # |error|, largest first
+    proxy = window.worst_cells.proxy
+    errors = [proxy.data(proxy.index(r, 5), Qt.ItemDataRole.UserRole) for r in range(proxy.rowCount())]
+    assert errors == sorted(errors, reverse=True)
+    index = proxy.index(3, 0)
+    cell = model.cell(proxy.mapToSource(index).row())
+    rect = table.visualRect(index)
+    for bar in window.findChildren(QTabBar):  # bring the Worst cells tab to the front, as a click on it does
+        for k in range(bar.count()):
+            if bar.tabText(k) == "Worst cells":
+                bar.setCurrentIndex(k)
+    qtbot.waitUntil(table.isVisible, timeout=3000)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: window.display.cell == cell, timeout=3000)
+    assert window.grid.current_cell() == cell
+
+
+def test_colour_map_choice_repaints_maps_and_bars(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    name = "Purple – orange (PuOr)"
+    before = window.heatmaps.analytic.image_item.lut
+    window.gradient_cmap_actions[name].trigger()
+    assert window.heatmaps.gradient_cmap == name
+    for view in (window.heatmaps.analytic, window.heatmaps.numeric):
+        assert view.cmap is DIVERGING_MAPS[name]
+        assert not np.array_equal(view.image_item.lut, before)
+    stops = window.heatmaps.analytic.colorbar.rect_item.brush().gradient().stops()
+    assert stops[0][1] == DIVERGING_MAPS[name].mapToQColor(0.0)
+
+
+def test_plots_hide_pyqtgraphs_tiny_auto_button(window: MainWindow) -> None:
+    for view in window.heatmaps.views:
+        assert not view.plot.autoBtn.isVisible()
+    assert isinstance(window.sweep_panel.plot, pg.PlotItem) and not window.sweep_panel.plot.autoBtn.isVisible()
