@@ -138,8 +138,19 @@ SETTING_OPTIONS: tuple[SettingOption, ...] = (
         "--ignore-index", "ignore_index", "label value whose rows are ignored (default -100)", _integer, metavar="INT"
     ),
     SettingOption("--perturb", "perturb", "pitfall modes: a whole row or all logits at once", choices="PERTURB_MODES"),
-    SettingOption("--evaluate", "evaluate", "what the difference quotient evaluates (row loss or whole loss)"),
-    SettingOption("--tolerance", "tolerance", "tolerance policy of the verdict"),
+    SettingOption(
+        "--evaluate",
+        "evaluate",
+        "row: each row's loss (the origin question's way); loss: the whole reduced loss, as gradcheck",
+        choices="EVALUATE_MODES",
+    ),
+    SettingOption(
+        "--tolerance",
+        "tolerance",
+        "noise (default): within 3 x the expected error of the numeric estimate; fixed: atol + rtol*|ana| "
+        "(implied by --atol/--rtol)",
+        choices="TOLERANCE_MODES",
+    ),
     SettingOption("--atol", "atol", "absolute tolerance (default: per dtype)", _nonneg_float),
     SettingOption("--rtol", "rtol", "relative tolerance (default: per dtype)", _nonneg_float),
 )
@@ -369,6 +380,8 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
     """The whole check as plain JSON values; see resources/check_report.schema.json."""
     import numpy as np
 
+    from explorer.core import NOISE_MULTIPLE
+
     s = report.settings
     cmp = report.comparison
     atol, rtol = s.tolerances
@@ -384,6 +397,7 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
                 "abs_err": _num(cmp.abs_err[i, j]),
                 "rel_err": _num(cmp.rel_err[i, j]),
                 "passed": bool(cmp.passed[i, j]),
+                "tolerance": _num(report.tolerance_map[i, j]),
             }
         )
     row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
@@ -394,7 +408,14 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
         "source": source,
         "shape": [int(n), int(c)],
         "settings": s.to_mapping(),
-        "tolerances": {"atol": atol, "rtol": rtol, "rule": "|numeric - analytic| <= atol + rtol * |analytic|"},
+        "tolerances": {
+            "mode": report.tolerance_mode,
+            "atol": atol,
+            "rtol": rtol,
+            "rule": _verdict_rule(report),
+            "multiple": NOISE_MULTIPLE,
+            "blind": int(np.count_nonzero(report.blind)),
+        },
         "loss": {"value": _num(report.loss), "reduction": s.reduction},
         "errors": {
             "max_abs": _num(cmp.max_abs_err),
@@ -433,7 +454,6 @@ def _run_check(args: argparse.Namespace) -> int:
             report = check_gradient(logits, labels, settings)
         check_s = time.perf_counter() - t0
         cmp = report.comparison
-        atol, rtol = settings.tolerances
         if as_json:
             now = time.perf_counter()
             timings = {"check_s": check_s, "total_s": now - started, "since_start_s": now - _START}
@@ -453,8 +473,19 @@ def _run_check(args: argparse.Namespace) -> int:
         for note in _notes(report):
             print(f"note: {note}")
     verdict = "PASS" if cmp.ok else f"FAIL ({cmp.n_failed} of {cmp.passed.size} elements)"
-    print(f"verdict: {verdict} with |num - ana| <= atol + rtol*|ana|, atol={atol:g}, rtol={rtol:g}")
+    print(f"verdict: {verdict} with {_verdict_rule(report)}")
     return EXIT_OK if cmp.ok else EXIT_FAILED
+
+
+def _verdict_rule(report) -> str:  # type: ignore[no-untyped-def]
+    """The per-element rule of the verdict in force, in words."""
+    from explorer.core import NOISE_MULTIPLE
+
+    if report.tolerance_mode == "noise":
+        return (f"|num - ana| <= {NOISE_MULTIPLE:g} x the expected error of the numeric estimate (noise verdict; "
+                "--atol/--rtol or --tolerance fixed for gradcheck's rule)")  # fmt: skip
+    atol, rtol = report.settings.tolerances
+    return f"|num - ana| <= atol + rtol*|ana|, atol={atol:g}, rtol={rtol:g} (fixed tolerances)"
 
 
 def _run_presets() -> int:

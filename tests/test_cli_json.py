@@ -55,6 +55,9 @@ def test_json_report_matches_the_report() -> None:
         assert cell["analytic"] == float(report.grad_analytic[i, j])
         assert cell["numeric"] == float(report.grad_numeric[i, j])
         assert cell["abs_err"] == float(report.abs_err[i, j])
+        assert cell["tolerance"] == float(report.tolerance_map[i, j])
+    assert data["tolerances"]["mode"] == report.tolerance_mode == "noise"
+    assert data["tolerances"]["blind"] == int(report.blind.sum())
     errs = [c["abs_err"] for c in data["worst_cells"]]
     assert errs == sorted(errs, reverse=True)
     assert data["timings"]["check_s"] >= 0 and data["user_code"] is None

@@ -49,4 +49,4 @@ def test_installed_app_finds_its_resources(wheel: Path, tmp_path: Path) -> None:
     module_file, resource, counts = out.stdout.strip().splitlines()
     assert module_file.startswith(str(site))
     assert resource.startswith(str(site / "explorer" / "resources"))
-    assert counts == "6 (3, 10)"
+    assert counts == "7 (3, 10)"
