@@ -1,4 +1,4 @@
-"""The real window on Xvfb at 1024 x 600, 1280 x 720 and 1920 x 1080, light and dark, and at 200 %.
+"""The real window on Xvfb at 1024 x 600, 1280 x 720 and 1920 x 1080, light and dark, and at 150 % and 200 %.
 
 Each configuration runs the window in a child process (this file, run as a script) on an X server of
 that size. The child waits for the first result and the first sweep, then checks what is on screen
@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 SIZES = ((1024, 600), (1280, 720), (1920, 1080))
 #: (screen, theme, QT_SCALE_FACTOR) of every run.
-CONFIGS = [(size, theme, 1) for size in SIZES for theme in ("light", "dark")] + [((1920, 1080), "light", 2)]
+CONFIGS = [(size, theme, 1) for size in SIZES for theme in ("light", "dark")] + [((1920, 1080), "light", 2),
+                                                                                  ((1920, 1080), "dark", 1.5)]
 SETTLE_MS = 300
 TIMEOUT_MS = 40_000
 MIN_CONTRAST = 4.5
@@ -244,7 +245,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> dict:
         try:
             for config in [c for c in CONFIGS if c[0] == size]:
                 _, theme, scale = config
-                shot = folder / f"window-{size[0]}x{size[1]}-{theme}{'-x2' if scale != 1 else ''}.png"
+                shot = folder / f"window-{size[0]}x{size[1]}-{theme}{f'-x{scale}' if scale != 1 else ''}.png"
                 settings = tmp_path_factory.mktemp("settings") / "settings.ini"
                 env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "GRADIENT_EXPLORER_THEME": theme,
                        "QT_SCALE_FACTOR": str(scale), "GRADIENT_EXPLORER_SETTINGS": str(settings),
@@ -267,10 +268,11 @@ def test_window_fits_reads_and_does_not_overlap(screenshots: dict, config: tuple
     report = result["report"]
     assert result["code"] == 0 and report is not None and not report.get("timeout"), result["stderr"]
     (width, height), theme, scale = config
-    assert report["screen"] == [width // scale, height // scale]
+    logical = [round(width / scale), round(height / scale)]
+    assert report["screen"] == logical
     assert report["dpr"] == scale
     assert report["dark"] == (theme == "dark")
-    assert report["window"][0] <= width // scale and report["window"][1] <= height // scale
+    assert report["window"][0] <= logical[0] and report["window"][1] <= logical[1]
     assert report["outside"] == [], report["outside"]
     assert report["overlaps"] == [], report["overlaps"]
     assert report["ticks"] == [], report["ticks"]

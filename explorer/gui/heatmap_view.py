@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QFontMetricsF, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from explorer.gui.map_overview import OverviewSource, Reduction, overview_of
@@ -61,6 +61,11 @@ SHRINK_FRACTION = 0.02
 BAR_END_MARGIN = 9
 #: Width of a colour bar's painted strip (px).
 BAR_WIDTH = 20
+#: Cells smaller than this on screen (px) are not marked × / ○ one by one (the marks would cover the map);
+#: a NaN cell still shows, in :data:`NAN_COLOR`, and the summary counts them.
+MIN_MARK_PX = 7
+#: What a NaN cell (transparent in the image) shows: the view's background, a grey no colour map uses.
+NAN_COLOR = QColor(150, 150, 150)
 #: A selected cell smaller than this on screen (px) also gets a ring of this size.
 MIN_OUTLINE_PX = 10
 
@@ -253,6 +258,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.plot.setLabel("left", "sample")
         self.plot.setLabel("bottom", "class")
         self.plot.getViewBox().setDefaultPadding(0.0)
+        self.plot.getViewBox().setBackgroundColor(NAN_COLOR)
         for name in ("left", "bottom"):
             apply_tick_format(self.plot.getAxis(name))
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -436,6 +442,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self._marks[symbol] = item
         rows, cols = np.nonzero(cells)
         self._marks[symbol].setData(cols + 0.5, rows + 0.5)
+        self._marks[symbol].setVisible(self._cell_px() >= MIN_MARK_PX)
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         """Outline the selected cell (or hide the outline)."""
@@ -449,13 +456,21 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self._marker_inner.setRect(QRectF(j, i, 1, 1))
         self._update_ring()
 
+    def _cell_px(self) -> float:
+        """The smaller side of a cell on screen (px); infinite before the view is laid out."""
+        px = self.plot.getViewBox().viewPixelSize()
+        return min(1 / px[0], 1 / px[1]) if px[0] > 0 and px[1] > 0 else math.inf
+
     def _update_ring(self) -> None:
-        """A ring of fixed size around the selected cell when the cell itself is too small to see."""
+        """A ring of fixed size around the selected cell when the cell itself is too small to see; per-cell
+        marks only where cells are large enough for them."""
+        cell_px = self._cell_px()
+        for item in self._marks.values():
+            item.setVisible(cell_px >= MIN_MARK_PX)
         cell = self._selected
         small = False
         if cell is not None:
-            px = self.plot.getViewBox().viewPixelSize()
-            small = px[0] > 0 and px[1] > 0 and min(1 / px[0], 1 / px[1]) < MIN_OUTLINE_PX
+            small = cell_px < MIN_OUTLINE_PX
         if small and cell is not None:
             self._ring.setData([cell[1] + 0.5], [cell[0] + 0.5])
             self._ring.setVisible(True)
