@@ -259,16 +259,19 @@ def _problem(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     from explorer.core import CheckSettings, default_eps
     from explorer.files.io import load_logits, load_session
+    from explorer.files.limits import GRID_LIMITS
     from explorer.files.presets import get_preset
 
     overrides = {o.field: getattr(args, o.field) for o in _setting_options()
                  if getattr(args, o.field, None) is not None}  # fmt: skip
     if args.session:
-        s = load_session(args.session)
+        s = load_session(args.session, limits=GRID_LIMITS)
         logits, labels, base = s.logits, s.labels, s.settings.to_mapping()
         source = f"session {args.session}"
     elif args.logits:
-        logits, loaded = load_logits(args.logits, labels_path=args.labels, labels_column=args.labels_column)
+        logits, loaded = load_logits(
+            args.logits, labels_path=args.labels, labels_column=args.labels_column, limits=GRID_LIMITS
+        )
         if loaded is None:
             raise ValueError("no labels: give --labels FILE, --labels-column NAME, or an NPZ with a 'labels' entry")
         labels = loaded

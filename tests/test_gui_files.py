@@ -59,14 +59,14 @@ def test_save_open_round_trip_title_and_recent(qtbot, window: MainWindow, tmp_pa
         ("newer.gradexp.json", HEAD + '7, "logits": [[1]], "labels": [0]}', "newer"),
         ("ragged.csv", "1,2\n3\n", "different numbers"),
         ("nan.csv", "1,nan\n2,3\n", "not a finite number"),
-        ("huge.npy", None, "4096"),
+        ("huge.npy", None, "8192 x 262144"),
     ],
 )  # fmt: skip
 def test_bad_files_change_nothing_and_say_why(window: MainWindow, dialogs, tmp_path: Path, name: str,
                                               content: str | None, fragment: str) -> None:  # fmt: skip
     path = tmp_path / name
     if content is None:
-        np.save(path, np.zeros((5000, 2)))
+        np.save(path, np.zeros((9000, 2)))
     else:
         path.write_text(content)
     window.grid.logits_model.setData(window.grid.logits_model.index(1, 1), "3.25")

@@ -132,10 +132,10 @@ def test_window_refuses_every_hostile_file_and_changes_nothing(window, dialogs, 
 
 def test_window_refuses_a_session_over_its_grid_before_reading_values(window, dialogs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "wide.gradexp.json"
-    path.write_text(session_to_json(np.zeros((2, 5000)), [0, 1], CheckSettings()))
+    path.write_text(session_to_json(np.zeros((9000, 2)), [0, 1], CheckSettings()))
     title = window.windowTitle()
     assert not window.open_path(str(path))
-    assert "over the limit of 4096 x 4096" in dialogs[-1][2] and window.windowTitle() == title
+    assert "over the limit of 8192 x 262144" in dialogs[-1][2] and window.windowTitle() == title
 
 
 # ------------------------------------------------------------------ units
