@@ -485,16 +485,16 @@ class SweepComputer(BackgroundJob):
                 x = logits.astype(resolve_dtype(settings.dtype))
             target = None if mode == "grid" else cell
             # The current eps is on the grid exactly, so the curve passes through the map's value there.
-            perturb, here = settings.perturb, settings.eps
+            perturb, here, evaluate = settings.perturb, settings.eps, settings.evaluate
             sweeps = {settings.dtype: eps_sweep(x, labels, target, progress=progress, perturb=perturb,
-                                                include_eps=here, **kw)}  # fmt: skip
+                                                evaluate=evaluate, include_eps=here, **kw)}  # fmt: skip
             if overlay:
                 for dtype in DTYPE_NAMES:
                     if dtype != settings.dtype:
                         with np.errstate(over="ignore"):
                             xd = logits.astype(resolve_dtype(dtype))
                         sweeps[dtype] = eps_sweep(xd, labels, target, schemes=[settings.scheme], perturb=perturb,
-                                                  include_eps=here, **kw)  # fmt: skip
+                                                  evaluate=evaluate, include_eps=here, **kw)  # fmt: skip
             return SweepResult(mode, None if mode == "grid" else cell, sweeps, settings.dtype, settings.scheme,
                                settings.eps, overlay)  # fmt: skip
 
