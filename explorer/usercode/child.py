@@ -271,6 +271,226 @@ def _cell_sweep(loss_of, logits: np.ndarray, cell: tuple, steps: np.ndarray, tar
     return errors
 
 
+SAMPLED_COLUMNS = 6  # columns the separability check perturbs (first, last, the extremes' columns, random ones)
+SAMPLED_ROWS = 4  # rows of each sampled column perturbed alone, exactly as the element path perturbs them
+SUM_BLOCK = 1 << 20  # elements of the (rows x N) copies of the loss vector the per-row sums are formed in
+SAMPLE_SEED = 16  # fixed: the same logits are always checked at the same places
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit for bit: the same dtype, shape and bytes (a NaN equals the same NaN, 0.0 is not -0.0)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _sample(special: list[int], k: int, size: int, rng: np.random.Generator) -> list[int]:
+    """At most ``k`` distinct indices below ``size``: the ``special`` ones first, then random ones."""
+    picks = list(dict.fromkeys(special))[:k]
+    for i in rng.permutation(size).tolist():
+        if len(picks) >= min(k, size):
+            break
+        if i not in picks:
+            picks.append(int(i))
+    return picks
+
+
+class ColumnDifferences:
+    """The finite differences of a per-row loss, all rows of one column at a time: C calls per stencil point
+    instead of N C, with the very quotients :func:`explorer.core.numeric_grad` forms element by element.
+
+    ``rows_of(v)`` is the user's loss at logits ``v`` as a NumPy array. The element path sums what the loss
+    returns after each one-element perturbation; when the loss is row-separable (row i's value depends only
+    on row i of the logits, bit for bit), the vector it returns after perturbing element (i, j) is the
+    unperturbed vector with entry i taken from the call that perturbed all of column j. This class forms
+    that vector's sum (NumPy's own sum of the same values, so the same bits), and the stencil, the division
+    and the rounding to the dtype exactly as ``numeric_grad`` does.
+
+    Separability is checked before it is relied on, bit for bit, never assumed: for a few columns (the first,
+    the last, those of the largest and smallest logit, random ones), (a) rows perturbed alone, as the element
+    path perturbs them, must give exactly the assumed vector and sum, and (b) a random half of the column
+    perturbed at once must give the batched values on those rows and the unperturbed ones elsewhere. Any
+    difference, a value that is not one per row, or an exception, and :meth:`gradient` returns None with a
+    reason, and the caller differences element by element. A loss that couples rows only at elements the
+    check does not sample could pass it; its quotients would then differ from the element path's.
+    """
+
+    def __init__(self, rows_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float, scheme: str):
+        from explorer.core import check_eps, get_scheme
+        from explorer.core._dtypes import complex_dtype, work_dtype
+
+        self.rows_of, self.sch, self.h = rows_of, get_scheme(scheme), check_eps(eps)
+        self.storage = x.dtype
+        self.work = work_dtype(self.storage)
+        self.base = x.astype(complex_dtype(self.storage) if self.sch.is_complex else self.storage)
+        self.n, self.c = x.shape
+        # The steps added, as numeric_grad adds them: o * h (a Python float) in the working dtype, or 1j * h.
+        self.steps: list[float | complex] = [1j * self.h] if self.sch.is_complex else [
+            o * self.h for o, _ in self.sch.stencil if o != 0.0]  # fmt: skip
+        rng = np.random.default_rng(SAMPLE_SEED)
+        xf = np.asarray(x, dtype=np.float64)
+        top, bottom = (int(np.unravel_index(f(xf), xf.shape)[1]) for f in (np.argmax, np.argmin))
+        columns = _sample([0, self.c - 1, top, bottom], SAMPLED_COLUMNS, self.c, rng)
+        self.plan = {j: _sample([0, self.n - 1, int(np.argmax(xf[:, j])), int(np.argmin(xf[:, j]))], SAMPLED_ROWS,
+                                self.n, rng) for j in columns}  # fmt: skip
+        self.masks = {j: self._half(rng) for j in self.plan}
+        self.calls = 0
+
+    def _half(self, rng: np.random.Generator) -> np.ndarray:
+        mask = rng.random(self.n) < 0.5
+        if mask.all() or not mask.any():
+            mask[0] = not mask[0]
+        return mask
+
+    @property
+    def planned_calls(self) -> int:
+        """Calls of the loss this path makes: the unperturbed one, the columns, and the check's."""
+        points = len(self.steps)
+        return 1 + points * (self.c + sum(len(rows) + 1 for rows in self.plan.values()))
+
+    def _call(self, v: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.rows_of(v)
+
+    def _column(self, j: int, step: float | complex) -> np.ndarray:
+        """Column j after the step, every row, with the arithmetic of ``numeric_grad``'s one element: the
+        element's dtype after ``element + step`` (a NumPy scalar and a Python number: under NumPy 1 a wider one),
+        then the storage dtype."""
+        col = self.base[:, j] if self.sch.is_complex else self.base[:, j].astype(self.work)
+        dt = (col[:1][0] + step).dtype
+        return (col.astype(dt) + np.asarray(step, dtype=dt)).astype(self.base.dtype)
+
+    def _one_element(self, i: int, j: int, step: float | complex) -> np.ndarray:
+        """The logits the element path differences at (i, j): ``numeric_grad``'s own expression."""
+        xp = self.base.copy()
+        if self.sch.is_complex:
+            xp[i, j] = self.base[i, j] + step
+        else:
+            xp[i, j] = (self.base[i, j].astype(self.work) + step).astype(self.storage)
+        return xp
+
+    def _element_values(self, v0: np.ndarray, column: np.ndarray) -> np.ndarray:
+        """For each row i, the element path's value: the sum of ``v0`` with entry i from ``column``."""
+        out = np.empty(self.n, dtype=np.complex128)
+        block = max(1, SUM_BLOCK // self.n)
+        for r0 in range(0, self.n, block):
+            r1 = min(self.n, r0 + block)
+            m = np.repeat(v0[None, :], r1 - r0, axis=0)
+            m[np.arange(r1 - r0), np.arange(r0, r1)] = column[r0:r1]
+            out[r0:r1] = m.sum(axis=1)
+        return out
+
+    def gradient(self) -> tuple[np.ndarray | None, str]:
+        """``(numeric gradient, "per_row")``, or ``(None, reason)``: "small" (no calls saved), "scalar" (one
+        value), "shape" (not one value per row), "raised", "coupled" (the check found a difference)."""
+        if self.planned_calls >= self.n * self.c * len(self.steps):
+            return None, "small"
+        try:
+            return self._gradient()
+        except Exception:  # the element path calls the loss again and reports the failure as before
+            return None, "raised"
+
+    def _gradient(self) -> tuple[np.ndarray | None, str]:
+        n = self.n
+        v0 = self._call(self.base.copy())
+        if v0.ndim == 0 or v0.size == 1:
+            return None, "scalar"
+        if v0.shape != (n,) or v0.dtype.kind not in "biufc":
+            return None, "shape"
+        f0 = complex(v0.sum())  # numeric_grad's f(x) for the schemes that use it
+        batched: dict[int, list[np.ndarray]] = {}
+        for j, rows in self.plan.items():  # the check, before anything relies on it
+            batched[j] = []
+            for step in self.steps:
+                new = self._column(j, step)
+                xp = self.base.copy()
+                xp[:, j] = new
+                column = self._call(xp)
+                if column.shape != v0.shape or column.dtype != v0.dtype:
+                    return None, "shape"
+                values = self._element_values(v0, column)
+                for i in rows:
+                    xp = self._one_element(i, j, step)
+                    if xp[i, j].tobytes() != new[i].tobytes():
+                        return None, "coupled"
+                    alone = self._call(xp)
+                    expected = v0.copy()
+                    expected[i] = column[i]
+                    if not _same(alone, expected) or not _same(np.array([complex(alone.sum())]), values[i : i + 1]):
+                        return None, "coupled"
+                mask = self.masks[j]
+                xp = self.base.copy()
+                xp[mask, j] = new[mask]
+                if not _same(self._call(xp), np.where(mask, column, v0)):
+                    return None, "coupled"
+                batched[j].append(column)
+        out = np.empty((n, self.c), dtype=self.storage)
+        for j in range(self.c):
+            columns = batched.get(j)
+            if columns is None:
+                columns = []
+                for step in self.steps:
+                    xp = self.base.copy()
+                    xp[:, j] = self._column(j, step)
+                    column = self._call(xp)
+                    if column.shape != v0.shape or column.dtype != v0.dtype:
+                        return None, "shape"
+                    columns.append(column)
+            q = self._quotients(v0, f0, columns)
+            for i, value in enumerate(q.tolist()):  # Python floats into the storage dtype, as numeric_grad does
+                out[i, j] = value
+        return out, "per_row"
+
+    def _quotients(self, v0: np.ndarray, f0: complex, columns: list[np.ndarray]) -> np.ndarray:
+        """``numeric_grad``'s quotient for every row of one column (float64, IEEE-identical to its Python floats)."""
+        if self.sch.is_complex:
+            return self._element_values(v0, columns[0]).imag / self.h
+        total = np.zeros(self.n)
+        k = 0
+        for o, wgt in self.sch.stencil:
+            if o == 0.0:
+                total = total + wgt * f0.real
+            else:
+                total = total + wgt * self._element_values(v0, columns[k]).real
+                k += 1
+        return total / (self.sch.divisor * self.h)
+
+
+class _Differences:
+    """The numeric gradient at one or more steps: by columns while the loss is per row (checked each time),
+    else element by element (:func:`explorer.core.numeric_grad`); records the path, why, and the calls."""
+
+    def __init__(self, loss_of: Callable[[np.ndarray], complex], rows_of: Callable[[np.ndarray], np.ndarray],
+                 x: np.ndarray, scheme: str, columns: bool):  # fmt: skip
+        self.x, self.scheme = x, scheme
+        self.reason = "per_row" if columns else "off"
+        self.paths: list[str] = []
+        self.calls = 0
+
+        def counted(v: np.ndarray) -> complex:
+            self.calls += 1
+            return loss_of(v)
+
+        self.loss_of, self.rows_of = counted, rows_of
+
+    def gradient(self, eps: float) -> np.ndarray:
+        from explorer.core import numeric_grad
+
+        if self.reason == "per_row":  # never tried, or per row at the steps so far
+            by_columns = ColumnDifferences(self.rows_of, self.x, eps, self.scheme)
+            numeric, self.reason = by_columns.gradient()
+            self.calls += by_columns.calls
+            if numeric is not None:
+                self.paths.append("columns")
+                return numeric
+        self.paths.append("elements")
+        return numeric_grad(self.loss_of, self.x, eps, self.scheme)
+
+    @property
+    def path(self) -> str:
+        """The path: "columns", "elements", or "mixed" (by columns at a first step, not at a later one)."""
+        kinds = set(self.paths)
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     """Run the user's functions; the results as NPZ bytes, or :class:`_Failure`.
 
@@ -278,7 +498,7 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     framework's own array type; what it returns is converted back to NumPy here. Without a ``grad`` name the
     gradient is the framework's autodiff of ``loss`` (what a custom backward or ``custom_vjp`` feeds).
     """
-    from explorer.core import numeric_grad, resolve_dtype
+    from explorer.core import resolve_dtype
 
     filename, loss_name, grad_name = request["filename"], request["loss"], request["grad"]
     x = logits.astype(resolve_dtype(request.get("dtype", "float64")))
@@ -347,13 +567,18 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
         with quiet():
             return _scalar(evaluate(fw.logits(v)), loss_name)
 
+    def rows_of(v: np.ndarray) -> np.ndarray:
+        with quiet():
+            return _as_numpy(evaluate(fw.logits(v)))
+
     eps = request["eps"]
     extra: dict[str, Any] = {}
+    differences = _Differences(loss_of, rows_of, x, request["scheme"], bool(request.get("columns", True)))
     try:
         with np.errstate(all="ignore"):
-            numeric = numeric_grad(loss_of, x, eps, request["scheme"])
+            numeric = differences.gradient(eps)
             if request.get("noise"):  # the same at 2 eps: Richardson's estimate of the truncation error
-                extra["numeric_2h"] = numeric_grad(loss_of, x, 2.0 * eps, request["scheme"]).astype(np.float64)
+                extra["numeric_2h"] = differences.gradient(2.0 * eps).astype(np.float64)
             shifted = (x.astype(np.float64) + eps).astype(x.dtype)
             pitfall = (loss_of(shifted) - base).real / eps
     except _Failure:
@@ -370,7 +595,9 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.savez(out, grad=grad.astype(np.float64), numeric=numeric.astype(np.float64),
              loss=np.float64(base.real), pitfall=np.float64(pitfall), labels_shape=np.array(shape),
-             framework=np.array(fw.name), **extra)  # fmt: skip
+             framework=np.array(fw.name), numeric_path=np.array(differences.path),
+             numeric_reason=np.array(differences.reason), loss_calls=np.float64(differences.calls),
+             **extra)  # fmt: skip
     return out.getvalue()
 
 

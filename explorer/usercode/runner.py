@@ -6,7 +6,9 @@ separate process keeps an exception, an endless loop or a crash from touching th
 The child (:mod:`explorer.usercode.child`, started by :mod:`explorer.usercode.sandbox` in an isolated
 interpreter, in a session of its own, with stdin closed) loads the source with ``classes`` set to C
 (so the origin question's code works as pasted), calls ``grad(logits, labels)``, and forms the
-finite-difference gradient of ``loss`` element by element (a per-row vector loss is summed). Labels
+finite-difference gradient of ``loss`` element by element (a per-row vector loss is summed; when the loss
+returns one value per row and is checked to be row-separable, by columns: every row of a column perturbed in one
+call, the same quotients, bit for bit, with N times fewer calls). Labels
 are passed with shape (N,), or (N, 1) if the code only accepts that (as the origin question's does).
 At the time limit, on cancel and when the child ends, its whole process tree is stopped. Results come
 back on a private pipe, framed with a per-run secret token; every field is validated, and anything
@@ -49,6 +51,8 @@ from explorer.usercode.sandbox import MAX_OUTPUT_BYTES, ProcessOutcome, cap_text
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_SOURCE_BYTES",
+    "NUMERIC_PATHS",
+    "NUMERIC_REASONS",
     "UserCheck",
     "UserCode",
     "UserCodeError",
@@ -75,6 +79,22 @@ _BOOTSTRAP = "import sys; sys.path[0:0] = sys.argv[3:]; from explorer.usercode.c
 KINDS = ("exception", "timeout", "crash", "missing", "shape", "dtype", "nan", "cancelled", "interfered", "bad",
          "framework")  # fmt: skip
 _CHILD_KINDS = frozenset({"exception", "missing", "shape", "dtype", "framework"})  # what the child may report itself
+#: How the child formed the numeric gradient, in words (``UserResult.numeric_path``).
+NUMERIC_PATHS = {
+    "columns": "differenced by columns (the loss is per row)",
+    "elements": "differenced element by element",
+    "mixed": "differenced by columns at eps, element by element at 2 eps",
+}
+#: Why (``UserResult.numeric_reason``): the loss was per row, or why the element path was taken.
+NUMERIC_REASONS = {
+    "per_row": "",
+    "scalar": "the loss returns one number",
+    "shape": "the loss returns neither one number nor one per row",
+    "coupled": "the loss is not per row: a row's value changed with another row's logits",
+    "raised": "the loss failed on a whole perturbed column",
+    "small": "too small to gain from differencing by columns",
+    "off": "as asked",
+}
 
 
 def read_source_capped(path: str | os.PathLike[str], max_bytes: int = MAX_SOURCE_BYTES) -> str:
@@ -167,6 +187,10 @@ class UserResult:
     ``framework`` is "numpy", "torch" or "jax"; ``gradient`` says which gradient was checked (their function,
     or the framework's autodiff of their loss); ``dtype`` the dtype their code received;
     ``grad_numeric_2h`` the finite differences at twice the step (for the noise-aware verdict), if asked for.
+    ``numeric_path`` says how the loss was differenced: "columns" (a per-row loss, checked to be row-separable
+    bit for bit: every row of a column perturbed in one call, the same quotients as one element at a time),
+    "elements", or "mixed"; ``numeric_reason`` why (a key of :data:`NUMERIC_REASONS`); ``loss_calls`` how many
+    times the loss was called for the numeric gradient(s). :attr:`numeric_method` says it in words.
     """
 
     grad_user: NDArray
@@ -184,6 +208,24 @@ class UserResult:
     gradient: str = "your grad function"
     dtype: str = "float64"
     grad_numeric_2h: NDArray | None = field(default=None, repr=False)
+    numeric_path: str = "elements"
+    numeric_reason: str = "off"
+    loss_calls: int = 0
+
+    @property
+    def numeric_method(self) -> str:
+        """How the numeric gradient was formed, in words, for the panel and the CLI.
+
+        Examples
+        --------
+        >>> r = UserResult(np.zeros((1, 1)), np.zeros((1, 1)), 0.0, 0.0, "(N,)", 0.0, numeric_path="columns",
+        ...                numeric_reason="per_row", loss_calls=1030)
+        >>> r.numeric_method
+        'differenced by columns (the loss is per row): 1030 calls of your loss'
+        """
+        why = NUMERIC_REASONS.get(self.numeric_reason, "")
+        path = NUMERIC_PATHS.get(self.numeric_path, self.numeric_path)
+        return f"{path}{f' ({why})' if why else ''}: {self.loss_calls} calls of your loss"
 
 
 @dataclass(frozen=True)
@@ -217,7 +259,7 @@ def _output(run: ProcessOutcome) -> str:
     return "\n".join(parts)
 
 
-_ALLOWED_DTYPES = {np.dtype(np.float64).str, *(np.dtype(f"<U{n}").str for n in (3, 4, 5, 6))}
+_ALLOWED_DTYPES = {np.dtype(np.float64).str, *(np.dtype(f"<U{n}").str for n in range(3, 9))}
 
 
 def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
@@ -247,12 +289,13 @@ def _read_npz(payload: bytes) -> dict[str, np.ndarray]:
 
 def _parse_result(arrays: dict[str, np.ndarray], shape: tuple[int, int], sweep_len: int) -> dict:
     """Checks every field the parent reads: names, dtypes, shapes, values."""
-    expected = {"grad", "numeric", "loss", "pitfall", "labels_shape", "framework"}
+    expected = {"grad", "numeric", "loss", "pitfall", "labels_shape", "framework", "numeric_path", "numeric_reason",
+                "loss_calls"}  # fmt: skip
     optional = {f"sweep_{name}" for name in SCHEMES} | {"numeric_2h"}
     sweep_keys = optional - {"numeric_2h"}
     if not expected <= arrays.keys() or not arrays.keys() <= expected | optional:
         raise _Interfered("the results have the wrong fields")
-    for key in ("grad", "numeric", "loss", "pitfall", *(arrays.keys() & optional)):
+    for key in ("grad", "numeric", "loss", "pitfall", "loss_calls", *(arrays.keys() & optional)):
         if arrays[key].dtype != np.float64:
             raise _Interfered(f"{key} is not float64")
     if arrays["numeric"].shape != shape or arrays["loss"].shape != () or arrays["pitfall"].shape != ():
@@ -266,12 +309,20 @@ def _parse_result(arrays: dict[str, np.ndarray], shape: tuple[int, int], sweep_l
     labels_shape = arrays["labels_shape"]
     if labels_shape.shape != () or labels_shape.dtype.kind != "U" or str(labels_shape) not in ("(N,)", "(N, 1)"):
         raise _Interfered("the labels' shape is garbled")
+    path, reason, calls = arrays["numeric_path"], arrays["numeric_reason"], arrays["loss_calls"]
+    if path.shape != () or path.dtype.kind != "U" or str(path) not in NUMERIC_PATHS:
+        raise _Interfered("the numeric path is garbled")
+    if reason.shape != () or reason.dtype.kind != "U" or str(reason) not in NUMERIC_REASONS:
+        raise _Interfered("the numeric path is garbled")
+    if calls.shape != () or not (np.isfinite(calls) and 0 <= calls < 2**53 and calls == np.floor(calls)):
+        raise _Interfered("the count of loss calls is garbled")
     sweep = {k.removeprefix("sweep_"): arrays[k] for k in sorted(arrays.keys() & sweep_keys)}
     if sweep and (set(sweep) != set(SCHEMES) or any(v.shape != (sweep_len,) for v in sweep.values())):
         raise _Interfered("the error-versus-eps curves are garbled")
     return {"grad": arrays["grad"], "numeric": arrays["numeric"], "loss": float(arrays["loss"]),
             "pitfall": float(arrays["pitfall"]), "labels_shape": str(labels_shape), "sweep": sweep,
-            "framework": str(framework), "numeric_2h": numeric_2h}  # fmt: skip
+            "framework": str(framework), "numeric_2h": numeric_2h, "numeric_path": str(path),
+            "numeric_reason": str(reason), "loss_calls": int(calls)}  # fmt: skip
 
 
 def _parse_error(payload: bytes) -> tuple[str, str, str]:
@@ -317,6 +368,7 @@ def run_user_code(
     *,
     dtype: str = "float64",
     noise: bool = False,
+    columns: bool = True,
 ) -> UserOutcome:
     """Run the user's functions in a child process; every way it can go wrong is an outcome with a message.
 
@@ -340,6 +392,10 @@ def run_user_code(
         (``torch.bfloat16``, ``jnp.bfloat16``, ml_dtypes' bfloat16 for NumPy code).
     noise : bool
         Also difference the loss at ``2 * eps`` (``grad_numeric_2h``), for the noise-aware verdict.
+    columns : bool
+        Difference a per-row loss (one value per row, checked to be row-separable bit for bit) by columns:
+        C calls per stencil point instead of N C, the same numbers. False always differences element by
+        element (for comparisons and benchmarks).
 
     Returns
     -------
@@ -362,7 +418,8 @@ def run_user_code(
     request = {"source": code.source, "loss": code.loss_name, "grad": code.grad_name, "filename": code.filename,
                "folder": code.folder, "eps": float(eps), "scheme": scheme, "token": token,
                "sweep_cell": None if sweep_cell is None else [int(v) for v in sweep_cell],
-               "sweep_eps": sweep_eps.tolist(), "dtype": str(dtype), "noise": bool(noise)}  # fmt: skip
+               "sweep_eps": sweep_eps.tolist(), "dtype": str(dtype), "noise": bool(noise),
+               "columns": bool(columns)}  # fmt: skip
     buffer = io.BytesIO()
     np.savez(buffer, logits=x, labels=y, request=np.frombuffer(json.dumps(request).encode("utf-8"), np.uint8))
     cap = 3 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
@@ -412,7 +469,9 @@ def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, 
               run.duration_s)  # fmt: skip
     framework = fields["framework"]
     more = {"stdout": run.stdout, "stderr": run.stderr, "framework": framework, "dtype": str(dtype),
-            "gradient": gradient_source(code, framework), "grad_numeric_2h": fields["numeric_2h"]}  # fmt: skip
+            "gradient": gradient_source(code, framework), "grad_numeric_2h": fields["numeric_2h"],
+            "numeric_path": fields["numeric_path"], "numeric_reason": fields["numeric_reason"],
+            "loss_calls": fields["loss_calls"]}  # fmt: skip
     if sweep_cell is None or not sweep:
         return UserResult(*common, **more), None
     cell = (int(sweep_cell[0]), int(sweep_cell[1]))
@@ -451,6 +510,7 @@ def run_user_check(
     *,
     dtype: str = "float64",
     noise: bool = False,
+    columns: bool = True,
 ) -> UserResult:
     """Run the user's functions in a child process and return their results, validated.
 
@@ -463,7 +523,8 @@ def run_user_check(
         stopped), a crash of the process, a missing function, a gradient of the wrong shape, type, or with
         NaN, or code that interfered with the runner's result pipe.
     """
-    outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel, dtype=dtype, noise=noise)
+    outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel, dtype=dtype, noise=noise,
+                            columns=columns)  # fmt: skip
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None
