@@ -335,7 +335,7 @@ class ColumnDifferences:
         self.calls = 0
 
     def _half(self, rng: np.random.Generator) -> np.ndarray:
-        mask = rng.random(self.n) < 0.5
+        mask: np.ndarray = np.asarray(rng.random(self.n) < 0.5)
         if mask.all() or not mask.any():
             mask[0] = not mask[0]
         return mask
