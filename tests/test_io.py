@@ -194,3 +194,17 @@ def test_a_format_1_session_keeps_the_fixed_verdict_it_was_saved_under(tmp_path:
     doc["version"] = 2
     path.write_text(json.dumps(doc))
     assert load_session(path).settings.tolerance == "noise"
+
+
+def test_npz_export_of_a_bfloat16_check_reads_back_in_plain_numpy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """bfloat16 arrays were saved as raw void bytes that plain NumPy cannot compare or compute with."""
+    from explorer.core import CheckSettings, check_gradient
+    from explorer.files.data_export import export_npz
+
+    report = check_gradient(np.array([[1.0, 2.5, -3.0], [0.5, 0.0, 8.0]]), np.array([0, 2]),
+                            CheckSettings(dtype="bfloat16", eps=1e-1))  # fmt: skip
+    export_npz(tmp_path / "bf16.npz", report)
+    with np.load(tmp_path / "bf16.npz", allow_pickle=False) as data:
+        for key in ("logits", "grad_analytic", "grad_numeric"):
+            assert data[key].dtype == np.float32
+            np.testing.assert_array_equal(data[key], getattr(report, key).astype(np.float32))

@@ -132,17 +132,24 @@ def read_csv_export(
     return meta, arrays
 
 
+def _portable(a: np.ndarray) -> np.ndarray:
+    """``a`` in a dtype every NumPy reads back: bfloat16 (an ml_dtypes extension type that ``.npy`` stores
+    as raw void bytes) becomes float32, which holds every bfloat16 value exactly."""
+    return a.astype(np.float32) if a.dtype.kind == "V" else a
+
+
 def export_npz(path: str | os.PathLike[str], report: Report) -> None:
     """Arrays ``logits``, ``labels``, ``grad_analytic``, ``grad_numeric``, ``abs_err``, ``rel_err``, ``passed``,
-    and ``settings`` (a JSON string, readable with ``allow_pickle=False``)."""
+    and ``settings`` (a JSON string, readable with ``allow_pickle=False``). bfloat16 arrays are written as
+    float32 (exactly the same values) so any NumPy reads them."""
     buf = io.BytesIO()
     meta = {**report.settings.to_mapping(), "loss": report.loss}
     np.savez(
         buf,
-        logits=report.logits,
+        logits=_portable(report.logits),
         labels=np.asarray(report.labels),
-        grad_analytic=report.grad_analytic,
-        grad_numeric=report.grad_numeric,
+        grad_analytic=_portable(report.grad_analytic),
+        grad_numeric=_portable(report.grad_numeric),
         abs_err=report.abs_err,
         rel_err=report.rel_err,
         passed=report.comparison.passed,
