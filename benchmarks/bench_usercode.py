@@ -4,10 +4,18 @@
     python benchmarks/bench_usercode.py --repeat 3 --n 64 --c 512
     python benchmarks/bench_usercode.py --gallery           # + every framework example, float32 and float64,
                                                             #   through the runner and through `check --loss`
+    python benchmarks/bench_usercode.py --n 32 --c 100 --repeat 5 --elements   # per-row losses: by columns and
+                                                            #   element by element (minutes at 64 x 512)
 
 Each run is a whole check as the window does it (the settings' noise verdict, so the loss is differenced at
 eps and 2 eps, every element), in the sandboxed child process, including the framework's import. The goal
 (issue 16): a PyTorch run costs at most 3x the same check of equivalent NumPy code. Prints medians.
+
+The first table times losses that return one value per row (the origin question's code, with C taken from the
+logits; PyTorch's cross-entropy with reduction="none"): the runner differences them by columns (C calls of the
+loss per stencil point instead of N C, after checking bit for bit that the loss is row-separable); with
+--elements also element by element (the path every loss took before, and scalar losses still take), with the
+number of loss calls and whether both paths give the same bits.
 """
 
 from __future__ import annotations
@@ -29,9 +37,21 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.core import CheckSettings  # noqa: E402
 from explorer.usercode.gallery import MUTANTS  # noqa: E402
-from explorer.usercode.runner import UserCode, check_user_code  # noqa: E402
+from explorer.usercode.runner import UserCode, check_user_code, run_user_check, user_report  # noqa: E402
 
 LIMIT_S = 3600.0
+ORIGIN = (ROOT / "tests" / "data" / "origin_question.py").read_text().replace("np.eye(classes)", "np.eye(a.shape[1])")
+TORCH_ROWS = """import torch.nn.functional as F
+
+
+def loss(logits, labels):
+    return F.cross_entropy(logits, labels, reduction="none")
+"""
+PER_ROW = {
+    "NumPy, the origin question's per-row loss": (UserCode(ORIGIN, "softmax_crossentropy", "grad_softmax_crossentropy"),
+                                                  "numpy"),
+    "PyTorch, F.cross_entropy(reduction='none'), autodiff": (UserCode(TORCH_ROWS, "loss", ""), "torch"),
+}  # fmt: skip
 
 
 def _problem(n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +76,38 @@ def _time_runs(name: str, x: np.ndarray, y: np.ndarray, dtype: str, repeat: int)
     return statistics.median(walls), statistics.median(inside), ok
 
 
+def _per_row(code: UserCode, x: np.ndarray, y: np.ndarray, dtype: str, repeat: int, columns: bool) -> tuple:
+    settings = CheckSettings.with_default_eps("central", dtype)
+    walls, inside = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = run_user_check(code, x, y, settings.eps, settings.scheme, LIMIT_S, dtype=dtype, noise=True,
+                                columns=columns)  # fmt: skip
+        ok = user_report(result, x, y, settings).ok
+        walls.append(time.perf_counter() - t0)
+        inside.append(result.duration_s)
+    return statistics.median(walls), statistics.median(inside), result, ok
+
+
+def _per_row_table(x: np.ndarray, y: np.ndarray, args: argparse.Namespace, have: dict[str, bool]) -> None:
+    print("| per-row loss | path | wall (s) | in the child (s) | loss calls | verdict | bits as elements |")
+    print("| --- | --- | ---: | ---: | ---: | --- | --- |")
+    for label, (code, framework) in PER_ROW.items():
+        if not have[framework]:
+            print(f"| {label} | not installed | | | | | |")
+            continue
+        runs = [(True, *_per_row(code, x, y, args.dtype, args.repeat, True))]
+        if args.elements:
+            runs.append((False, *_per_row(code, x, y, args.dtype, args.repeat, False)))
+        numerics = [(r.grad_numeric.tobytes(), r.grad_numeric_2h.tobytes()) for _, _, _, r, _ in runs]
+        same = "" if len(runs) == 1 else ("yes" if numerics[0] == numerics[1] else "NO")
+        for columns, wall, inside, result, ok in runs:
+            path = "by columns" if result.numeric_path == "columns" else f"elements ({result.numeric_reason})"
+            print(f"| {label} | {path if columns else 'element by element (forced)'} | {wall:.2f} | {inside:.2f} | "
+                  f"{result.loss_calls} | {'PASS' if ok else 'FAIL'} | {same} |")  # fmt: skip
+    print()
+
+
 def _cli_verdict(name: str, x: np.ndarray, y: np.ndarray, dtype: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -77,11 +129,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dtype", default="float64")
     parser.add_argument("--gallery", action="store_true", help="also every PyTorch/JAX example, both dtypes, both ways")
+    parser.add_argument("--elements", action="store_true", help="also time the per-row losses element by element")
+    parser.add_argument("--per-row-only", action="store_true", help="only the per-row losses (no scalar-loss table)")
     args = parser.parse_args()
     x, y = _problem(args.n, args.c)
     have = {"numpy": True, **{f: importlib.util.find_spec(f) is not None for f in ("torch", "jax")}}
     print(f"{args.n} x {args.c}, {args.dtype}, central, noise verdict; median of {args.repeat}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    _per_row_table(x, y, args, have)
+    if args.per_row_only:
+        return
+    print("Scalar losses (differenced element by element):")
     print("| code | wall (s) | in the child (s) | ratio to NumPy | verdict |\n| --- | ---: | ---: | ---: | --- |")
     base = None
     for label, name in (("NumPy grad function (gallery 'correct')", "correct"),
