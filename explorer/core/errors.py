@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -12,7 +15,9 @@ __all__ = [
     "TOLERANCE_MODES",
     "Comparison",
     "compare",
+    "compare_noise",
     "default_tolerances",
+    "tolerance_from_expected",
     "worst_cells",
 ]
 
@@ -41,20 +46,28 @@ def default_tolerances(dtype: DTypeLike) -> tuple[float, float]:
     return DEFAULT_TOLERANCES.get(np.dtype(dtype).name, DEFAULT_TOLERANCES["float64"])
 
 
+#: Elements per chunk when the error maps are formed: the temporaries stay small and in cache.
+_CHUNK = 1 << 16
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Element-wise comparison of ``grad_numeric`` with ``grad_analytic``.
 
+    The error maps (:attr:`abs_err`, :attr:`rel_err`) and the noise verdict's tolerance map
+    (:attr:`tolerance`) are derived from the gradients (and the expected error) on first use,
+    element by element with the operations of :func:`compare`, and kept: a check holds the two
+    gradients, the expected error and the verdict, and forms the float64 maps only when asked.
+
     Attributes
     ----------
-    abs_err : ndarray (N, C), float64
-        ``|num - ana|``.
-    rel_err : ndarray (N, C), float64
-        ``|num - ana| / max(|num|, |ana|)``, 0 where both are 0 (so it lies in [0, 2]).
+    grad_numeric, grad_analytic : ndarray (N, C)
+        The gradients compared (held, not copied).
     passed : ndarray (N, C), bool
-        ``|num - ana| <= atol + rtol * |ana|`` (False where either is NaN).
+        ``|num - ana| <= atol + rtol * |ana|`` (False where either is NaN), or within the
+        per-element tolerance of the "noise" verdict.
     atol, rtol : float
-        The tolerances used.
+        The tolerances of the fixed verdict.
     worst : tuple of int
         Index of the element with the largest ``abs_err = |num - ana|``, the one whose
         error is ``max_abs_err``. A NaN error (a NaN gradient, e.g. a row that overflowed
@@ -67,14 +80,18 @@ class Comparison:
     n_failed : int
     mode : str
         Which tolerance decided: "fixed" (``atol + rtol |ana|``) or "noise" (:attr:`tolerance`).
-    tolerance : ndarray (N, C), float64, or None
-        The per-element tolerance of the "noise" verdict (None for "fixed"; see
-        :meth:`tolerance_map`).
+    expected : ndarray (N, C), float64, or None
+        The expected error :math:`E` of the check's "noise" verdict, whose tolerance is
+        ``noise_multiple * E + noise_floor``; None otherwise.
+    noise_multiple, noise_floor : float
+        That tolerance's multiple and floor (NaN when there is no ``expected``).
+    given_tolerance : ndarray or None
+        A per-element tolerance given to :func:`compare` (its "noise" verdict), as given.
     """
 
-    abs_err: NDArray
-    rel_err: NDArray
-    passed: NDArray
+    grad_numeric: NDArray = field(repr=False)
+    grad_analytic: NDArray = field(repr=False)
+    passed: NDArray = field(repr=False)
     atol: float
     rtol: float
     worst: tuple[int, ...]
@@ -83,9 +100,51 @@ class Comparison:
     ok: bool
     n_failed: int
     mode: str = "fixed"
-    tolerance: NDArray | None = field(default=None, repr=False)
+    expected: NDArray | None = field(default=None, repr=False)
+    noise_multiple: float = math.nan
+    noise_floor: float = math.nan
+    given_tolerance: NDArray | None = field(default=None, repr=False)
 
-    def tolerance_map(self, grad_analytic: ArrayLike) -> NDArray:
+    @cached_property
+    def abs_err(self) -> NDArray:
+        """``|num - ana|`` (float64, (N, C)), formed on first use."""
+        out = np.empty(self.grad_numeric.shape)
+        flat = out.reshape(-1)
+        for sl, num, ana in _chunks(self.grad_numeric, self.grad_analytic):
+            flat[sl] = _abs_err(num, ana)
+        return out
+
+    @cached_property
+    def rel_err(self) -> NDArray:
+        """``|num - ana| / max(|num|, |ana|)`` (float64, (N, C)), 0 where both are 0 (so it lies in [0, 2])."""
+        out = np.empty(self.grad_numeric.shape)
+        flat = out.reshape(-1)
+        known = self.__dict__.get("abs_err")
+        known_flat = None if known is None else known.reshape(-1)
+        for sl, num, ana in _chunks(self.grad_numeric, self.grad_analytic):
+            err = _abs_err(num, ana) if known_flat is None else known_flat[sl]
+            flat[sl] = _rel_err(err, num, ana)
+        return out
+
+    @cached_property
+    def tolerance(self) -> NDArray | None:
+        """The per-element tolerance of the "noise" verdict (float64, (N, C)); None for "fixed".
+
+        ``noise_multiple * expected + noise_floor`` (NaN where not finite: the element fails),
+        formed on first use, or the tolerance given to :func:`compare`.
+        """
+        if self.given_tolerance is not None:
+            return np.broadcast_to(np.asarray(self.given_tolerance, dtype=np.float64), self.grad_numeric.shape)
+        if self.expected is None:
+            return None
+        out = np.empty(self.expected.shape)
+        flat, e = out.reshape(-1), self.expected.reshape(-1)
+        for start in range(0, e.size, _CHUNK):
+            sl = slice(start, min(e.size, start + _CHUNK))
+            flat[sl] = tolerance_from_expected(e[sl], self.noise_multiple, self.noise_floor)
+        return out
+
+    def tolerance_map(self, grad_analytic: ArrayLike | None = None) -> NDArray:
         """The per-element tolerance the verdict used: the noise map, or ``atol + rtol |ana|`` (float64).
 
         Examples
@@ -96,7 +155,8 @@ class Comparison:
         """
         if self.tolerance is not None:
             return self.tolerance
-        return self.atol + self.rtol * np.abs(np.asarray(grad_analytic, dtype=np.float64))
+        ana = self.grad_analytic if grad_analytic is None else grad_analytic
+        return self.atol + self.rtol * np.abs(np.asarray(ana, dtype=np.float64))
 
     def ranked(self, k: int) -> NDArray:
         """The ``k`` worst cells: failing cells first, each group by ``abs_err``, largest first.
@@ -215,6 +275,44 @@ def worst_cells(result: object, k: int) -> NDArray:
     return np.stack(np.unravel_index(flat, cmp.abs_err.shape), axis=1).astype(np.intp)
 
 
+def tolerance_from_expected(expected: NDArray, multiple: float, floor: float) -> NDArray:
+    """``multiple * expected + floor`` (float64), NaN where it is not finite: the noise verdict's tolerance."""
+    e = np.asarray(expected, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tol = e * float(multiple) + floor
+    # An expected error that is not finite (a step beyond all reason) decides nothing: the element fails.
+    return np.where(np.isfinite(tol), tol, np.nan)
+
+
+def _as_gradient(values: ArrayLike) -> NDArray:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" or (arr.dtype.kind == "V" and arr.dtype.name == "bfloat16"):
+        return arr
+    return arr.astype(np.float64)
+
+
+def _chunks(*arrays: NDArray, size: int = _CHUNK) -> Iterator[tuple[slice, ...]]:
+    """``(slice, float64 chunk of each array)`` over the flattened arrays, in C order."""
+    flat = [a.reshape(-1) for a in arrays]
+    n = flat[0].size
+    for start in range(0, n, size):
+        sl = slice(start, min(n, start + size))
+        yield (sl, *(f[sl].astype(np.float64) for f in flat))
+
+
+def _abs_err(num: NDArray, ana: NDArray) -> NDArray:
+    with np.errstate(invalid="ignore"):  # inf - inf in gradients of non-finite logits
+        return np.abs(num - ana)
+
+
+def _rel_err(abs_err: NDArray, num: NDArray, ana: NDArray) -> NDArray:
+    scale = np.maximum(np.abs(num), np.abs(ana))
+    rel_err = np.zeros_like(abs_err)
+    np.divide(abs_err, scale, out=rel_err, where=scale > 0)
+    rel_err[np.isnan(abs_err)] = np.nan
+    return rel_err
+
+
 def compare(
     grad_numeric: ArrayLike,
     grad_analytic: ArrayLike,
@@ -248,6 +346,8 @@ def compare(
 
     The symmetric relative error needs no arbitrary floor: it is 0 for two
     exact zeros and at most 2 (a sign flip), so an analytic 0 cannot blow it up.
+    The work runs in chunks of the flattened grid (float64 temporaries of one chunk); the
+    float64 maps are formed on first use (:class:`Comparison`).
 
     Examples
     --------
@@ -257,34 +357,70 @@ def compare(
     >>> compare(np.array([1.0, 2.0]), np.array([1.1, 3.0]), atol=0.0, rtol=0.5).worst  # largest error, passed or not
     (1,)
     """
+    given = None if tolerance is None else np.asarray(tolerance, dtype=np.float64)
+    return _compare(grad_numeric, grad_analytic, atol, rtol, given=given)
+
+
+def compare_noise(
+    grad_numeric: ArrayLike,
+    grad_analytic: ArrayLike,
+    atol: float,
+    rtol: float,
+    expected: NDArray,
+    multiple: float,
+    floor: float,
+) -> Comparison:
+    """:func:`compare` with the "noise" verdict's tolerance ``multiple * expected + floor``, never stored whole.
+
+    The tolerance is formed chunk by chunk for the verdict and again on first use of
+    :attr:`Comparison.tolerance`, with the same operations (:func:`tolerance_from_expected`).
+    """
+    return _compare(grad_numeric, grad_analytic, atol, rtol, expected=(np.asarray(expected), multiple, floor))
+
+
+def _compare(
+    grad_numeric: ArrayLike,
+    grad_analytic: ArrayLike,
+    atol: float,
+    rtol: float,
+    given: NDArray | None = None,
+    expected: tuple[NDArray, float, float] | None = None,
+) -> Comparison:
     if atol < 0 or rtol < 0 or not (np.isfinite(atol) and np.isfinite(rtol)):
         raise ValueError(f"tolerances must be finite and >= 0, got atol={atol!r}, rtol={rtol!r}")
-    num = np.asarray(grad_numeric, dtype=np.float64)
-    ana = np.asarray(grad_analytic, dtype=np.float64)
+    num, ana = _as_gradient(grad_numeric), _as_gradient(grad_analytic)
     if num.shape != ana.shape:
         raise ValueError(f"shapes differ: numeric {num.shape} vs analytic {ana.shape}")
-    with np.errstate(invalid="ignore"):  # inf - inf in gradients of non-finite logits
-        abs_err = np.abs(num - ana)
-    scale = np.maximum(np.abs(num), np.abs(ana))
-    rel_err = np.zeros_like(abs_err)
-    np.divide(abs_err, scale, out=rel_err, where=scale > 0)
-    rel_err[np.isnan(abs_err)] = np.nan
-    tol: NDArray | None = None
-    with np.errstate(invalid="ignore"):
-        if tolerance is None:
-            margin = abs_err - rtol * np.abs(ana)
-            passed = margin <= atol
-        else:
-            tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), abs_err.shape)
-            passed = abs_err <= tol
-    if abs_err.size:
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(abs_err)), abs_err.shape))  # NaN counts as largest
-        max_abs = float(np.max(np.where(np.isnan(abs_err), np.inf, abs_err)))
-        max_rel = float(np.max(np.where(np.isnan(rel_err), np.inf, rel_err)))
-    else:
-        worst, max_abs, max_rel = (), 0.0, 0.0
+    shape = num.shape
+    if given is not None:
+        given_full = np.broadcast_to(given, shape)
+        tol_flat = given_full.reshape(-1) if given.shape == shape else np.ascontiguousarray(given_full).reshape(-1)
+    if expected is not None:
+        e_flat = expected[0].reshape(-1)
+    passed = np.empty(shape, dtype=bool)
+    passed_flat = passed.reshape(-1)
+    worst_at, worst_err, nan_seen = -1, -np.inf, False
+    max_abs, max_rel = 0.0, 0.0
+    for sl, n_c, a_c in _chunks(num, ana):
+        err = _abs_err(n_c, a_c)
+        with np.errstate(invalid="ignore"):
+            if given is not None:
+                np.less_equal(err, tol_flat[sl], out=passed_flat[sl])
+            elif expected is not None:
+                np.less_equal(err, tolerance_from_expected(e_flat[sl], expected[1], expected[2]), out=passed_flat[sl])
+            else:
+                margin = err - rtol * np.abs(a_c)
+                np.less_equal(margin, atol, out=passed_flat[sl])
+        k = int(np.argmax(err))  # the first NaN, else the first largest
+        top = float(err[k])
+        if not nan_seen and (top != top or top > worst_err):
+            worst_at, worst_err, nan_seen = sl.start + k, top, top != top
+        max_abs = max(max_abs, math.inf if top != top else top)
+        rel_top = float(np.max(_rel_err(err, n_c, a_c)))
+        max_rel = max(max_rel, math.inf if rel_top != rel_top else rel_top)
+    worst = tuple(int(i) for i in np.unravel_index(worst_at, shape)) if num.size else ()
     n_failed = int(passed.size - np.count_nonzero(passed))
-    return Comparison(
-        abs_err, rel_err, passed, float(atol), float(rtol), worst, max_abs, max_rel, n_failed == 0, n_failed,
-        "fixed" if tol is None else "noise", tol,
-    )  # fmt: skip
+    mode = "fixed" if given is None and expected is None else "noise"
+    e, multiple, floor = (None, math.nan, math.nan) if expected is None else expected
+    return Comparison(num, ana, passed, float(atol), float(rtol), worst, max_abs, max_rel, n_failed == 0, n_failed,
+                      mode, e, float(multiple), float(floor), given)  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype, round_to, unit_roundoff, work_dtype
+from .errors import tolerance_from_expected
 from .losses import LossTerms, loss_terms
 from .numeric import BLOCK_ELEMENTS, loss_sum_parts
 from .schemes import Scheme, get_scheme
@@ -45,6 +46,7 @@ NOISE_MULTIPLE = 3.0
 BLACK_BOX_ROUNDINGS = 4.0
 
 
+@cache
 def _finfo(dtype: np.dtype) -> tuple[int, float]:
     """``(nmant, smallest subnormal)`` of a floating dtype (ml_dtypes included)."""
     try:
@@ -105,11 +107,7 @@ def noise_tolerance(expected: ArrayLike, dtype: DTypeLike, multiple: float = NOI
     >>> noise_tolerance([0.0, 1e-6], "float64").tolist()
     [2.2250738585072014e-308, 3e-06]
     """
-    e = np.asarray(expected, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        tol = e * float(multiple) + noise_floor(dtype)
-    # An expected error that is not finite (a step beyond all reason) decides nothing: the element fails.
-    return np.where(np.isfinite(tol), tol, np.nan)
+    return tolerance_from_expected(np.asarray(expected, dtype=np.float64), float(multiple), noise_floor(dtype))
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,355 @@ def _truncation_coef(sch: Scheme) -> float:
     return sum(abs(w) * abs(o) ** (p + 1) for o, w in sch.stencil) / (math.factorial(p + 1) * sch.divisor)
 
 
+#: Elements per chunk of the element-wise pass of the error model: its temporaries stay in the CPU cache.
+_CHUNK = 4096
+
+_EXP_BITS = np.int64(0x7FF0000000000000)
+
+
+def _ulp_into(values: NDArray, dtype: np.dtype) -> NDArray:
+    """:func:`ulp` of float64 ``values`` (any sign), bit for bit, from their exponent bits.
+
+    A mask, a subtraction and a maximum on the integer view instead of ``frexp`` and
+    ``ldexp``; when zeros, subnormals, infinities or NaN (``frexp``'s exponent 0) or
+    results below the normal range occur, :func:`ulp` itself.
+    """
+    nmant, tiny = _finfo(dtype)
+    bits = np.bitwise_and(values.view(np.int64), _EXP_BITS)
+    if bits.size == 0 or int(bits.min()) < ((nmant + 1) << 52) or int(bits.max()) == int(_EXP_BITS):
+        return ulp(values, dtype)
+    bits -= np.int64(nmant << 52)
+    np.maximum(bits, np.float64(tiny).view(np.int64), out=bits)
+    return bits.view(np.float64)
+
+
+class NoiseRows:
+    r"""The error model of a block of rows, prepared once: :func:`noise_block` for any columns.
+
+    Preparing reads the rows once (O(n C): the shift, ``exp``, the row sums and the row
+    losses); :meth:`parts` then gives the parts of any columns and :meth:`total_into` the
+    expected error of every element, in chunks that stay in the CPU cache. The element-wise
+    work is the same sequence of roundings whichever columns are asked for, so one cell
+    (the inspector) finds the map's bits.
+
+    Parameters
+    ----------
+    x : ndarray (n, C)
+        The rows' logits in the check's dtype.
+    terms : LossTerms
+        Loss terms holding these rows at ``rows``.
+    rows : slice
+    scheme : str or Scheme
+    eps : float
+    whole_sum : float, optional
+        As in :func:`noise_block`.
+    """
+
+    def __init__(
+        self, x: NDArray, terms: LossTerms, rows: slice, scheme: str | Scheme, eps: float,
+        whole_sum: float | None = None,
+    ) -> None:  # fmt: skip
+        self.sch = sch = get_scheme(scheme)
+        self.h = h = float(eps)
+        self.x = x
+        self.storage = storage = x.dtype
+        self.work = work = work_dtype(storage)
+        self.narrow = storage != work
+        self.uw = unit_roundoff(work)
+        self.n, self.c = n, _ = x.shape
+        self.terms, self.rows = terms, rows
+        self.d = d = terms.denom
+        self.whole_sum = whole_sum
+        self.empty = d == 0.0 or n == 0  # every row ignored: both gradients are exactly 0
+        self.reach = (max(abs(o) for o in sch.offsets) if sch.offsets else 1.0) * h
+        self.grow = math.exp(min(self.reach, 700.0))
+        self.tiny_w = _finfo(work)[1]
+        if self.empty:
+            return
+        z = x.astype(np.float64)
+        self.m = m = np.max(z, axis=1, keepdims=True)
+        np.subtract(z, m, out=z)
+        self.z = z
+        self.e = e = np.exp(z)
+        self.s = np.sum(e, axis=1, keepdims=True)
+        self.big_a = terms.total[rows][:, None].astype(np.float64)
+        self.log_s = np.log(self.s)
+        # Class-index targets without smoothing: a is 0 except at the target (one column per row).
+        self.sparse = terms.dense is None and not np.any(terms.smooth)
+        self.target = terms.target[rows] if self.sparse else None
+        self.ell = self.big_a * self.log_s - self._u()
+
+    def _u(self) -> NDArray:
+        r""":math:`U_i = \sum_c a_{ic} z_{ic}`, (n, 1), the row sums the error model starts from."""
+        terms, rows, z = self.terms, self.rows, self.z
+        if not self.sparse:
+            return np.sum(terms.coefficients(rows).astype(np.float64) * z, axis=1, keepdims=True)
+        # Zeros times finite values add exactly nothing: the sum is the target's term (0 * inf is
+        # NaN, so rows holding a non-finite value are summed as written).
+        assert self.target is not None
+        r = np.arange(self.n)
+        a_t = self._a_target(r)
+        u = (a_t * z[r, self.target])[:, None]
+        bad = np.flatnonzero(~np.isfinite(np.min(z, axis=1)))
+        if bad.size:
+            block = terms.coefficients(rows)[bad].astype(np.float64)
+            u[bad] = np.sum(block * z[bad], axis=1, keepdims=True)
+        return u
+
+    def _a_target(self, r: NDArray) -> NDArray:
+        """``a`` at each row's target, with the roundings of :meth:`LossTerms.coefficients`."""
+        terms, rows = self.terms, self.rows
+        assert self.target is not None
+        t = self.target[r]
+        active, onehot = terms.active[rows][r], terms.onehot[rows][r]
+        return (active * terms.smooth[t] + onehot).astype(np.float64)
+
+    def _coefficients(self, cols: slice) -> NDArray:
+        """``terms.coefficients(rows)[:, cols]``, bit for bit, without the other columns."""
+        terms, rows = self.terms, self.rows
+        if terms.dense is not None:
+            return terms.dense[rows][:, cols].astype(np.float64)
+        a = terms.active[rows][:, None] * terms.smooth[None, cols]
+        t = terms.target[rows]
+        start = cols.start
+        hit = np.flatnonzero((t >= start) & (t < cols.stop))
+        a[hit, t[hit] - start] += terms.onehot[rows][hit]
+        return a.astype(np.float64)
+
+    def _zero(self, shape: tuple[int, ...]) -> NoiseParts:
+        zero = np.zeros(shape)
+        return NoiseParts(zero, zero, zero, zero)
+
+    def parts(self, cols: slice) -> NoiseParts:
+        """The parts of every element in the columns ``cols`` (a slice with a start and a stop), (n, k)."""
+        cols = slice(*cols.indices(self.c)[:2])
+        if self.empty:
+            return self._zero((self.n, cols.stop - cols.start))
+        return self._literal(self.x[:, cols], self.z[:, cols], self.e[:, cols], self._coefficients(cols),
+                             self.s, self.big_a, self.log_s, self.ell)  # fmt: skip
+
+    def total_into(self, out: NDArray) -> NDArray:
+        """The expected error of every element (the parts' sum) written into ``out`` (n, C), float64."""
+        if self.empty:
+            out[...] = 0.0
+            return out
+        width = max(1, _CHUNK // max(self.n, 1))
+        fast = (self.sparse and not self.sch.is_complex and self.whole_sum is None and self.d > 0
+                and math.isfinite(self.reach) and bool(np.all(self.big_a >= 0)))  # fmt: skip
+        unit = fast and bool(np.all(self.big_a == 1))
+        for c0 in range(0, self.c, width):
+            cols = slice(c0, min(self.c, c0 + width))
+            if fast:
+                self._fast_total(cols, out[:, cols], unit)
+            else:
+                p = self.parts(cols)
+                out[:, cols] = p.total
+        return out
+
+    def _literal(
+        self, x: NDArray, z: NDArray, e: NDArray, a: NDArray, s: NDArray, big_a: NDArray, log_s: NDArray, ell: NDArray
+    ) -> NoiseParts:
+        """The parts, element by element, from the elements' values and their rows' (broadcast)."""
+        sch, h, d, uw = self.sch, self.h, self.d, self.uw
+        storage, work, narrow = self.storage, self.work, self.narrow
+        reach = self.reach
+        xs = x.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            odds = e / (s - e)
+            up, down = odds * self.grow, odds / self.grow
+            p_hi = np.where(np.isinf(up), 1.0, up / (1.0 + up))
+            p_lo = np.where(np.isinf(down), 1.0, down / (1.0 + down))
+        slope = np.maximum(np.abs(big_a * p_lo - a), np.abs(big_a * p_hi - a)) / d  # G = max |f'|
+        # Truncation: the exact derivative polynomial's largest |value| over [p_lo, p_hi].
+        g, crit = _p_derivative(sch.order)
+        peak = np.maximum(_p_derivative_abs(sch.order, p_lo), _p_derivative_abs(sch.order, p_hi))
+        for cp in crit:
+            inside = (p_lo < cp) & (cp < p_hi)
+            np.maximum(peak, inside * abs(float(g(cp))), out=peak)
+        with np.errstate(over="ignore", invalid="ignore"):  # a huge step: an infinite truncation error
+            truncation = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a * peak / d
+        # The values differenced.
+        moved = np.abs(ell) + reach * slope * d  # |l'| at most
+        if sch.is_complex:
+            step = np.zeros_like(xs)
+            rounding = 3.0 * uw * (big_a * p_hi * (1.0 + np.abs(z)) + np.abs(a)) / d
+        else:
+            xw = x.astype(work)
+            moved_points = np.zeros_like(xs)
+            for o, w in sch.stencil:
+                if o != 0.0:
+                    xp = round_to(xw + o * h, storage).astype(np.float64)
+                    moved_points += abs(w) * np.abs(xp - xs - o * h)
+            step = slope * moved_points / (sch.divisor * h)
+            rho = uw * (big_a * (1.0 + 2.0 * (np.abs(log_s) + reach) + p_hi * (3.0 + np.abs(z) + reach)))
+            rho = rho + uw * (2.0 * moved + np.abs(a) * reach)
+            if narrow:
+                rho = rho + 0.5 * _ulp_into(moved, storage)
+            weights = sum(abs(w) for w in sch.weights)
+            formation = self._formation()
+            if self.whole_sum is None:
+                rho = rho + formation * moved
+                rounding = weights * rho / (sch.divisor * h * d)
+            else:
+                total = abs(float(self.whole_sum)) + moved  # the sum R + l', rounded in both precisions
+                rho = rho + 0.5 * _ulp_into(total, work)
+                if narrow:
+                    rho = rho + 0.5 * _ulp_into(total, storage)
+                rho = rho / d
+                value = total / d
+                if self.terms.reduction == "mean" and d != 1.0:  # the mean's division, rounded again
+                    rho = rho + 0.5 * _ulp_into(value, work)
+                    if narrow:
+                        rho = rho + 0.5 * _ulp_into(value, storage)
+                rho = rho + formation * value
+                rounding = weights * rho / (sch.divisor * h)
+        # Gradual underflow: an exp (or e sin h) below the normal range is off by up to the smallest subnormal.
+        rounding = rounding + self.tiny_w * self._weights_h() * big_a / d
+        rounding = rounding + uw * (4.0 + math.log2(max(self.c, 1))) * slope
+        rounding = rounding + uw * (big_a * p_hi * (4.0 + np.abs(z)) + np.abs(a)) / d  # the analytic formula
+        pre = truncation + step + rounding
+        stored = 0.5 * _ulp_into(slope + pre, storage) + 0.5 * _ulp_into(slope, storage)
+        return NoiseParts(truncation, step, rounding, stored)
+
+    def _formation(self) -> float:
+        # Summing the stencil: differences of +-1-weighted neighbours are exact (Sterbenz); central4's
+        # -v + 8 v' rounds once at about 7 |v|.
+        sch = self.sch
+        weights = sum(abs(w) for w in sch.weights)
+        return 0.0 if all(abs(w) == 1.0 for w in sch.weights) else 0.5 * weights * self.uw
+
+    def _weights_h(self) -> float:
+        sch = self.sch
+        return (2.0 if sch.is_complex else sum(abs(w) for w in sch.weights) / sch.divisor) / self.h
+
+    def _fast_total(self, cols: slice, out: NDArray, unit: bool) -> None:
+        """:meth:`parts`' total where ``a`` is 0 (every column but the target), then the targets as written.
+
+        The same roundings as :meth:`_literal` with ``a = 0``, ``A >= 0`` and a finite reach, less
+        the operations that are exact there: ``- a`` and ``+ |a| ...`` (adding a zero to a value
+        >= +0), ``A *`` for ``A = 1``, ``/ D`` and ``* D`` for ``D = 1``, ``|.|`` of values >= 0,
+        and ``0 *`` the moved value when no infinity is in it.
+        """
+        sch, h, d, uw, reach = self.sch, self.h, self.d, self.uw, self.reach
+        storage, work = self.storage, self.work
+        big_a, s = self.big_a, self.s
+        x, z, e = self.x[:, cols], self.z[:, cols], self.e[:, cols]
+        one_d = d == 1.0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            odds = np.subtract(s, e)
+            np.divide(e, odds, out=odds)
+            up = odds * self.grow
+            down = np.divide(odds, self.grow, out=odds)
+            p_hi, p_lo = _odds_to_p(up), _odds_to_p(down)
+        # slope = max(A p_lo, A p_hi) / D (both >= 0)
+        if unit:
+            slope = np.maximum(p_lo, p_hi)
+        else:
+            slope = np.maximum(big_a * p_lo, big_a * p_hi)
+        if not one_d:
+            slope /= d
+        g, crit = _p_derivative(sch.order)
+        peak = _p_derivative_abs(sch.order, p_lo)
+        np.maximum(peak, _p_derivative_abs(sch.order, p_hi), out=peak)
+        for cp in crit:
+            if not np.any(p_hi > cp):  # no interval reaches the critical point
+                continue
+            inside = (p_lo < cp) & (cp < p_hi)
+            np.maximum(peak, inside * abs(float(g(cp))), out=peak)
+        with np.errstate(over="ignore", invalid="ignore"):
+            truncation = np.multiply(_truncation_coef(sch) * np.float64(h) ** sch.order * big_a, peak, out=peak)
+            if not one_d:
+                truncation /= d
+        moved = reach * slope
+        if not one_d:
+            moved *= d
+        moved += np.abs(self.ell)
+        # The perturbed points' rounding.
+        xs = x.astype(np.float64)
+        xw = x if x.dtype == work else x.astype(work)
+        step: NDArray | None = None
+        for o, w in sch.stencil:
+            if o == 0.0:
+                continue
+            dev = round_to(xw + o * h, storage).astype(np.float64)
+            dev -= xs
+            dev -= o * h
+            np.abs(dev, out=dev)
+            if abs(w) != 1.0:
+                dev *= abs(w)
+            if step is None:
+                step = dev
+            else:
+                step += dev
+        assert step is not None
+        step *= slope
+        step /= sch.divisor * h
+        # Rounding of the values differenced.
+        abs_z = np.abs(z)
+        rho = np.add(abs_z, 3.0)
+        rho += reach
+        rho *= p_hi
+        rho += 1.0 + 2.0 * (np.abs(self.log_s) + reach)
+        if not unit:
+            rho *= big_a
+        rho *= uw
+        twice = np.multiply(moved, 2.0)
+        twice *= uw
+        rho += twice
+        if self.narrow:
+            rho += 0.5 * _ulp_into(moved, storage)
+        formation = self._formation()
+        if formation == 0.0:
+            top = np.max(moved) if moved.size else 0.0
+            if not top < np.inf:  # 0 * inf is NaN (a NaN moved value made rho NaN already)
+                rho[np.isinf(moved)] = np.nan
+        else:
+            rho += formation * moved
+        weights = sum(abs(w) for w in sch.weights)
+        rounding = np.multiply(rho, weights, out=rho)
+        rounding /= sch.divisor * h * d
+        rounding += self.tiny_w * self._weights_h() * big_a / d
+        rounding += (uw * (4.0 + math.log2(max(self.c, 1)))) * slope
+        np.add(abs_z, 4.0, out=abs_z)
+        abs_z *= p_hi if unit else big_a * p_hi  # (A p) (4 + |z|)
+        abs_z *= uw
+        if not one_d:
+            abs_z /= d
+        rounding += abs_z
+        total = np.add(truncation, step, out=truncation)
+        total += rounding
+        stored = _ulp_into(total + slope, storage) * 0.5
+        stored += 0.5 * _ulp_into(slope, storage)
+        np.add(total, stored, out=out)
+        if self.target is not None:
+            self._fix_targets(cols, out)
+
+    def _fix_targets(self, cols: slice, out: NDArray) -> None:
+        """Write the literal total at the elements whose coefficient is not 0 (each row's target)."""
+        assert self.target is not None
+        t = self.target
+        r = np.flatnonzero((t >= cols.start) & (t < cols.stop))
+        if r.size == 0:
+            return
+        j = t[r]
+        rr = r[:, None]
+        a = self._a_target(r)[:, None]
+        jj = j[:, None]
+        p = self._literal(self.x[rr, jj], self.z[rr, jj], self.e[rr, jj], a, self.s[r], self.big_a[r],
+                          self.log_s[r], self.ell[r])  # fmt: skip
+        out[r, j - cols.start] = p.total[:, 0]
+
+
+def _odds_to_p(odds: NDArray) -> NDArray:
+    """``p = r / (1 + r)`` of the odds ``r`` (1 where ``r`` is infinite), a new array."""
+    p = np.add(odds, 1.0)
+    np.divide(odds, p, out=p)
+    top = np.max(odds) if odds.size else 0.0
+    if not top < np.inf:
+        p[np.isinf(odds)] = 1.0
+    return p
+
+
 def noise_block(
     x: NDArray, terms: LossTerms, rows: slice, scheme: str | Scheme, eps: float, whole_sum: float | None = None
 ) -> NoiseParts:
@@ -214,90 +561,10 @@ def noise_block(
       :math:`u_w (4 + \log_2 C) G` for the quotient's own arithmetic;
     * storage: half an ulp of the dtype at :math:`G + E` (the numeric value) and at
       :math:`G` (the analytic value), plus the analytic formula's :math:`u_w (A p (4 + |z|) + |a|) / D`.
+
+    :class:`NoiseRows` prepares the rows once and gives the parts of any columns (one cell in O(C)).
     """
-    sch = get_scheme(scheme)
-    h = float(eps)
-    storage = x.dtype
-    work = work_dtype(storage)
-    narrow = storage != work
-    uw = unit_roundoff(work)
-    n, c = x.shape
-    d = terms.denom
-    if d == 0.0 or n == 0:  # every row ignored: both gradients are exactly 0
-        zero = np.zeros((n, c))
-        return NoiseParts(zero, zero, zero, zero)
-    xs = x.astype(np.float64)
-    m = np.max(xs, axis=1, keepdims=True)
-    z = xs - m
-    e = np.exp(z)
-    s = np.sum(e, axis=1, keepdims=True)
-    big_a = terms.total[rows][:, None].astype(np.float64)
-    a = terms.coefficients(rows).astype(np.float64)
-    log_s = np.log(s)
-    ell = big_a * log_s - np.sum(a * z, axis=1, keepdims=True)
-    reach = (max(abs(o) for o in sch.offsets) if sch.offsets else 1.0) * h
-    # p(t) = r e^t / (1 + r e^t) with the odds r = e / (S - e) (inf where the row is that one logit).
-    grow = math.exp(min(reach, 700.0))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        odds = e / (s - e)
-        up, down = odds * grow, odds / grow
-        p_hi = np.where(np.isinf(up), 1.0, up / (1.0 + up))
-        p_lo = np.where(np.isinf(down), 1.0, down / (1.0 + down))
-    slope = np.maximum(np.abs(big_a * p_lo - a), np.abs(big_a * p_hi - a)) / d  # G = max |f'|
-    # Truncation: the exact derivative polynomial's largest |value| over [p_lo, p_hi].
-    g, crit = _p_derivative(sch.order)
-    peak = np.maximum(_p_derivative_abs(sch.order, p_lo), _p_derivative_abs(sch.order, p_hi))
-    for cp in crit:
-        inside = (p_lo < cp) & (cp < p_hi)
-        np.maximum(peak, inside * abs(float(g(cp))), out=peak)
-    with np.errstate(over="ignore", invalid="ignore"):  # a huge step: an infinite truncation error
-        truncation = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a * peak / d
-    # The values differenced.
-    moved = np.abs(ell) + reach * slope * d  # |l'| at most
-    if sch.is_complex:
-        step = np.zeros_like(xs)
-        rounding = 3.0 * uw * (big_a * p_hi * (1.0 + np.abs(z)) + np.abs(a)) / d
-    else:
-        xw = x.astype(work)
-        moved_points = np.zeros_like(xs)
-        for o, w in sch.stencil:
-            if o != 0.0:
-                xp = round_to(xw + o * h, storage).astype(np.float64)
-                moved_points += abs(w) * np.abs(xp - xs - o * h)
-        step = slope * moved_points / (sch.divisor * h)
-        rho = uw * (big_a * (1.0 + 2.0 * (np.abs(log_s) + reach) + p_hi * (3.0 + np.abs(z) + reach)))
-        rho = rho + uw * (2.0 * moved + np.abs(a) * reach)
-        if narrow:
-            rho = rho + 0.5 * ulp(moved, storage)
-        weights = sum(abs(w) for w in sch.weights)
-        # Summing the stencil: differences of +-1-weighted neighbours are exact (Sterbenz); central4's
-        # -v + 8 v' rounds once at about 7 |v|.
-        formation = 0.0 if all(abs(w) == 1.0 for w in sch.weights) else 0.5 * weights * uw
-        if whole_sum is None:
-            rho = rho + formation * moved
-            rounding = weights * rho / (sch.divisor * h * d)
-        else:
-            total = abs(float(whole_sum)) + moved  # the sum R + l', rounded in both precisions
-            rho = rho + 0.5 * ulp(total, work)
-            if narrow:
-                rho = rho + 0.5 * ulp(total, storage)
-            rho = rho / d
-            value = total / d
-            if terms.reduction == "mean" and d != 1.0:  # the mean's division, rounded again
-                rho = rho + 0.5 * ulp(value, work)
-                if narrow:
-                    rho = rho + 0.5 * ulp(value, storage)
-            rho = rho + formation * value
-            rounding = weights * rho / (sch.divisor * h)
-    # Gradual underflow: an exp (or e sin h) below the normal range is off by up to the smallest subnormal.
-    tiny_w = _finfo(work)[1]
-    weights_h = (2.0 if sch.is_complex else sum(abs(w) for w in sch.weights) / sch.divisor) / h
-    rounding = rounding + tiny_w * weights_h * big_a / d
-    rounding = rounding + uw * (4.0 + math.log2(max(c, 1))) * slope
-    rounding = rounding + uw * (big_a * p_hi * (4.0 + np.abs(z)) + np.abs(a)) / d  # the analytic formula
-    pre = truncation + step + rounding
-    stored = 0.5 * ulp(slope + pre, storage) + 0.5 * ulp(slope, storage)
-    return NoiseParts(truncation, step, rounding, stored)
+    return NoiseRows(x, terms, rows, scheme, eps, whole_sum).parts(slice(None))
 
 
 def expected_error(
@@ -355,7 +622,7 @@ def expected_error_map(
     rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))
-        out[rows] = noise_block(x[rows], terms, rows, scheme, eps, whole_sum).total
+        NoiseRows(x[rows], terms, rows, scheme, eps, whole_sum).total_into(out[rows])
     return out
 
 

@@ -26,11 +26,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
-from .errors import Comparison, compare
+from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, tolerance_from_expected
 from .losses import LossTerms, _reduce, _row_losses, _shifted, grad_rows, loss_terms
-from .noise import noise_block, noise_tolerance
+from .noise import NOISE_MULTIPLE, NoiseRows, noise_floor
 from .numeric import BLOCK_ELEMENTS, RowBlock, _shifted_quotient
-from .report import Report, check_gradient
+from .report import Report, check_gradient, float64_row_sums
 from .schemes import get_scheme
 from .settings import CheckSettings
 
@@ -82,14 +82,22 @@ def _row_losses_of(x: NDArray, terms: LossTerms) -> NDArray:
     return _row_losses(z, lse, terms)
 
 
-def _fill_stats(summary: RowSummary, cmp: Comparison, rows: slice) -> None:
-    abs_err, rel_err, passed = cmp.abs_err[rows], cmp.rel_err[rows], cmp.passed[rows]
-    arg = np.argmax(abs_err, axis=1)  # the first NaN, else the first largest: as compare's argmax
-    summary.arg[rows] = arg
-    summary.key[rows] = abs_err[np.arange(abs_err.shape[0]), arg]
-    summary.max_abs[rows] = np.max(np.where(np.isnan(abs_err), np.inf, abs_err), axis=1)
-    summary.max_rel[rows] = np.max(np.where(np.isnan(rel_err), np.inf, rel_err), axis=1)
-    summary.failed[rows] = passed.shape[1] - np.count_nonzero(passed, axis=1)
+def _fill_stats(summary: RowSummary, num: NDArray, ana: NDArray, passed: NDArray, rows: slice) -> None:
+    """The per-row numbers of ``rows`` from the gradients and verdict of those rows (blocks of rows at a time)."""
+    c = num.shape[1]
+    per = max(1, 4 * BLOCK_ELEMENTS // max(c, 1))
+    for r0 in range(rows.start, rows.stop, per):
+        blk = slice(r0, min(rows.stop, r0 + per))
+        local = slice(blk.start - rows.start, blk.stop - rows.start)
+        n64, a64 = num[local].astype(np.float64), ana[local].astype(np.float64)
+        abs_err = _abs_err(n64, a64)
+        rel_err = _rel_err(abs_err, n64, a64)
+        arg = np.argmax(abs_err, axis=1)  # the first NaN, else the first largest: as compare's argmax
+        summary.arg[blk] = arg
+        summary.key[blk] = abs_err[np.arange(abs_err.shape[0]), arg]
+        summary.max_abs[blk] = np.max(np.where(np.isnan(abs_err), np.inf, abs_err), axis=1)
+        summary.max_rel[blk] = np.max(np.where(np.isnan(rel_err), np.inf, rel_err), axis=1)
+        summary.failed[blk] = c - np.count_nonzero(passed[local], axis=1)
 
 
 def prepare(report: Report) -> RowSummary:
@@ -100,14 +108,20 @@ def prepare(report: Report) -> RowSummary:
     cached = report.__dict__.get(_CACHE_KEY)
     if isinstance(cached, RowSummary):
         return cached
-    n = report.logits.shape[0]
+    n, c = report.logits.shape
     x = report.logits
+    per = max(1, 4 * BLOCK_ELEMENTS // max(c, 1))
+    blocks = []
     with quiet_if_nonfinite(x):
-        losses = _row_losses_of(x, _terms(x.shape, report.labels, report.settings))
+        for r0 in range(0, n, per):  # row-separable: blocks of rows give the whole grid's bits
+            rows = slice(r0, min(n, r0 + per))
+            blocks.append(_row_losses_of(x[rows], _terms(x.shape, report.labels, report.settings, rows)))
+    losses = np.concatenate(blocks) if blocks else _row_losses_of(x, _terms(x.shape, report.labels, report.settings))
     summary = RowSummary(
         losses, np.zeros(n, dtype=np.intp), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
     )
-    _fill_stats(summary, report.comparison, slice(0, n))
+    cmp = report.comparison
+    _fill_stats(summary, report.grad_numeric, report.grad_analytic, cmp.passed, slice(0, n))
     report.__dict__[_CACHE_KEY] = summary  # like functools.cached_property on the frozen report
     return summary
 
@@ -243,8 +257,8 @@ class RowPatch:
     spans : list of slice
         Row ranges recomputed (the changed rows widened to the full check's row blocks).
     parts : list of dict
-        For each span, the new rows of ``logits``, ``grad_analytic``, ``grad_numeric``, ``abs_err``,
-        ``rel_err``, ``passed``, ``row_sums``, ``expected_error``, ``losses`` and (noise verdict) ``tolerance``.
+        For each span, the new rows of ``logits``, ``grad_analytic``, ``grad_numeric``, ``passed``,
+        ``row_sums``, ``expected_error`` and ``losses`` (the error maps follow from them).
     """
 
     base: Report
@@ -268,18 +282,16 @@ class RowPatch:
         """
         b = self.base
         cmp = b.comparison
-        noise = "tolerance" in (self.parts[0] if self.parts else {})
         assert b.expected_error is not None
         arrays: dict[str, NDArray] = {
             "logits": b.logits, "grad_analytic": b.grad_analytic, "grad_numeric": b.grad_numeric,
-            "abs_err": cmp.abs_err, "rel_err": cmp.rel_err, "passed": cmp.passed, "row_sums": b.row_sums,
-            "expected_error": b.expected_error,
+            "passed": cmp.passed, "row_sums": b.row_sums, "expected_error": b.expected_error,
         }  # fmt: skip
-        if noise:
-            assert cmp.tolerance is not None
-            arrays["tolerance"] = cmp.tolerance
+        # The maps the base's comparison has formed already (on first use) are kept up to date too.
+        derived = {k: cmp.__dict__[k] for k in ("abs_err", "rel_err", "tolerance") if cmp.__dict__.get(k) is not None}
         # Copies unless in place; a read-only array (a broadcast view) is copied once either way.
         arrays = {k: v if inplace and v.flags.writeable else v.copy() for k, v in arrays.items()}
+        derived = {k: v if inplace and v.flags.writeable else v.copy() for k, v in derived.items()}
         summary = prepare(b).copy()
         for span, part in zip(self.spans, self.parts, strict=True):
             for name, values in part.items():
@@ -287,9 +299,13 @@ class RowPatch:
                     summary.losses[span] = values
                 else:
                     arrays[name][span] = values
+            _refresh_derived(derived, arrays, span, cmp)
         atol, rtol = self.settings.tolerances
-        comparison = _comparison(arrays["abs_err"], arrays["rel_err"], arrays["passed"], float(atol), float(rtol),
-                                 summary, self.spans, arrays.get("tolerance"))  # fmt: skip
+        for span in self.spans:
+            _fill_stats(summary, arrays["grad_numeric"][span], arrays["grad_analytic"][span], arrays["passed"][span],
+                        span)  # fmt: skip
+        comparison = _comparison(arrays, float(atol), float(rtol), summary, cmp)
+        comparison.__dict__.update(derived)  # like functools.cached_property, already formed
         x = arrays["logits"]
         all_terms = _terms(x.shape, self.labels, self.settings)
         loss = np.asarray(_reduce(summary.losses, all_terms)).astype(x.dtype, copy=False)
@@ -364,19 +380,17 @@ def compute_rows(
                 local_blk = slice(blk.start - span.start, blk.stop - span.start)
                 if settings.perturb == "element":
                     grad_n[local_blk] = RowBlock(x[local_blk], all_terms, blk).quotient(sch, settings.eps)
-                expected[local_blk] = noise_block(x[local_blk], all_terms, blk, settings.scheme, settings.eps,
-                                                  None).total  # fmt: skip
+                NoiseRows(x[local_blk], all_terms, blk, settings.scheme, settings.eps).total_into(expected[local_blk])
             if settings.perturb != "element":
                 grad_n = _shifted_quotient(x, terms, settings.eps, sch, settings.perturb)
             part["grad_numeric"], part["expected_error"] = grad_n, expected
             if noise:
-                tol = noise_tolerance(expected, x.dtype)
-                cmp = compare(grad_n, part["grad_analytic"], atol, rtol, tolerance=tol)
-                part["tolerance"] = tol
+                cmp = compare_noise(grad_n, part["grad_analytic"], atol, rtol, expected, NOISE_MULTIPLE,
+                                    noise_floor(x.dtype))  # fmt: skip
             else:
                 cmp = compare(grad_n, part["grad_analytic"], atol, rtol)
-        part["abs_err"], part["rel_err"], part["passed"] = cmp.abs_err, cmp.rel_err, cmp.passed
-        part["row_sums"] = part["grad_analytic"].astype(np.float64).sum(axis=1)
+        part["passed"] = cmp.passed
+        part["row_sums"] = float64_row_sums(part["grad_analytic"])
         parts.append(part)
         if progress is not None:
             progress((k + 1) / len(spans))
@@ -394,16 +408,31 @@ def _merge(spans: list[slice]) -> list[slice]:
     return out
 
 
-def _comparison(abs_err: NDArray, rel_err: NDArray, passed: NDArray, atol: float, rtol: float,
-                summary: RowSummary, runs: list[slice], tol: NDArray | None) -> Comparison:  # fmt: skip
-    """The report-wide comparison from the per-row summary, after refreshing the rows in ``runs``."""
-    probe = Comparison(abs_err, rel_err, passed, atol, rtol, (), 0.0, 0.0, True, 0)
-    for run in runs:
-        _fill_stats(summary, probe, run)
+def _refresh_derived(derived: dict[str, NDArray], arrays: dict[str, NDArray], span: slice, cmp: Comparison) -> None:
+    """Write the rows ``span`` of the already formed maps (``abs_err``, ``rel_err``, ``tolerance``) anew."""
+    if not derived:
+        return
+    num = arrays["grad_numeric"][span].astype(np.float64)
+    ana = arrays["grad_analytic"][span].astype(np.float64)
+    abs_err = _abs_err(num, ana)
+    if "abs_err" in derived:
+        derived["abs_err"][span] = abs_err
+    if "rel_err" in derived:
+        derived["rel_err"][span] = _rel_err(abs_err, num, ana)
+    if "tolerance" in derived:
+        derived["tolerance"][span] = tolerance_from_expected(arrays["expected_error"][span], cmp.noise_multiple,
+                                                             cmp.noise_floor)  # fmt: skip
+
+
+def _comparison(arrays: dict[str, NDArray], atol: float, rtol: float, summary: RowSummary,
+                base: Comparison) -> Comparison:  # fmt: skip
+    """The report-wide comparison from the per-row summary (already refreshed for the recomputed rows)."""
     nan_rows = np.flatnonzero(np.isnan(summary.key))
     r = int(nan_rows[0]) if nan_rows.size else int(np.argmax(summary.key))
     worst = (r, int(summary.arg[r]))
     n_failed = int(np.sum(summary.failed))
-    return Comparison(abs_err, rel_err, passed, atol, rtol, worst, float(np.max(summary.max_abs)),
-                      float(np.max(summary.max_rel)), n_failed == 0, n_failed,
-                      "fixed" if tol is None else "noise", tol)  # fmt: skip
+    noise = base.mode == "noise"
+    return Comparison(arrays["grad_numeric"], arrays["grad_analytic"], arrays["passed"], atol, rtol, worst,
+                      float(np.max(summary.max_abs)), float(np.max(summary.max_rel)), n_failed == 0, n_failed,
+                      base.mode, arrays["expected_error"] if noise else None, base.noise_multiple,
+                      base.noise_floor)  # fmt: skip

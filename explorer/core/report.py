@@ -11,10 +11,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .diagnose import CellFlags, diagnose
-from .errors import Comparison, compare, worst_cells
+from .errors import Comparison, compare, compare_noise, worst_cells
 from .losses import cross_entropy, cross_entropy_grad, loss_terms
-from .noise import expected_error_map, noise_tolerance
-from .numeric import cross_entropy_numeric_grad, loss_sum_parts
+from .noise import NOISE_MULTIPLE, expected_error_map, noise_floor
+from .numeric import BLOCK_ELEMENTS, cross_entropy_numeric_grad, loss_sum_parts
 from .settings import CheckSettings
 
 __all__ = ["CheckSettings", "Report", "check_gradient"]
@@ -104,6 +104,19 @@ class Report:
         return diagnose(self)
 
 
+def float64_row_sums(grad: NDArray) -> NDArray:
+    """``grad.astype(float64).sum(axis=1)`` bit for bit, converting one block of rows at a time."""
+    n, c = grad.shape
+    if grad.dtype == np.float64:
+        return grad.sum(axis=1)
+    out = np.empty(n)
+    per = max(1, 4 * BLOCK_ELEMENTS // max(c, 1))
+    for r0 in range(0, n, per):
+        rows = slice(r0, min(n, r0 + per))
+        out[rows] = grad[rows].astype(np.float64).sum(axis=1)
+    return out
+
+
 def check_gradient(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -171,9 +184,10 @@ def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Cal
     whole = loss_sum_parts(x, terms)[1] if settings.evaluate == "loss" and settings.perturb == "element" else None
     expected = expected_error_map(x, terms, settings.scheme, settings.eps, whole)
     if settings.tolerance == "noise":
-        comparison = compare(grad_numeric, grad_analytic, atol, rtol, tolerance=noise_tolerance(expected, x.dtype))
+        comparison = compare_noise(grad_numeric, grad_analytic, atol, rtol, expected, NOISE_MULTIPLE,
+                                   noise_floor(x.dtype))  # fmt: skip
     else:
         comparison = compare(grad_numeric, grad_analytic, atol, rtol)
-    row_sums = grad_analytic.astype(np.float64).sum(axis=1)
+    row_sums = float64_row_sums(grad_analytic)
     total = float(np.sum(loss.astype(np.float64)))
     return Report(settings, x, np.asarray(labels), total, grad_analytic, grad_numeric, comparison, row_sums, expected)
