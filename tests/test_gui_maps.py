@@ -179,3 +179,26 @@ def test_plots_hide_pyqtgraphs_tiny_auto_button(window: MainWindow) -> None:
     for view in window.heatmaps.views:
         assert not view.plot.autoBtn.isVisible()
     assert isinstance(window.sweep_panel.plot, pg.PlotItem) and not window.sweep_panel.plot.autoBtn.isVisible()
+
+
+def test_large_maps_draw_from_the_recomputers_pyramids(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A grid the recomputer builds overviews for: the maps cut their pictures from those pyramids (built in
+    the worker with the report), and the log view's pixels are log10 of the error pyramid's maxima."""
+    from explorer.app import jobs
+
+    n, c = 64, jobs.OVERVIEW_THRESHOLD // 64 + 64
+    x = np.random.default_rng(4).normal(size=(n, c))
+    window.resize(1280, 720)
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=30000):
+        window.controller.replace(x, np.zeros(n, dtype=np.int64), dtype="float32")
+    overviews = window.recomputer.overviews
+    assert overviews is not None and overviews.report is window.display.report
+    maps = window.heatmaps
+    qtbot.waitUntil(lambda: all(v.overview_factors != (1, 1) for v in maps.views), timeout=5000)
+    assert maps.analytic._overview._pyramid is overviews.analytic
+    assert maps.error._overview._pyramid is overviews.abs_err
+    maps.set_error_view("log_abs")
+    qtbot.waitUntil(lambda: maps.error.image_item.image.max() <= 0, timeout=5000)  # log10 of errors < 1
+    assert maps.error._overview._pyramid is overviews.abs_err
+    worst = float(np.log10(np.nanmax(window.display.report.abs_err)))
+    assert np.isclose(np.nanmax(maps.error.image_item.image), worst)

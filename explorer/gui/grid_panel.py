@@ -367,6 +367,18 @@ class GridPanel(QWidget):
             self.logits_view.setCurrentIndex(index)
             self.logits_view.scrollTo(index)
 
+    @staticmethod
+    def _block_cells(block: tuple[int, int, int, int] | None) -> int:
+        return 0 if block is None else (block[2] - block[0]) * (block[3] - block[1])
+
+    def _widen_for(self, block: tuple[int, int, int, int]) -> None:
+        """Widen the columns if the changed values need more room (a single edit never narrows them)."""
+        r0, c0, r1, c1 = block
+        values = self.controller.state.logits[r0:r1, c0:c1]
+        width = column_width(values, QFontMetrics(self.logits_view.font()), self.precision, bold=True)
+        if width > self.logits_view.horizontalHeader().defaultSectionSize():
+            self.fit_columns()
+
     def keep_current_in_view(self) -> None:
         """Scroll so the current cell is visible (after a load, a reset or a label change)."""
         index = self.logits_view.currentIndex()
@@ -534,8 +546,10 @@ class GridPanel(QWidget):
 
     def _on_state_changed(self, change: Change) -> None:
         self._supersede_paste("the grid changed while the pasted text was being read")
-        if change.shape or change.logits is not None or change.labels:
-            self._width_timer.start()
+        if change.shape or change.labels or self._block_cells(change.logits) > WIDTH_SAMPLE_CELLS:
+            self._width_timer.start()  # a new grid or a big paste: measure again
+        elif change.logits is not None:
+            self._widen_for(change.logits)  # a typed value: only that cell can need more room
         if change.labels and not change.shape:
             # A changed label moves the row's highlighted cell: show it (the current row's, else the first changed).
             current = self.labels_view.currentIndex()

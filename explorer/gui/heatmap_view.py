@@ -328,14 +328,18 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.colorbar.set_colormap(cmap)
 
     # ------------------------------------------------------------------ data
-    def set_image(self, image: NDArray, levels: tuple[float, float]) -> None:
-        """Show ``image`` with fixed ``levels`` (never auto-levels)."""
+    def set_image(self, image: NDArray, levels: tuple[float, float], overview: OverviewSource | None = None) -> None:
+        """Show ``image`` with fixed ``levels`` (never auto-levels).
+
+        ``overview`` answers for the image when it has more cells than pixels (a pyramid built with the
+        report); by default one is made from ``image`` when first needed.
+        """
         if self.data is not None and image is self.image_item.image and image is not self.data:
-            image = self.data  # re-levelling what is on show (exports): the full array, not its overview
+            image, overview = self.data, self._overview  # re-levelling what is on show (exports): the full array
         shape = image.shape
         self.levels = levels
         self.data = image
-        self._overview = overview_of(image, self.reduction)
+        self._overview = overview if overview is not None else overview_of(image, self.reduction)
         self._region_key = None
         self.colorbar.set_levels(*levels)
         if shape != self._shape:

@@ -13,6 +13,7 @@ for its picture, through :meth:`BlockOverview.region`, so a precomputed min/max 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -154,10 +155,12 @@ class PyramidOverview:
     map that fits its pixels never builds one.
     """
 
-    def __init__(self, data: NDArray, how: Reduction):
+    def __init__(self, data: NDArray, how: Reduction, pyramid: object | None = None,
+                 transform: Callable[[NDArray], NDArray] | None = None):  # fmt: skip
         self.data = data
         self.how: Reduction = how
-        self._pyramid: object | None = None
+        self._pyramid: object | None = pyramid  # one built in the worker with the report (Recomputer.overviews)
+        self._transform = transform  # a monotone map of the pixels (log10 of an error pyramid)
 
     def region(self, r0: int, r1: int, c0: int, c1: int, height_px: float, width_px: float) -> OverviewRegion:
         from explorer.core.overview import Pyramid
@@ -170,6 +173,8 @@ class PyramidOverview:
         rows, cols = view.row_edges, view.col_edges
         fy, fx = int(rows[1] - rows[0]), int(cols[1] - cols[0])  # every block but a short last one
         image = np.asarray(view.image, dtype=np.float64)
+        if self._transform is not None:
+            image = self._transform(image)
         return OverviewRegion(image, int(rows[0]), int(cols[0]), image.shape[0] * fy, image.shape[1] * fx, (fy, fx))
 
 

@@ -22,6 +22,7 @@ from explorer.gui.heatmap_view import (
     stable_levels,
     symmetric_limit,
 )
+from explorer.gui.map_overview import PyramidOverview
 from explorer.gui.theme import Colors, theme_manager
 
 __all__ = ["ERROR_VIEWS", "HeatmapPanel", "error_image"]
@@ -40,6 +41,12 @@ LOG_FLOOR = -20.0
 def error_image(report: Report, view: str) -> NDArray:
     """The array the error heatmap shows for a view key of :data:`ERROR_VIEWS`."""
     err = report.abs_err if view in ("abs", "log_abs") else report.rel_err
+    return error_image_values(err, view)
+
+
+def error_image_values(err: NDArray, view: str) -> NDArray:
+    """Errors as a view shows them: as they are, or log10 with exact zeros at :data:`LOG_FLOOR`
+    (monotone, so it maps a pyramid's pixel maxima to the view's maxima too)."""
     if not view.startswith("log"):
         return err
     with np.errstate(divide="ignore"):
@@ -209,8 +216,9 @@ class HeatmapPanel(QWidget):
         kept = stable_levels(self.analytic.levels, -extent, extent)
         top = nice_ceil(extent) if extent > 0 else 1.0
         levels = kept if kept == self.analytic.levels else (-top, top)
-        self.analytic.set_image(ana, levels)
-        self.numeric.set_image(num, levels)
+        pyramids = self._pyramids(report)
+        self.analytic.set_image(ana, levels, pyramids.get("analytic"))
+        self.numeric.set_image(num, levels, pyramids.get("numeric"))
         self._draw_error()
         nonfinite, vanished = affected_cells(report)
         for view in self.views:
@@ -245,8 +253,21 @@ class HeatmapPanel(QWidget):
         current = self.error.levels
         kept = stable_levels(current, lo, hi) if current is not None else None
         levels = kept if kept is not None and kept == current else proposed
-        self.error.set_image(image, levels)
+        self.error.set_image(image, levels, self._pyramids(report).get("error"))
         self.error.set_bar_label(ERROR_VIEWS[view][1])
+
+    def _pyramids(self, report: Report) -> dict[str, PyramidOverview]:
+        """The maps' overviews from the pyramids the recomputer built with this report (in its worker), or
+        none (the maps then build their own when a grid outgrows its pixels)."""
+        overviews = getattr(self.display.recomputer, "overviews", None) if self.display is not None else None
+        if overviews is None or getattr(overviews, "report", None) is not report:
+            return {}
+        view = self.error_view
+        error = overviews.abs_err if view in ("abs", "log_abs") else overviews.rel_err
+        to_log = (lambda img: error_image_values(img, view)) if view.startswith("log") else None
+        return {"analytic": PyramidOverview(report.grad_analytic, "magnitude", overviews.analytic),
+                "numeric": PyramidOverview(report.grad_numeric, "magnitude", overviews.numeric),
+                "error": PyramidOverview(error.base, "max", error, to_log)}  # fmt: skip
 
     def _on_view_combo_changed(self, _index: int) -> None:
         self.error.levels = None
