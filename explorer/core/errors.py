@@ -291,13 +291,13 @@ def _as_gradient(values: ArrayLike) -> NDArray:
     return arr.astype(np.float64)
 
 
-def _chunks(*arrays: NDArray, size: int = _CHUNK) -> Iterator[tuple[slice, ...]]:
-    """``(slice, float64 chunk of each array)`` over the flattened arrays, in C order."""
-    flat = [a.reshape(-1) for a in arrays]
-    n = flat[0].size
+def _chunks(num: NDArray, ana: NDArray, size: int = _CHUNK) -> Iterator[tuple[slice, NDArray, NDArray]]:
+    """``(slice, float64 chunk of num, float64 chunk of ana)`` over the flattened arrays, in C order."""
+    num_flat, ana_flat = num.reshape(-1), ana.reshape(-1)
+    n = num_flat.size
     for start in range(0, n, size):
         sl = slice(start, min(n, start + size))
-        yield (sl, *(f[sl].astype(np.float64) for f in flat))
+        yield sl, num_flat[sl].astype(np.float64), ana_flat[sl].astype(np.float64)
 
 
 def _abs_err(num: NDArray, ana: NDArray) -> NDArray:

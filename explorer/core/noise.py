@@ -14,6 +14,7 @@ evaluations themselves: two steps (Richardson) and the size of the loss values s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -175,7 +176,7 @@ def _truncation_coef(sch: Scheme) -> float:
 
 
 #: Elements per chunk of the element-wise pass of the error model: its temporaries stay in the CPU cache.
-_CHUNK = 4096
+_CHUNK = 16384
 
 _EXP_BITS = np.int64(0x7FF0000000000000)
 
@@ -301,22 +302,28 @@ class NoiseRows:
         return self._literal(self.x[:, cols], self.z[:, cols], self.e[:, cols], self._coefficients(cols),
                              self.s, self.big_a, self.log_s, self.ell)  # fmt: skip
 
-    def total_into(self, out: NDArray) -> NDArray:
-        """The expected error of every element (the parts' sum) written into ``out`` (n, C), float64."""
+    def total_into(self, out: NDArray, progress: Callable[[], None] | None = None) -> NDArray:
+        """The expected error of every element (the parts' sum) written into ``out`` (n, C), float64.
+
+        ``progress`` is called after each chunk of columns (it may raise to abandon the work).
+        """
         if self.empty:
             out[...] = 0.0
             return out
         width = max(1, _CHUNK // max(self.n, 1))
         fast = (self.sparse and not self.sch.is_complex and self.whole_sum is None and self.d > 0
                 and math.isfinite(self.reach) and bool(np.all(self.big_a >= 0)))  # fmt: skip
-        unit = fast and bool(np.all(self.big_a == 1))
+        consts = self._fast_constants() if fast else None
         for c0 in range(0, self.c, width):
             cols = slice(c0, min(self.c, c0 + width))
-            if fast:
-                self._fast_total(cols, out[:, cols], unit)
+            if consts is not None:
+                self._fast_total(cols, out[:, cols], consts)
             else:
-                p = self.parts(cols)
-                out[:, cols] = p.total
+                out[:, cols] = self.parts(cols).total
+            if progress is not None:
+                progress()
+        if consts is not None:
+            self._fix_targets(out)
         return out
 
     def _literal(
@@ -395,132 +402,201 @@ class NoiseRows:
         sch = self.sch
         return (2.0 if sch.is_complex else sum(abs(w) for w in sch.weights) / sch.divisor) / self.h
 
-    def _fast_total(self, cols: slice, out: NDArray, unit: bool) -> None:
-        """:meth:`parts`' total where ``a`` is 0 (every column but the target), then the targets as written.
+    def _fast_constants(self) -> dict:
+        """The row values and numbers :meth:`_fast_total` uses for every chunk, each formed as :meth:`_literal` does."""
+        sch, h, d, uw, reach, big_a = self.sch, self.h, self.d, self.uw, self.reach, self.big_a
+        unit = bool(np.all(big_a == 1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            trunc_row = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a
+        n, width = self.n, max(1, _CHUNK // max(self.n, 1))
+        scratch = {name: np.empty((n, width)) for name in
+                   ("p_lo", "p_hi", "tmp", "tmp2", "slope", "peak", "moved", "xs", "step", "abs_z", "rho")}
+        scratch["bits"], scratch["bits2"] = np.empty((n, width), np.int64), np.empty((n, width), np.int64)
+        scratch["point"] = np.empty((n, width), self.work)
+        return {
+            "scratch": scratch, "unit": unit, "one_d": d == 1.0, "trunc_row": trunc_row, "abs_ell": np.abs(self.ell),
+            "rho_row": 1.0 + 2.0 * (np.abs(self.log_s) + reach), "formation": self._formation(),
+            "weights": sum(abs(w) for w in sch.weights), "per_h_d": sch.divisor * h * d, "per_h": sch.divisor * h,
+            "gradual": self.tiny_w * self._weights_h() * big_a / d, "arith": uw * (4.0 + math.log2(max(self.c, 1))),
+            "points": [(o * h, abs(w)) for o, w in sch.stencil if o != 0.0],
+            "crit": [(cp, abs(float(_p_derivative(sch.order)[0](cp)))) for cp in _p_derivative(sch.order)[1]],
+        }  # fmt: skip
 
-        The same roundings as :meth:`_literal` with ``a = 0``, ``A >= 0`` and a finite reach, less
-        the operations that are exact there: ``- a`` and ``+ |a| ...`` (adding a zero to a value
-        >= +0), ``A *`` for ``A = 1``, ``/ D`` and ``* D`` for ``D = 1``, ``|.|`` of values >= 0,
-        and ``0 *`` the moved value when no infinity is in it.
+    def _fast_total(self, cols: slice, out: NDArray, k: dict) -> None:
+        """:meth:`parts`' total with ``a = 0`` (every column but the targets, which :meth:`_fix_targets` writes).
+
+        The same roundings as :meth:`_literal` with ``a = 0``, ``A >= 0``, ``D > 0`` and a finite
+        reach, less the operations that are exact there: ``- a`` and ``+ |a| ...`` (adding a zero to
+        a value >= +0), ``A *`` for ``A = 1``, ``/ D`` and ``* D`` for ``D = 1``, ``|.|`` of values
+        >= 0, the ``isinf`` tests when nothing is infinite, and ``0 *`` the moved value when no
+        infinity is in it; half an ulp straight from the exponent bits. Every pass writes into
+        scratch arrays of one chunk (no allocation per pass).
         """
-        sch, h, d, uw, reach = self.sch, self.h, self.d, self.uw, self.reach
+        sch, d, uw, reach = self.sch, self.d, self.uw, self.reach
         storage, work = self.storage, self.work
         big_a, s = self.big_a, self.s
+        unit, one_d = k["unit"], k["one_d"]
+        width = cols.stop - cols.start
+        b = {name: arr[:, :width] for name, arr in k["scratch"].items()}
+        tmp, tmp2 = b["tmp"], b["tmp2"]
         x, z, e = self.x[:, cols], self.z[:, cols], self.e[:, cols]
-        one_d = d == 1.0
+        p_lo, p_hi = b["p_lo"], b["p_hi"]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            odds = np.subtract(s, e)
-            np.divide(e, odds, out=odds)
-            up = odds * self.grow
-            down = np.divide(odds, self.grow, out=odds)
-            p_hi, p_lo = _odds_to_p(up), _odds_to_p(down)
+            np.subtract(s, e, out=p_lo)
+            np.divide(e, p_lo, out=p_lo)  # the odds
+            top = float(np.max(p_lo)) if p_lo.size else 0.0
+            finite = top * self.grow < math.inf  # False for a NaN as well
+            np.multiply(p_lo, self.grow, out=p_hi)
+            np.divide(p_lo, self.grow, out=p_lo)
+            _odds_to_p(p_hi, tmp, finite)
+            _odds_to_p(p_lo, tmp, finite)
         # slope = max(A p_lo, A p_hi) / D (both >= 0)
+        slope = b["slope"]
         if unit:
-            slope = np.maximum(p_lo, p_hi)
+            np.maximum(p_lo, p_hi, out=slope)
         else:
-            slope = np.maximum(big_a * p_lo, big_a * p_hi)
+            np.multiply(big_a, p_lo, out=tmp)
+            np.multiply(big_a, p_hi, out=slope)
+            np.maximum(tmp, slope, out=slope)
         if not one_d:
             slope /= d
-        g, crit = _p_derivative(sch.order)
-        peak = _p_derivative_abs(sch.order, p_lo)
-        np.maximum(peak, _p_derivative_abs(sch.order, p_hi), out=peak)
-        for cp in crit:
-            if not np.any(p_hi > cp):  # no interval reaches the critical point
-                continue
-            inside = (p_lo < cp) & (cp < p_hi)
-            np.maximum(peak, inside * abs(float(g(cp))), out=peak)
+        peak = b["peak"]
+        _pda_into(sch.order, p_lo, peak, tmp)
+        _pda_into(sch.order, p_hi, tmp2, tmp)
+        np.maximum(peak, tmp2, out=peak)
+        if k["crit"]:
+            hi_top = float(np.max(p_hi)) if p_hi.size else 0.0
+            for cp, value in k["crit"]:
+                if hi_top > cp or hi_top != hi_top:  # else no interval reaches the critical point
+                    inside = (p_lo < cp) & (cp < p_hi)
+                    np.maximum(peak, inside * value, out=peak)
         with np.errstate(over="ignore", invalid="ignore"):
-            truncation = np.multiply(_truncation_coef(sch) * np.float64(h) ** sch.order * big_a, peak, out=peak)
+            truncation = np.multiply(k["trunc_row"], peak, out=peak)
             if not one_d:
                 truncation /= d
-        moved = reach * slope
+        moved = np.multiply(slope, reach, out=b["moved"])
         if not one_d:
             moved *= d
-        moved += np.abs(self.ell)
+        moved += k["abs_ell"]
         # The perturbed points' rounding.
-        xs = x.astype(np.float64)
-        xw = x if x.dtype == work else x.astype(work)
-        step: NDArray | None = None
-        for o, w in sch.stencil:
-            if o == 0.0:
-                continue
-            dev = round_to(xw + o * h, storage).astype(np.float64)
-            dev -= xs
-            dev -= o * h
-            np.abs(dev, out=dev)
-            if abs(w) != 1.0:
-                dev *= abs(w)
-            if step is None:
-                step = dev
+        xs = b["xs"]
+        xs[...] = x
+        step = b["step"]
+        first = True
+        for oh, w in k["points"]:
+            dev = step if first else tmp
+            if storage == np.float64:
+                np.add(x, oh, out=dev)
+            elif storage == work:
+                dev[...] = np.add(x, oh, out=b["point"])
             else:
+                dev[...] = round_to(x.astype(work) + oh, storage)
+            dev -= xs
+            dev -= oh
+            np.abs(dev, out=dev)
+            if w != 1.0:
+                dev *= w
+            if not first:
                 step += dev
-        assert step is not None
+            first = False
         step *= slope
-        step /= sch.divisor * h
+        step /= k["per_h"]
         # Rounding of the values differenced.
-        abs_z = np.abs(z)
-        rho = np.add(abs_z, 3.0)
+        abs_z = np.abs(z, out=b["abs_z"])
+        rho = np.add(abs_z, 3.0, out=b["rho"])
         rho += reach
         rho *= p_hi
-        rho += 1.0 + 2.0 * (np.abs(self.log_s) + reach)
+        rho += k["rho_row"]
         if not unit:
             rho *= big_a
         rho *= uw
-        twice = np.multiply(moved, 2.0)
-        twice *= uw
-        rho += twice
+        np.multiply(moved, 2.0, out=tmp)
+        tmp *= uw
+        rho += tmp
         if self.narrow:
-            rho += 0.5 * _ulp_into(moved, storage)
-        formation = self._formation()
+            rho += _half_ulp(moved, storage, b["bits"])
+        formation = k["formation"]
         if formation == 0.0:
-            top = np.max(moved) if moved.size else 0.0
-            if not top < np.inf:  # 0 * inf is NaN (a NaN moved value made rho NaN already)
+            if not float(np.max(moved)) < math.inf:  # 0 * inf is NaN (a NaN moved value made rho NaN already)
                 rho[np.isinf(moved)] = np.nan
         else:
-            rho += formation * moved
-        weights = sum(abs(w) for w in sch.weights)
-        rounding = np.multiply(rho, weights, out=rho)
-        rounding /= sch.divisor * h * d
-        rounding += self.tiny_w * self._weights_h() * big_a / d
-        rounding += (uw * (4.0 + math.log2(max(self.c, 1)))) * slope
+            np.multiply(moved, formation, out=tmp)
+            rho += tmp
+        rounding = np.multiply(rho, k["weights"], out=rho)
+        rounding /= k["per_h_d"]
+        rounding += k["gradual"]
+        np.multiply(slope, k["arith"], out=tmp)
+        rounding += tmp
         np.add(abs_z, 4.0, out=abs_z)
-        abs_z *= p_hi if unit else big_a * p_hi  # (A p) (4 + |z|)
+        if unit:
+            abs_z *= p_hi
+        else:
+            np.multiply(big_a, p_hi, out=tmp)  # (A p) (4 + |z|)
+            abs_z *= tmp
         abs_z *= uw
         if not one_d:
             abs_z /= d
         rounding += abs_z
         total = np.add(truncation, step, out=truncation)
         total += rounding
-        stored = _ulp_into(total + slope, storage) * 0.5
-        stored += 0.5 * _ulp_into(slope, storage)
-        np.add(total, stored, out=out)
-        if self.target is not None:
-            self._fix_targets(cols, out)
+        np.add(total, slope, out=tmp)
+        np.add(_half_ulp(tmp, storage, b["bits"]), _half_ulp(slope, storage, b["bits2"]), out=tmp2)
+        np.add(total, tmp2, out=out)
 
-    def _fix_targets(self, cols: slice, out: NDArray) -> None:
+    def _fix_targets(self, out: NDArray) -> None:
         """Write the literal total at the elements whose coefficient is not 0 (each row's target)."""
         assert self.target is not None
-        t = self.target
-        r = np.flatnonzero((t >= cols.start) & (t < cols.stop))
-        if r.size == 0:
-            return
-        j = t[r]
-        rr = r[:, None]
+        r = np.arange(self.n)
+        j = self.target
+        rr, jj = r[:, None], j[:, None]
         a = self._a_target(r)[:, None]
-        jj = j[:, None]
-        p = self._literal(self.x[rr, jj], self.z[rr, jj], self.e[rr, jj], a, self.s[r], self.big_a[r],
-                          self.log_s[r], self.ell[r])  # fmt: skip
-        out[r, j - cols.start] = p.total[:, 0]
+        p = self._literal(self.x[rr, jj], self.z[rr, jj], self.e[rr, jj], a, self.s, self.big_a, self.log_s, self.ell)
+        out[r, j] = p.total[:, 0]
 
 
-def _odds_to_p(odds: NDArray) -> NDArray:
-    """``p = r / (1 + r)`` of the odds ``r`` (1 where ``r`` is infinite), a new array."""
-    p = np.add(odds, 1.0)
-    np.divide(odds, p, out=p)
-    top = np.max(odds) if odds.size else 0.0
-    if not top < np.inf:
-        p[np.isinf(odds)] = 1.0
-    return p
+def _odds_to_p(odds: NDArray, tmp: NDArray, finite: bool) -> None:
+    """``p = r / (1 + r)`` in place of the odds ``r`` (1 where ``r`` is infinite); ``finite``: no inf in ``r``."""
+    inf = None if finite else np.isinf(odds)
+    np.add(odds, 1.0, out=tmp)
+    np.divide(odds, tmp, out=odds)
+    if inf is not None:
+        odds[inf] = 1.0
+
+
+def _pda_into(order: int, p: NDArray, out: NDArray, tmp: NDArray) -> None:
+    """:func:`_p_derivative_abs` written into ``out`` (``tmp`` a scratch array of the same shape)."""
+    if order not in (1, 2, 4):
+        out[...] = _p_derivative_abs(order, p)
+        return
+    np.subtract(1.0, p, out=out)
+    np.multiply(p, out, out=out)  # pq = p (1 - p)
+    if order == 1:
+        return
+    if order == 4:
+        pq = out.copy()
+    np.multiply(p, 2.0, out=tmp)
+    np.subtract(1.0, tmp, out=tmp)
+    np.multiply(out, tmp, out=out)  # pq (1 - 2p)
+    if order == 4:
+        np.multiply(pq, 12.0, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        out *= tmp  # pq (1 - 2p) (1 - 12 pq)
+    np.abs(out, out=out)
+
+
+def _half_ulp(values: NDArray, dtype: np.dtype, bits: NDArray | None = None) -> NDArray:
+    """``0.5 * ulp(values, dtype)`` bit for bit: from the exponent bits when the halves are normal numbers.
+
+    ``bits``: an int64 scratch array shaped like ``values`` (the result may be a view of it).
+    """
+    nmant, tiny = _finfo(dtype)
+    bits = np.bitwise_and(values.view(np.int64), _EXP_BITS, out=bits)
+    # frexp's exponent e = E - 1022: ulp = 2^(E - 1023 - nmant) when that is >= tiny; its half a normal number.
+    lowest = max(nmant + 2, 1023 + nmant + math.frexp(tiny)[1] - 1) << 52
+    if bits.size == 0 or int(bits.min()) < lowest or int(bits.max()) == int(_EXP_BITS):
+        return 0.5 * ulp(values, dtype)
+    bits -= np.int64((nmant + 1) << 52)
+    return bits.view(np.float64)
 
 
 def noise_block(
@@ -614,15 +690,25 @@ def expected_error(
 
 
 def expected_error_map(
-    x: NDArray, terms: LossTerms, scheme: str, eps: float, whole_sum: float | None = None
+    x: NDArray,
+    terms: LossTerms,
+    scheme: str,
+    eps: float,
+    whole_sum: float | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> NDArray:
-    """:func:`expected_error` from prepared terms, in blocks of rows."""
+    """:func:`expected_error` from prepared terms, in blocks of rows (each prepared once, then in chunks).
+
+    ``progress`` is called with the fraction done (0..1) after each block; it may raise to abandon the work.
+    """
     n, c = x.shape
     out = np.empty((n, c), dtype=np.float64)
     rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))
         NoiseRows(x[rows], terms, rows, scheme, eps, whole_sum).total_into(out[rows])
+        if progress is not None:
+            progress(rows.stop / n)
     return out
 
 

@@ -169,20 +169,22 @@ def _check(x: NDArray, labels: ArrayLike, settings: CheckSettings, progress: Cal
     kw = settings.loss_kwargs
     loss = cross_entropy(x, labels, **kw)
     grad_analytic = cross_entropy_grad(x, labels, **kw)
+    # The numeric gradient and the expected-error map take about the same time: half of the progress each.
     grad_numeric = cross_entropy_numeric_grad(
         x,
         labels,
         settings.eps,
         settings.scheme,
         settings.perturb,
-        progress=progress,
+        progress=None if progress is None else (lambda f: progress(0.5 * f)),
         evaluate=settings.evaluate,
         **kw,
     )
     atol, rtol = settings.tolerances
     terms = loss_terms(x.shape, labels, **kw)  # type: ignore[misc]
     whole = loss_sum_parts(x, terms)[1] if settings.evaluate == "loss" and settings.perturb == "element" else None
-    expected = expected_error_map(x, terms, settings.scheme, settings.eps, whole)
+    expected = expected_error_map(x, terms, settings.scheme, settings.eps, whole,
+                                  None if progress is None else (lambda f: progress(0.5 + 0.5 * f)))  # fmt: skip
     if settings.tolerance == "noise":
         comparison = compare_noise(grad_numeric, grad_analytic, atol, rtol, expected, NOISE_MULTIPLE,
                                    noise_floor(x.dtype))  # fmt: skip
