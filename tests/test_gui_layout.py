@@ -114,14 +114,14 @@ def test_a_refused_edit_marks_its_cell_briefly(qtbot, window: MainWindow) -> Non
 def test_f1_opens_a_searchable_user_guide(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     assert window.guide_action.shortcut() == QKeySequence("F1")
     window.guide_action.trigger()
-    guide = window._guide
+    guide = window.views._guide
     assert guide is not None and guide.isVisible()
     text = guide.browser.toPlainText()
     for needle in ("V", "truncation dominates", "shift-invariant", "What did I do wrong?", "Ctrl+G", "Worst cells"):
         assert needle in text, needle
     guide.find_edit.setText("rounding dominates")
     assert guide.browser.textCursor().selectedText() == "rounding dominates"
-    assert guide.find("no such phrase anywhere") is False
+    assert guide.find_text("no such phrase anywhere") is False
     assert "not in the guide" in guide.status.text()
     guide.close()
 
@@ -171,7 +171,7 @@ def test_colour_bar_ticks_show_both_ends_and_clear_the_title(qtbot, window: Main
 
 def test_sweep_has_a_legend_and_hints_clear_of_curves_and_the_eps_line(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.resize(1600, 1000)
-    window.resizeDocks([window._sweep_dock], [700], Qt.Orientation.Horizontal)
+    window.resizeDocks([window.layout_docks.sweep], [700], Qt.Orientation.Horizontal)
     panel = window.sweep_panel
     qtbot.waitUntil(lambda: panel.result is not None, timeout=10000)
     artist = panel.artist

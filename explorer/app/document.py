@@ -64,7 +64,7 @@ class Document(QObject):
 
     def recent(self) -> list[str]:
         value = self._settings.value("files/recent", [])
-        items = [value] if isinstance(value, str) else list(value or [])
+        items = [value] if isinstance(value, str) else list(value) if isinstance(value, list | tuple) else []
         return [p for p in items if p][:MAX_RECENT]
 
     def _remember(self, path: Path) -> None:

@@ -67,7 +67,7 @@ class GuideWindow(QDialog):
         if screen is not None:
             self.resize(min(760, screen.width() - 40), min(820, screen.height() - 60))
 
-    def find(self, text: str, backward: bool = False) -> bool:
+    def find_text(self, text: str, backward: bool = False) -> bool:
         """Select the next (or previous) occurrence of ``text``, wrapping around; False when there is none."""
         if not text:
             self.status.setText("")
@@ -83,17 +83,17 @@ class GuideWindow(QDialog):
         return found
 
     def find_next(self) -> bool:
-        return self.find(self.find_edit.text())
+        return self.find_text(self.find_edit.text())
 
     def find_previous(self) -> bool:
-        return self.find(self.find_edit.text(), backward=True)
+        return self.find_text(self.find_edit.text(), backward=True)
 
     def _on_find_edit_text_changed(self, text: str) -> None:
         cursor = self.browser.textCursor()
         cursor.setPosition(min(cursor.selectionStart(), cursor.selectionEnd()))
         self.browser.setTextCursor(cursor)
         if text:
-            self.find(text)
+            self.find_text(text)
         else:
             self.status.setText("")
 

@@ -7,19 +7,8 @@ Menus are built by :mod:`explorer.gui.menus`, file commands live in
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QIcon
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFrame,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QScrollArea,
-    QSplitter,
-    QToolTip,
-    QWidget,
-)
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSplitter, QToolTip, QWidget
 
 from explorer.app.display import Display, Source
 from explorer.app.document import Document
@@ -41,6 +30,8 @@ from explorer.gui.sweep_panel import SweepPanel
 from explorer.gui.text_views import InspectorView, SummaryView
 from explorer.gui.theme import initial_choice, theme_manager
 from explorer.gui.user_runs import UserRuns
+from explorer.gui.view_commands import ViewCommands
+from explorer.gui.window_layout import build_layout, share_width
 from explorer.gui.window_settings import (
     SETTINGS_VERSION,
     app_settings,
@@ -55,10 +46,6 @@ from explorer.gui.your_code_panel import UserCodePanel
 __all__ = ["SETTINGS_VERSION", "MainWindow", "app_settings"]
 
 APPLICATION = "Gradient Explorer"
-#: Narrowest the side panels may get (px): small screens (1024 x 600, or 960 x 540 at 200 %) still fit.
-MIN_SIDE_PANEL_WIDTH = 220
-#: Shares of the window's width the Controls and the right-hand docks start with.
-LEFT_SHARE, RIGHT_SHARE = 0.26, 0.3
 
 
 class MainWindow(QMainWindow):
@@ -87,6 +74,7 @@ class MainWindow(QMainWindow):
     reset_view_action: QAction
     worst_cell_action: QAction
     guide_action: QAction
+    central_splitter: QSplitter
 
     def __init__(self, parent: QWidget | None = None, restore_settings: bool = True):
         super().__init__(parent)
@@ -114,13 +102,13 @@ class MainWindow(QMainWindow):
         self.sweep_panel = SweepPanel(self.state, self.display)
         self.user_panel = UserCodePanel()
         self.worst_cells = WorstCellsPanel(self.display)
-        self._guide: QWidget | None = None
         self.themes = theme_manager()
         self.themes.set_choice(initial_choice(app_settings().value("view/theme") if restore_settings else None))
-        self._build_layout()
+        self.layout_docks = build_layout(self)
         self.status = JobStatus(self.statusBar(), (self.recomputer, self.sweeper), self.user_job)
         self.progress, self.cancel_button = self.status.progress, self.status.cancel_button
         self.user_runs = UserRuns(self.user_panel, self.user_job, self.display, self.state, self.show_message)
+        self.views = ViewCommands(self)
         build_menus(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
         self._connect()
@@ -129,7 +117,7 @@ class MainWindow(QMainWindow):
         if restore_settings:
             restore_window(self)
         fit_to_screen(self)
-        self._sync_view_actions()
+        self.views.sync_actions()
         self.controller.stack.clear()
         self._offer_restore()
         self.autosaver.start()
@@ -139,60 +127,13 @@ class MainWindow(QMainWindow):
         self.sweeper.schedule()
 
     # ------------------------------------------------------------------ build
-    def _build_layout(self) -> None:
-        splitter = QSplitter(Qt.Orientation.Vertical, objectName="centralSplitter")
-        splitter.addWidget(self.grid)
-        splitter.addWidget(self.heatmaps)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 3)
-        splitter.setSizes([190, 560])
-        self.central_splitter = splitter
-        self.setCentralWidget(splitter)
-        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        # Panels taller or wider than a small screen scroll inside their dock instead of pushing the window.
-        self._controls_dock = self._dock("Controls", "controlsDock", self._scrolled(self.controls), left)
-        self._user_dock = self._dock("Your code", "userCodeDock", self._scrolled(self.user_panel), left)
-        self.tabifyDockWidget(self._controls_dock, self._user_dock)
-        self._controls_dock.raise_()
-        self._sweep_dock = self._dock("Error vs eps", "sweepDock", self.sweep_panel, right)
-        self._summary_dock = self._dock("Summary", "summaryDock", self.summary, right)
-        self._inspector_dock = self._dock("Cell inspector", "inspectorDock", self.inspector, right)
-        self._worst_dock = self._dock("Worst cells", "worstCellsDock", self.worst_cells, right)
-        self.tabifyDockWidget(self._summary_dock, self._inspector_dock)
-        self.tabifyDockWidget(self._inspector_dock, self._worst_dock)
-        self._summary_dock.raise_()
-        for dock in self.docks:
-            dock.setMinimumWidth(MIN_SIDE_PANEL_WIDTH)
-        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
-
     def share_width(self) -> None:
         """Side panels get a fair share of the width (the maps keep the largest part)."""
-        width = self.width()
-        left = max(MIN_SIDE_PANEL_WIDTH, min(self.controls.sizeHint().width() + 20, round(width * LEFT_SHARE)))
-        right = max(MIN_SIDE_PANEL_WIDTH, round(width * RIGHT_SHARE))
-        self.resizeDocks([self._controls_dock, self._sweep_dock], [left, right], Qt.Orientation.Horizontal)
-
-    @staticmethod
-    def _scrolled(widget: QWidget) -> QScrollArea:
-        area = QScrollArea()
-        area.setObjectName(f"{widget.objectName() or 'panel'}Scroll")
-        area.setWidget(widget)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        return area
+        share_width(self)
 
     @property
     def docks(self) -> tuple[QDockWidget, ...]:
-        return (self._controls_dock, self._user_dock, self._sweep_dock, self._summary_dock, self._inspector_dock,
-                self._worst_dock)  # fmt: skip
-
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+        return self.layout_docks.all
 
     def _connect(self) -> None:
         self.display.changed.connect(self._on_display_changed)
@@ -203,7 +144,7 @@ class MainWindow(QMainWindow):
         self.controls.message.connect(self.show_message)
         self.grid.currentCellChanged.connect(lambda i, j: self.display.select((i, j)))
         self.heatmaps.cellClicked.connect(lambda i, j: self.display.select((i, j)))
-        self.heatmaps.worstRequested.connect(self.go_to_worst_cell)
+        self.heatmaps.worstRequested.connect(self.views.go_to_worst_cell)
         self.worst_cells.cellChosen.connect(lambda i, j: self.display.select((i, j)))
         self.heatmaps.cellHovered.connect(self._on_heatmap_cell_hovered)
         self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
@@ -241,27 +182,6 @@ class MainWindow(QMainWindow):
         moved = getattr(change, "cell", False) or getattr(change, "report", False)
         if moved and display.cell is not None and display.cell != self.grid.current_cell():
             self.grid.select_cell(*display.cell)
-
-    def go_to_worst_cell(self) -> None:
-        """Select the cell with the largest error (failing first) and bring it into view everywhere."""
-        report = self.display.report
-        if report is None or report.grad_analytic.ndim != 2:
-            self.show_message("No result yet: nothing to go to")
-            return
-        cells = report.worst_cells(1)
-        if not len(cells):
-            return
-        cell = (int(cells[0][0]), int(cells[0][1]))
-        self.display.select(cell)
-        self.grid.select_cell(*cell)
-        self.heatmaps.show_cell(cell)
-        values = self.display.values_at(cell)
-        if values is not None:
-            self.show_message(f"Worst cell: sample {cell[0]}, class {cell[1]}, |error| {values.abs_err:.3g}")
-
-    def reset_map_view(self) -> None:
-        """Show the whole grid on the three maps."""
-        self.heatmaps.reset_view()
 
     def _on_sweep_panel_eps_picked(self, eps: float) -> None:
         try:
@@ -354,31 +274,8 @@ class MainWindow(QMainWindow):
             dock.setVisible(True)
         fit_to_screen(self)
 
-    def _sync_view_actions(self) -> None:
-        """Check the View menu's choices that are in force (after settings were restored)."""
-        for actions, current in ((self.gradient_cmap_actions, self.heatmaps.gradient_cmap),
-                                 (self.error_cmap_actions, self.heatmaps.error_cmap),
-                                 (self.precision_actions, str(self.grid.precision)),
-                                 (self.theme_actions, self.themes.choice.value)):  # fmt: skip
-            for key, act in actions.items():
-                act.setChecked(key == current)
-
-    def show_guide(self) -> None:
-        """F1: the user guide, searchable, beside the window."""
-        from explorer.gui.help_window import GuideWindow
-
-        if self._guide is None:
-            self._guide = GuideWindow(self)
-        self._guide.show()
-        if QGuiApplication.platformName() != "offscreen":  # (offscreen cannot raise windows, and says so)
-            self._guide.raise_()
-            self._guide.activateWindow()
-
     def set_theme(self, choice: str) -> None:
-        """Follow the system's colour scheme (``"system"``) or force ``"light"`` or ``"dark"``."""
-        self.themes.set_choice(choice)
-        for key, act in self.theme_actions.items():
-            act.setChecked(key == self.themes.choice.value)
+        self.views.set_theme(choice)
 
     def save_settings(self) -> None:
         save_window(self)

@@ -131,9 +131,9 @@ def build_menus(w: MainWindow) -> None:
             edit_menu.addAction(entry)
 
     view_menu = w.menuBar().addMenu("&View")
-    w.reset_view_action = make_action(w, "&Reset map view", w.reset_map_view, "Ctrl+0",
+    w.reset_view_action = make_action(w, "&Reset map view", w.views.reset_map_view, "Ctrl+0",
                                       "Show the whole grid on the three maps")  # fmt: skip
-    w.worst_cell_action = make_action(w, "Go to &worst cell", w.go_to_worst_cell, "Ctrl+G",
+    w.worst_cell_action = make_action(w, "Go to &worst cell", w.views.go_to_worst_cell, "Ctrl+G",
                                       "Select the cell with the largest error and bring it into view")  # fmt: skip
     view_menu.addAction(w.reset_view_action)
     view_menu.addAction(w.worst_cell_action)
@@ -154,7 +154,7 @@ def build_menus(w: MainWindow) -> None:
                                        str(w.grid.precision), lambda d: w.grid.set_precision(int(d)),
                                        {str(d): f"{d} significant digits" for d in PRECISIONS})  # fmt: skip
     theme_menu = view_menu.addMenu("&Theme")
-    w.theme_actions = _choice_menu(theme_menu, list(THEMES), w.themes.choice.value, w.set_theme, THEMES)
+    w.theme_actions = _choice_menu(theme_menu, list(THEMES), w.themes.choice.value, w.views.set_theme, THEMES)
     view_menu.addSeparator()
     for dock in w.docks:
         view_menu.addAction(dock.toggleViewAction())
@@ -162,7 +162,7 @@ def build_menus(w: MainWindow) -> None:
     view_menu.addAction(make_action(w, "Reset &layout", w.reset_layout, tip="Put the panels back where they started"))
 
     help_menu = w.menuBar().addMenu("&Help")
-    w.guide_action = make_action(w, "&User guide", w.show_guide, QKeySequence.StandardKey.HelpContents,
+    w.guide_action = make_action(w, "&User guide", w.views.show_guide, QKeySequence.StandardKey.HelpContents,
                                  "What each panel shows and how to read it")  # fmt: skip
     if w.guide_action.shortcut().isEmpty():
         w.guide_action.setShortcut(QKeySequence("F1"))
