@@ -226,12 +226,14 @@ def test_worker_path_drops_superseded_results(qtbot, window: MainWindow) -> None
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=20000)
     published = []
     rec.reportReady.connect(published.append)
+    # A full check (a new eps touches every row; a one-cell edit now only recomputes its row, too fast to
+    # be overtaken reliably) starts in the worker, and is superseded before it ends.
     with qtbot.waitSignal(rec.busyChanged, timeout=5000):
-        window.controller.set_logit(0, 0, 5.0)  # first computation starts...
-    window.controller.set_logit(0, 1, 6.0)  # ...and is superseded before it ends
+        window.controller.set_settings(eps=1e-4)
+    window.controller.set_logit(0, 1, 6.0)
     qtbot.waitUntil(lambda: not rec.busy and report_matches_state(window.report, window.state), timeout=20000)
     assert len(published) == 1
-    assert published[0].logits[0, 1] == 6.0
+    assert published[0].logits[0, 1] == 6.0 and published[0].settings.eps == 1e-4
     # Cancel: the maps keep the previous result.
     with qtbot.waitSignal(rec.busyChanged, timeout=5000):
         window.controller.set_logit(0, 2, 7.0)
@@ -258,15 +260,16 @@ def test_report_matches_state_helper(window: MainWindow) -> None:
     assert not report_matches_state(other, window.state)
 
 
-def test_extreme_numbers_are_marked_and_explained(qtbot, window: MainWindow) -> None:
+def test_extreme_numbers_are_refused_or_marked_and_explained(qtbot, window: MainWindow) -> None:
     window.controls.load_preset("float16_overflow")
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    before = window.state.logits.copy()
     dtype = window.findChild(QComboBox, "dtypeCombo")
     dtype.setCurrentIndex(dtype.findData("float16"))
-    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
-    text = window.summary.toPlainText()
-    assert "beyond float16's range" in text and "NaN" in text
-    marks = window.heatmaps.numeric._marks["x"]
-    assert len(marks.data) == 3  # the one row whose logits overflowed
+    # Values float16 cannot hold are refused, naming the first one, rather than turned into infinity.
+    assert window.state.settings.dtype == "float32" and dtype.currentData() == "float32"
+    assert "70000" in window.statusBar().currentMessage() and "float16" in window.statusBar().currentMessage()
+    np.testing.assert_array_equal(window.state.logits, before)
     window.controls.load_preset("huge_gaps")
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
     assert "marked ○" in window.summary.toPlainText()
