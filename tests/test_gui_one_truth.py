@@ -253,3 +253,22 @@ def test_every_view_agrees_on_the_selected_cell(qtbot, window: MainWindow, tmp_p
         row = listed[cell]
         for key, v in (("numeric", values.numeric), ("analytic", values.analytic)):
             assert (row[key] is None and np.isnan(v)) or row[key] == v
+
+
+def test_the_tolerance_view_and_the_texts_name_the_verdict_in_force(qtbot, window: MainWindow) -> None:
+    """The verdict is the noise-aware one by default: the summary names its rule, the tooltip and the inspector
+    show each cell's tolerance, and the error map can show the tolerance itself."""
+    qtbot.waitUntil(lambda: window.display.explanation is not None, timeout=5000)
+    report = window.display.report
+    assert "3 × the expected error" in window.summary.toPlainText()
+    cell = window.display.cell
+    values = window.display.values_at(cell)
+    assert values.tolerance == float(report.tolerance_map[cell])
+    assert f"tolerance {values.tolerance:.3g}" in cell_tooltip(values)
+    assert f"= {window.display.explanation.tolerance:.3g}" in window.inspector.toPlainText()
+    window.heatmaps.set_error_view("log_tol")
+    image = window.heatmaps.error.image_item.image
+    np.testing.assert_allclose(image, np.log10(report.tolerance_map))
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_settings(atol=1e-7, rtol=1e-5)
+    assert "fixed tolerances" in window.summary.toPlainText()

@@ -58,6 +58,8 @@ class CellValues:
     abs_err, rel_err : float
     passed : bool
         The verdict of this element.
+    tolerance : float
+        Its tolerance under the verdict in force (noise: a multiple of its expected error).
     """
 
     cell: tuple[int, int]
@@ -66,6 +68,7 @@ class CellValues:
     abs_err: float
     rel_err: float
     passed: bool
+    tolerance: float = float("nan")
 
 
 class Display(QObject):
@@ -175,6 +178,7 @@ class Display(QObject):
             float(report.abs_err[i, j]),
             float(report.rel_err[i, j]),
             bool(report.comparison.passed[i, j]),
+            float(report.tolerance_map[i, j]),
         )
 
     # ---------------------------------------------------------------- writing

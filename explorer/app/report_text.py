@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer.core import Report, resolve_dtype
+from explorer.core import Report, dtype_max
 from explorer.core.explain import CellExplanation
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ __all__ = [
     "use_html_colors",
     "user_cell_html",
     "user_result_html",
+    "verdict_rule",
 ]
 
 PITFALL_SENTENCE = (
@@ -70,7 +72,6 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     """
     s = report.settings
     cmp = report.comparison
-    atol, rtol = s.tolerances
     verdict = (
         f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
         if cmp.ok
@@ -91,13 +92,15 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
             if worst
             else "—",
         ),
-        ("Verdict", f"{verdict}<br><small>|num − ana| ≤ atol + rtol·|ana|, atol={atol:g}, rtol={rtol:g}</small>"),
+        ("Verdict", f"{verdict}<br><small>{html.escape(verdict_rule(report))}</small>"),
         (
             "Row sums of ∂L/∂x",
             f"max |Σ_j g_ij| = {_g(row_sum, 3)} (0 by shift invariance)",
         ),
-        ("Check", f"{s.scheme}, eps = {s.eps:g}, {s.dtype}, perturb: {s.perturb}"),
+        ("Check", f"{s.scheme}, eps = {s.eps:g}, {s.dtype}, perturb: {s.perturb}, re-evaluates "
+                  f"{'each row' if s.evaluate == 'row' else 'the whole loss'}"),
     ]
+    blind = int(np.count_nonzero(report.blind))
     notes = []
     if s.perturb != "element":
         what = "every logit" if s.perturb == "all" else "each whole row"
@@ -106,6 +109,12 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
         )
     for note in extreme_notes(report):
         notes.append(f"<p style='color:{_c('fail')}'>{html.escape(note)}</p>")
+    if blind:
+        notes.append(
+            f"<p style='color:{_c('warn')}'>In {blind} of {cmp.passed.size} cells the tolerance is as large as the "
+            "gradient itself: the check cannot tell a right value from a wrong one there. A larger eps, another "
+            "scheme or a wider dtype sharpens it.</p>"
+        )
     if source is not None:
         rows.insert(0, ("Checking", html.escape(source)))
     table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
@@ -132,7 +141,7 @@ def extreme_notes(report: Report) -> list[str]:
     nonfinite, vanished = affected_cells(report)
     overflowed_rows = int(np.count_nonzero(flags.row_overflow.any(axis=1)))
     if overflowed_rows:
-        top = float(np.finfo(resolve_dtype(s.dtype)).max)
+        top = float(dtype_max(s.dtype))
         notes.append(
             f"{overflowed_rows} rows hold logits beyond {s.dtype}'s range (±{top:g}) that became infinite: their "
             f"gradients are NaN ({int(nonfinite.sum())} cells, marked ×). Switch to a wider dtype."
@@ -182,6 +191,17 @@ def cell_cause(e: CellExplanation) -> str:
     return ""
 
 
+def verdict_rule(report: Report) -> str:
+    """The per-element rule that decided the verdict, in words."""
+    from explorer.core import NOISE_MULTIPLE
+
+    if report.tolerance_mode == "noise":
+        return (f"|num − ana| ≤ {NOISE_MULTIPLE:g} × the expected error of the numeric estimate (noise verdict; "
+                "give atol/rtol for fixed tolerances)")  # fmt: skip
+    atol, rtol = report.settings.tolerances
+    return f"|num − ana| ≤ atol + rtol·|ana|, atol = {atol:g}, rtol = {rtol:g} (fixed tolerances)"
+
+
 def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
     """Plain text for hovering a cell: sample, class, both gradients, both errors and the verdict.
 
@@ -194,7 +214,7 @@ def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
         f"numeric   {values.numeric:.10g}\n"
         f"abs error {values.abs_err:.3g}\n"
         f"rel error {values.rel_err:.3g}\n"
-        f"{'passes' if values.passed else 'FAILS'} the tolerance"
+        f"tolerance {values.tolerance:.3g}: {'passes' if values.passed else 'FAILS'}"
     )
 
 
@@ -205,7 +225,7 @@ def user_cell_html(values: CellValues, source: str) -> str:
         f"<h3>Sample {i}, class {j}</h3><p>Checking {html.escape(source)}.</p>"
         f"<p><b>Your gradient</b>: {values.analytic:.17g}<br><b>Numeric</b> (finite differences of your loss): "
         f"{values.numeric:.17g}</p><p><b>Errors</b>: |num − yours| = {values.abs_err:.3g}, relative "
-        f"{values.rel_err:.3g}; {'passes' if values.passed else '<b>fails</b>'} the tolerance.</p>"
+        f"{values.rel_err:.3g}; tolerance {values.tolerance:.3g}: {'passes' if values.passed else '<b>fails</b>'}.</p>"
         "<p><small>Your code runs as a black box, so the inspector cannot show its inner evaluations; "
         "show the built-in check to see them for the cross-entropy.</small></p>"
     )
@@ -225,11 +245,25 @@ def user_result_html(check: UserCheck) -> str:
     worst = ", ".join(str(int(v)) for v in cmp.worst)
     return (
         f"<p>{verdict}: finite differences of <code>{html.escape(code.loss_name)}</code> vs "
-        f"<code>{html.escape(code.grad_name)}</code>; max |num − yours| = {cmp.max_abs_err:.3g}, worst cell "
+        f"{html.escape(getattr(result, 'gradient', '') or code.grad_name)}; "
+        f"max |num − yours| = {cmp.max_abs_err:.3g}, worst cell "
         f"({worst}).<br>Labels passed as {result.labels_shape}; ran in {result.duration_s:.2f} s.<br>"
         f"Whole-matrix quotient (L(x + eps) − L(x)) / eps = {result.whole_matrix_quotient:.3g} "
         f"(about 0: shift invariance){extra}</p><p>The maps show <b>your</b> gradient.</p>"
     )
+
+
+def _tolerance_html(e: CellExplanation) -> str:
+    """The expected error of this element's numeric estimate, its parts, and the tolerance that decided."""
+    expected = getattr(e, "expected_error", math.nan)
+    if not math.isfinite(expected):
+        return ""
+    parts = (f"truncation {e.truncation_error:.2g}, step rounding {e.step_error:.2g}, "
+             f"rounding of the values differenced {e.rounding_error:.2g}")  # fmt: skip
+    mode = "3 × the expected error" if e.tolerance_mode == "noise" else "fixed atol + rtol·|ana|"
+    verdict = "passes" if e.passed else "<b>fails</b>"
+    return (f"<p><b>Expected error</b> E = {expected:.3g} ({parts}).<br><b>Tolerance</b> ({mode}) = "
+            f"{e.tolerance:.3g}: {verdict}.</p>")  # fmt: skip
 
 
 def explanation_html(e: CellExplanation) -> str:
@@ -275,4 +309,5 @@ def explanation_html(e: CellExplanation) -> str:
         f"<p><b>Numeric</b>: {quotient}</p>{cause_html}"
         f"<p><b>Analytic</b>: {formula}<br>{plain}</p>"
         f"<p><b>Errors</b>: |num − ana| = {e.abs_err:.3g}, relative {e.rel_err:.3g}</p>"
+        f"{_tolerance_html(e)}"
     )

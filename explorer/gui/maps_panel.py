@@ -33,6 +33,7 @@ ERROR_VIEWS: dict[str, tuple[str, str]] = {
     "rel": ("Relative error", "relative error"),
     "log_abs": ("log10 |numeric − analytic|", "log10 |error|"),
     "log_rel": ("log10 relative error", "log10 rel. error"),
+    "log_tol": ("log10 tolerance (what the verdict allows)", "log10 tolerance"),
 }
 #: Floor of the log views: exact zeros are drawn at this exponent.
 LOG_FLOOR = -20.0
@@ -40,7 +41,10 @@ LOG_FLOOR = -20.0
 
 def error_image(report: Report, view: str) -> NDArray:
     """The array the error heatmap shows for a view key of :data:`ERROR_VIEWS`."""
-    err = report.abs_err if view in ("abs", "log_abs") else report.rel_err
+    if view == "log_tol":
+        err = report.tolerance_map
+    else:
+        err = report.abs_err if view in ("abs", "log_abs") else report.rel_err
     return error_image_values(err, view)
 
 
@@ -263,6 +267,8 @@ class HeatmapPanel(QWidget):
         if overviews is None or getattr(overviews, "report", None) is not report:
             return {}
         view = self.error_view
+        if view == "log_tol":
+            return {}  # the tolerance has no pyramid: the map reduces it on the fly
         error = overviews.abs_err if view in ("abs", "log_abs") else overviews.rel_err
         to_log = (lambda img: error_image_values(img, view)) if view.startswith("log") else None
         return {"analytic": PyramidOverview(report.grad_analytic, "magnitude", overviews.analytic),

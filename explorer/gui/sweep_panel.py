@@ -27,7 +27,8 @@ SCHEME_COLORS = {
     "central4": (0, 158, 115),
     "complex": (204, 121, 167),
 }
-DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "float32": Qt.PenStyle.DashLine, "float64": Qt.PenStyle.SolidLine}
+DTYPE_STYLES = {"float16": Qt.PenStyle.DotLine, "bfloat16": Qt.PenStyle.DashDotLine, "float32": Qt.PenStyle.DashLine,
+                "float64": Qt.PenStyle.SolidLine}  # fmt: skip
 #: Lowest error drawn when a sweep has no positive error at all (every value an exact zero).
 EMPTY_FLOOR = 1e-20
 #: Pixels per tick label along a log axis (label width plus a gap), horizontal and vertical.
@@ -300,7 +301,7 @@ class SweepPanel(QWidget):
         names = " ".join(
             f"<b style='color:{colors[n]}'>{'▶' if n == settings.scheme else ''}{n}</b>" for n in main.errors
         )
-        styles = {"float16": "dotted", "float32": "dashed", "float64": "solid"}
+        styles = {"float16": "dotted", "bfloat16": "dash-dotted", "float32": "dashed", "float64": "solid"}
         overlay = (
             " Other dtypes: " + ", ".join(f"{d} {styles.get(d, '')}" for d in result.sweeps if d != result.dtype) + "."
             if len(result.sweeps) > 1
