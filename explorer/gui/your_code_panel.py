@@ -37,6 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.app.report_text import html_colors
+from explorer.gui.theme import theme_manager
 from explorer.usercode.child import defined_functions
 from explorer.usercode.gallery import MUTANTS
 from explorer.usercode.runner import DEFAULT_TIMEOUT_S, UserCode, UserResult
@@ -176,7 +178,8 @@ class UserCodePanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.warning = QLabel(RIGHTS_WARNING, objectName="userCodeWarning", wordWrap=True)
-        self.warning.setStyleSheet("color: #8a4b00;")
+        self._on_theme_changed()
+        theme_manager().changed.connect(self._on_theme_changed)
         self.gallery = QComboBox(objectName="mutantCombo")
         self.gallery.addItem("Load an example…", None)
         for m in MUTANTS.values():
@@ -321,7 +324,8 @@ class UserCodePanel(QWidget):
             with open(path, encoding="utf-8") as f:
                 self.editor.replace_all(f.read())
         except (OSError, UnicodeDecodeError) as exc:
-            self.show_text(f"<p style='color:#c62828'>Cannot read {html.escape(path)}: {html.escape(str(exc))}</p>")
+            fail = html_colors()["fail"]
+            self.show_text(f"<p style='color:{fail}'>Cannot read {html.escape(path)}: {html.escape(str(exc))}</p>")
             return False
         return True
 
@@ -334,10 +338,14 @@ class UserCodePanel(QWidget):
         plain = html.unescape(re.sub(r"<[^>]*>", " ", text))
         self.output.setHtml(f"<pre>{html.escape(_cut(plain, MAX_PANEL_CHARS // 4, MAX_PANEL_CHARS // 2))}</pre>")
 
+    def _on_theme_changed(self, _colors: object = None) -> None:
+        """The warning's colour follows the theme (4.5:1 on light and on dark)."""
+        self.warning.setStyleSheet(f"color: {html_colors()['warn']};")
+
     def show_error(self, message: str, details: str = "", note: str = "") -> None:
         """A failure: the message in red (its beginning), the tail of ``details`` (a traceback, output) below,
         then ``note``; all plain text, escaped and capped here."""
-        body = f"<p style='color:#c62828'><b>{html.escape(_cut(message, MAX_MESSAGE_CHARS, 0))}</b></p>"
+        body = f"<p style='color:{html_colors()['fail']}'><b>{html.escape(_cut(message, MAX_MESSAGE_CHARS, 0))}</b></p>"
         if details:
             body += f"<pre>{html.escape(_cut(details, 0, MAX_DETAILS_CHARS))}</pre>"
         if note:
