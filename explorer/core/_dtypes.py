@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -108,7 +109,11 @@ def complex_dtype(dtype: np.dtype) -> np.dtype:
 
 def unit_roundoff(dtype: np.dtype) -> float:
     """Unit roundoff ``u = eps / 2`` of a floating dtype (for example 2**-53 for float64)."""
-    dtype = np.dtype(dtype)
+    return _unit_roundoff(np.dtype(dtype))
+
+
+@functools.cache
+def _unit_roundoff(dtype: np.dtype) -> float:
     if dtype.kind == "c":
         dtype = np.dtype(np.float32 if dtype.itemsize == 8 else np.float64)
     try:

@@ -9,9 +9,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, resolve_dtype, round_to, work_dtype
-from .diagnose import _rows_flags, min_surviving_eps
+from .diagnose import min_surviving_eps
 from .losses import LossTerms, grad_rows, loss_terms
-from .noise import noise_block, noise_tolerance
+from .noise import NoiseRows, noise_tolerance
 from .numeric import RowBlock, ShiftEvaluator, loss_sum_parts
 from .schemes import Scheme, get_scheme
 from .settings import CheckSettings
@@ -212,44 +212,69 @@ def _explain(
     analytic = float(grad_rows(xi, row_terms)[0, j])  # the analytic map's operations on this row
     p = float(block.e[0, j] / block.s[0, 0])
     big_a = float(block.big_a[0, 0])
-    a_ij = float(row_terms.coefficients()[0, j])
+    a_ij = row_terms.coefficient(0, j)
     if settings.perturb == "element":
         numeric, points, losses, weights = _element_parts(block, sch, h, j, d)
     else:
         terms = row_terms if settings.perturb == "row" else loss_terms(shape, labels, **settings.loss_kwargs)  # type: ignore[misc]
         numeric, points, losses, weights = _shift_parts(x, terms, settings.perturb, sch, h, r, j)
-    step_lost, p_underflow, row_overflow = (bool(f[0, j]) for f in _rows_flags(xi, h, sch.name))
+    step_lost, p_underflow, row_overflow = _element_flags(block, j, h, sch)
     noise_floor = numeric == 0 and analytic != 0 and not (step_lost or p_underflow or row_overflow)
     min_eps = float(min_surviving_eps(xi[:, j], sch.name)[0])
     target = np.asarray(labels)
     label = int(target[i]) if target.ndim == 1 else -1
-    parts = noise_block(xi, row_terms, slice(0, 1), sch, h, whole_sum)
-    expected = float(parts.total[0, j])
+    parts = NoiseRows(xi, row_terms, slice(0, 1), sch, h, whole_sum).parts(slice(j, j + 1))  # the map's bits
+    expected = float(parts.total[0, 0])
     if settings.tolerance == "noise":
-        tolerance = float(noise_tolerance(parts.total[:, j : j + 1], storage)[0, 0])
+        tolerance = float(noise_tolerance(parts.total, storage)[0, 0])
     else:
         atol, rtol = settings.tolerances
         tolerance = float(atol + rtol * np.abs(np.float64(analytic)))
     return CellExplanation(
         (i, j), float(xi[0, j]), label, points, losses, weights, numeric, analytic, p, big_a, a_ij, float(d),
         float(h), sch.name, settings.perturb, step_lost, p_underflow, row_overflow, bool(noise_floor), min_eps,
-        expected, float(parts.truncation[0, j]), float(parts.step[0, j]),
-        float(parts.rounding[0, j] + parts.storage[0, j]), tolerance, settings.tolerance, settings.evaluate,
+        expected, float(parts.truncation[0, 0]), float(parts.step[0, 0]),
+        float(parts.rounding[0, 0] + parts.storage[0, 0]), tolerance, settings.tolerance, settings.evaluate,
     )  # fmt: skip
+
+
+def _element_flags(block: RowBlock, j: int, h: float, sch: Scheme) -> tuple[bool, bool, bool]:
+    """``(step_lost, p_underflow, row_overflow)`` of element j of a one-row block, as :func:`cell_flags` has them.
+
+    The row's reductions are the block's own (the same operations as the flags' map); the
+    element-wise tests run on column j only, so one cell costs O(C) (one ``isfinite`` pass).
+    """
+    storage, work = block.storage, block.work
+    xw = block.xw[:, j : j + 1]
+    row_overflow = not bool(np.all(np.isfinite(block.xw)))
+    if sch.is_complex:
+        lost = bool(np.asarray(h, dtype=np.float64).astype(work) == 0)
+    else:
+
+        def moved(offset: float) -> NDArray:
+            return xw if offset == 0.0 else round_to(xw + offset * h, storage)
+
+        lost = bool((moved(max(sch.offsets)) == moved(min(sch.offsets)))[0, 0])
+    step_lost = lost and bool(np.isfinite(xw[0, 0]))
+    p = block.e[:, j : j + 1] / block.s
+    p_underflow = bool((p.astype(storage) == 0)[0, 0]) and not row_overflow
+    return step_lost, p_underflow, row_overflow
 
 
 def _element_parts(
     block: RowBlock, sch: Scheme, h: float, j: int, d: float
 ) -> tuple[float, tuple[complex, ...], tuple[float, ...], tuple[float, ...]]:
     storage = block.storage
-    numeric = float(block.quotient(sch, h).astype(storage)[0, j])
+    col = block.column(0, j, 1)  # element j alone, with the operations the map's row uses (O(1) after the row)
+    hs = np.array([h])
+    numeric = float(col.quotient(sch, hs).astype(storage)[0, 0])
     if sch.is_complex:
         point = complex(block.xw[0, j].astype(complex_dtype(storage)) + 1j * h)
         return numeric, (point,), (numeric * h,), (1.0,)  # Im l(x + ih) / D
     points, losses = [], []
     whole = block.rest is not None  # the values are whole losses, already divided by D
     for o in sch.offsets:
-        lp = block.f0[0, 0] if o == 0.0 else block.losses(o * h)[0, j]
+        lp = block.f0[0, 0] if o == 0.0 else col.losses(o * hs)[0, 0]
         points.append(complex(round_to(np.asarray(block.xw[0, j] + o * h), storage)))
         losses.append(float(lp) if whole else float(lp) / d if d else 0.0)
     return numeric, tuple(points), tuple(losses), tuple(w / sch.divisor for _, w in sch.stencil)

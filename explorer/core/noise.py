@@ -155,6 +155,13 @@ def _p_derivative(order: int) -> tuple[np.polynomial.Polynomial, tuple[float, ..
     return g, crit
 
 
+@cache
+def _critical_values(order: int) -> list[tuple[float, float]]:
+    """``(p, |g(p)|)`` at the critical points of :func:`_p_derivative`'s polynomial, as the literal form has them."""
+    g, crit = _p_derivative(order)
+    return [(cp, abs(float(g(cp)))) for cp in crit]
+
+
 def _p_derivative_abs(order: int, p: NDArray) -> NDArray:
     """``|g(p)|`` of :func:`_p_derivative` in a few passes (the factored forms, not Horner's rule)."""
     pq = p * (1.0 - p)
@@ -408,18 +415,18 @@ class NoiseRows:
         unit = bool(np.all(big_a == 1))
         with np.errstate(over="ignore", invalid="ignore"):
             trunc_row = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a
-        n, width = self.n, max(1, _CHUNK // max(self.n, 1))
-        scratch = {name: np.empty((n, width)) for name in
+        size = self.n * max(1, _CHUNK // max(self.n, 1))  # flat: a chunk's arrays are contiguous views
+        scratch = {name: np.empty(size) for name in
                    ("p_lo", "p_hi", "tmp", "tmp2", "slope", "peak", "moved", "xs", "step", "abs_z", "rho")}
-        scratch["bits"], scratch["bits2"] = np.empty((n, width), np.int64), np.empty((n, width), np.int64)
-        scratch["point"] = np.empty((n, width), self.work)
+        scratch["bits"], scratch["bits2"] = np.empty(size, np.int64), np.empty(size, np.int64)
+        scratch["point"] = np.empty(size, self.work)
         return {
             "scratch": scratch, "unit": unit, "one_d": d == 1.0, "trunc_row": trunc_row, "abs_ell": np.abs(self.ell),
             "rho_row": 1.0 + 2.0 * (np.abs(self.log_s) + reach), "formation": self._formation(),
             "weights": sum(abs(w) for w in sch.weights), "per_h_d": sch.divisor * h * d, "per_h": sch.divisor * h,
             "gradual": self.tiny_w * self._weights_h() * big_a / d, "arith": uw * (4.0 + math.log2(max(self.c, 1))),
             "points": [(o * h, abs(w)) for o, w in sch.stencil if o != 0.0],
-            "crit": [(cp, abs(float(_p_derivative(sch.order)[0](cp)))) for cp in _p_derivative(sch.order)[1]],
+            "crit": _critical_values(sch.order),
         }  # fmt: skip
 
     def _fast_total(self, cols: slice, out: NDArray, k: dict) -> None:
@@ -436,8 +443,9 @@ class NoiseRows:
         storage, work = self.storage, self.work
         big_a, s = self.big_a, self.s
         unit, one_d = k["unit"], k["one_d"]
-        width = cols.stop - cols.start
-        b = {name: arr[:, :width] for name, arr in k["scratch"].items()}
+        shape = (self.n, cols.stop - cols.start)
+        size = shape[0] * shape[1]
+        b = {name: arr[:size].reshape(shape) for name, arr in k["scratch"].items()}
         tmp, tmp2 = b["tmp"], b["tmp2"]
         x, z, e = self.x[:, cols], self.z[:, cols], self.e[:, cols]
         p_lo, p_hi = b["p_lo"], b["p_hi"]

@@ -243,11 +243,16 @@ def _row_derivatives(row: NDArray, terms: LossTerms, j: int) -> NDArray:
     e = np.exp(z)
     s = e.sum()
     p = e[j] / s
-    a = terms.coefficients()[0]
     big_a = float(terms.total[0])
-    loss = big_a * math.log(s) - float(a @ z)
+    if terms.dense is None and not np.any(terms.smooth) and big_a >= 0 and math.isfinite(float(np.min(z))):
+        # One coefficient is not 0 (the target's): the dot product is that one product, exactly.
+        t = int(terms.target[0])
+        u = float(terms.coefficient(0, t) * z[t])
+    else:
+        u = float(terms.coefficients()[0] @ z)
+    loss = big_a * math.log(s) - u
     d = terms.denom or math.inf  # every row ignored: the loss is constant
-    derivs = [loss / d, (big_a * p - a[j]) / d] + [big_a * v / d for v in _p_derivatives(p, 5)[1:]]
+    derivs = [loss / d, (big_a * p - terms.coefficient(0, j)) / d] + [big_a * v / d for v in _p_derivatives(p, 5)[1:]]
     return np.array(derivs[:6])
 
 
@@ -368,16 +373,28 @@ def whole_loss_abs(x: NDArray, terms: LossTerms) -> float:
 
 
 def _row_error_model(
-    x_row: NDArray, terms: LossTerms, j: int, scheme: str, dtype: DTypeLike, bound: bool, loss_abs: float | None = None
+    x_row: NDArray,
+    terms: LossTerms,
+    j: int,
+    scheme: str,
+    dtype: DTypeLike,
+    bound: bool,
+    loss_abs: float | None = None,
+    derivs: NDArray | None = None,
 ) -> ErrorModel:
-    """:func:`cell_error_model` from row i (shape (1, C)) and its terms: O(C); ``loss_abs`` for "loss"."""
-    row = x_row[0].astype(np.float64)
-    d = _row_derivatives(row, terms, j)
+    """:func:`cell_error_model` from row i (shape (1, C)) and its terms: O(C); ``loss_abs`` for "loss".
+
+    ``derivs``: :func:`_row_derivatives` of the row when known (they do not depend on the scheme),
+    so the models of several schemes read the row once.
+    """
+    d = _row_derivatives(x_row[0].astype(np.float64), terms, j) if derivs is None else derivs
     scale = terms.denom or math.inf
-    z = row - row.max()
     big_a = float(terms.total[0])
-    p = float(np.exp(z[j]) / np.exp(z).sum())
+    x_abs = abs(float(np.asarray(x_row[0, j], dtype=np.float64)))
     if bound:
+        row = x_row[0].astype(np.float64)
+        z = row - row.max()
+        p = float(np.exp(z[j]) / np.exp(z).sum())
         # The row's rounding scale, plus exp of the moved logit itself (up to A p relative to S).
         noise = (float(row_noise_scale(x_row, None, terms, 0)[0]) + big_a * p) / scale
     else:
@@ -392,7 +409,7 @@ def _row_error_model(
         a_ij = float(terms.coefficients()[0, j])
         grad_abs += (big_a * p * (1.0 + abs(float(z[j]))) + a_ij) / scale
     deriv = abs(float(d[sch.order + 1]))
-    return error_model(sch.name, dtype, noise, deriv, grad_abs, abs(float(row[j])), expected=not bound)
+    return error_model(sch.name, dtype, noise, deriv, grad_abs, x_abs, expected=not bound)
 
 
 @dataclass(frozen=True)
@@ -598,7 +615,8 @@ def _cell_sweep(
             numeric[name] = np.asarray(q[:, 0] if perturb == "row" else q).astype(storage).astype(np.float64)
     with np.errstate(invalid="ignore"):  # inf - inf in overflowed rows: NaN, as in the map
         errors = {name: np.abs(num - analytic) for name, num in numeric.items()}
-    models = {name: _row_error_model(x_row, row_terms, j, name, storage, False, loss_abs) for name in names}
+    derivs = _row_derivatives(x_row[0].astype(np.float64), row_terms, j)  # once for every scheme
+    models = {name: _row_error_model(x_row, row_terms, j, name, storage, False, loss_abs, derivs) for name in names}
     best = {name: measured_best(hs, errs) for name, errs in errors.items()}
     return Sweep(
         hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, (i, j),
@@ -626,9 +644,9 @@ def _grid_sweep(
     mc = (int(model_cell[0]), int(model_cell[1]))
     loss_abs = whole_loss_abs(x, loss_terms(x.shape, target, **loss_kwargs)) if whole else None
     mc_terms = loss_terms(x.shape, target, rows=slice(mc[0], mc[0] + 1), **loss_kwargs)
-    models = {
-        name: _row_error_model(x[mc[0] : mc[0] + 1], mc_terms, mc[1], name, x.dtype, False, loss_abs) for name in names
-    }
+    derivs = _row_derivatives(x[mc[0]].astype(np.float64), mc_terms, mc[1])
+    models = {name: _row_error_model(x[mc[0] : mc[0] + 1], mc_terms, mc[1], name, x.dtype, False, loss_abs, derivs)
+              for name in names}  # fmt: skip
     best = {name: measured_best(hs, errs) for name, errs in errors.items()}
     return Sweep(
         hs, errors, models, {k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()}, None,
