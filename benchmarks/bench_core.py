@@ -22,12 +22,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer.core import (
+    CheckSettings,
+    check_gradient,
     cross_entropy,
     cross_entropy_grad,
     cross_entropy_numeric_grad,
     eps_sweep,
     numeric_grad,
 )
+from explorer.core.losses import loss_terms
+from explorer.core.noise import expected_error_map
 
 EPS = 1e-5
 
@@ -174,6 +178,45 @@ def memory_and_ratio_lm(n: int = 1024, c: int = 32000) -> str:
     )
 
 
+def cpu_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median wall ms, median CPU ms of this process) over ``repeat`` runs: CPU time is what a loaded machine
+    does not inflate (other processes' time slices are not counted)."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
+
+
+def full_check_case(n: int, c: int, dtype: str, repeat: int) -> list[str]:
+    """The whole check (the verdict included) against its parts and the analytic gradient, and its peak memory."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(n, c)) * 2).astype(dtype)
+    y = rng.integers(0, c, n)
+    s = CheckSettings.with_default_eps("central", dtype, reduction="mean")
+    kw = s.loss_kwargs
+    terms = loss_terms(x.shape, y, **kw)  # type: ignore[arg-type]
+    parts: list[tuple[str, Callable[[], object]]] = [
+        ("check_gradient (noise verdict)", lambda: check_gradient(x, y, s)),
+        ("analytic gradient", lambda: cross_entropy_grad(x, y, **kw)),  # type: ignore[arg-type]
+        ("numeric gradient", lambda: cross_entropy_numeric_grad(x, y, s.eps, s.scheme, **kw)),  # type: ignore[arg-type]
+        ("expected-error map", lambda: expected_error_map(x, terms, s.scheme, s.eps)),
+    ]
+    tracemalloc.start()
+    check_gradient(x, y, s)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    grid = f"{n} x {c} {dtype}"
+    lines = []
+    for name, fn in parts:
+        wall, cpu = cpu_ms(fn, repeat)
+        lines.append(f"| {grid} | {name} | {wall:,.1f} ms | {cpu:,.1f} ms |")
+    lines.append(f"| {grid} | peak memory of check_gradient (tracemalloc) | {peak / x.nbytes:.2f} x the logits | |")
+    return lines
+
+
 def sweeps(n: int = 128, c: int = 1000) -> list[str]:
     rng = np.random.default_rng(2)
     x = rng.normal(size=(n, c)) * 3
@@ -203,6 +246,12 @@ def main() -> None:
             err = "—" if e is None else f"{e:.1e}"
             print(f"| {name} | {t:,.2f} ms | {t / ana_ms:,.1f} | {err} |")
         print()
+    print("### Full check (verdict included), central at the dtype's default eps, mean reduction\n")
+    print("| grid | work | median wall | median CPU |\n| --- | --- | ---: | ---: |")
+    for n, c, dtype, repeat in ((128, 1000, "float64", 15), (32, 262_144, "float32", 3)):
+        for line in full_check_case(n, c, dtype, repeat):
+            print(line)
+    print()
     print("### Error-versus-eps sweep at 128 x 1000 float64\n\n| sweep | median |\n| --- | ---: |")
     for line in sweeps():
         print(line)

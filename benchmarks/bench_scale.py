@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -123,20 +124,27 @@ def scale_case(n: int, c: int, dtype: str, edits: int, bandwidth: float) -> None
     sweep = [_timed(lambda: eps_sweep(report.logits, report.labels, cell, include_eps=settings.eps, **kw))
              for _ in range(7)]  # fmt: skip
     analytic = [_timed(lambda: cross_entropy_grad(report.logits, report.labels, **kw)) for _ in range(5)]
-    full_check = []
+    full_check, full_cpu = [], []
     from explorer.core import check_gradient
 
     for _ in range(3):
+        cpu = time.process_time()
         full_check.append(_timed(lambda: check_gradient(report.logits, report.labels, report.settings)))
+        full_cpu.append(time.process_time() - cpu)
+    tracemalloc.start()
+    check_gradient(report.logits, report.labels, report.settings)
+    check_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     cells = n * c
     item = np.dtype(dtype).itemsize
-    # A full check reads the logits and writes grad_a, grad_n (dtype), abs, rel, expected, tolerance (float64), passed.
-    report_bytes = cells * (item + 2 * item + 4 * 8 + 1)
+    # A full check reads the logits and writes grad_a, grad_n (dtype), the expected error (float64) and the verdict;
+    # abs_err, rel_err and the tolerance map are formed on first use (the overviews form the first two).
+    report_bytes = cells * (item + 2 * item + 8 + 1)
     overview_bytes = overviews.nbytes if overviews is not None else 0
     # A row-local edit recomputes one row (its full-check row block) and writes it into the report's arrays
     # and the pyramids in place: it touches that row of every array (read and write).
     per_block = max(1, 16384 // c)
-    edit_bytes = 2 * per_block * c * (item + 2 * item + 4 * 8 + 1) * 2
+    edit_bytes = 2 * per_block * c * (item + 2 * item + 3 * 8 + 1) * 2  # the app's maps: abs, rel (and expected)
     print(f"\n#### {n} x {c} {dtype} ({cells:,} cells, logits {cells * item / MiB:.0f} MiB)\n")
     print("| step | median | bandwidth bound |")
     print("| --- | ---: | ---: |")
@@ -144,11 +152,14 @@ def scale_case(n: int, c: int, dtype: str, edits: int, bandwidth: float) -> None
           f"{(cells * item + report_bytes + overview_bytes) / bandwidth * 1e3:,.1f} ms |")  # fmt: skip
     print(f"| edit one cell -> report + 4 overviews ({edits} edits, path {'/'.join(sorted(paths))}) | {_ms(times)} | "
           f"{edit_bytes / bandwidth * 1e3:,.1f} ms |")  # fmt: skip
-    print(f"| full check_gradient alone | {_ms(full_check)} | {report_bytes / bandwidth * 1e3:,.1f} ms |")
+    print(f"| full check_gradient alone (CPU time of this process: {_ms(full_cpu)}) | {_ms(full_check)} | "
+          f"{report_bytes / bandwidth * 1e3:,.1f} ms |")  # fmt: skip
     print(f"| analytic gradient alone (the physical floor's neighbour) | {_ms(analytic)} | "
           f"{cells * 2 * item / bandwidth * 1e3:,.1f} ms |")  # fmt: skip
     print(f"| cell inspector (explain_cell) | {_ms(inspector)} | {c * item / bandwidth * 1e3:,.3f} ms |")
     print(f"| one-cell sweep (61 eps x 5 schemes) | {_ms(sweep)} | {c * item / bandwidth * 1e3:,.3f} ms |")
+    print(f"\npeak memory of check_gradient alone (tracemalloc, the report included): "
+          f"{check_peak / MiB:,.0f} MiB = {check_peak / (cells * item):.2f} x the logits")  # fmt: skip
     over = statistics.median(times) / (edit_bytes / bandwidth)
     print(f"\novershoot of the edit over its bandwidth bound: {over:.1f}x;"
           f" overviews hold {overview_bytes / MiB:.0f} MiB ({overview_bytes / (cells * item):.2f} x the logits)")

@@ -9,6 +9,7 @@ computed error maps of a comparison against the eager ones; the peak memory of a
 from __future__ import annotations
 
 import math
+import tracemalloc
 from functools import cache
 
 import numpy as np
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from explorer.core import noise
+from explorer.core import CheckSettings, check_gradient, compare, explain_cell, noise, noise_tolerance
 from explorer.core._dtypes import resolve_dtype, round_to, unit_roundoff, work_dtype
 from explorer.core.losses import LossTerms, loss_terms
 from explorer.core.noise import _half_ulp, _ulp_into, expected_error_map, noise_block
@@ -326,3 +327,218 @@ def test_ulp_from_the_exponent_bits_is_ulp(dtype: str) -> None:
     for part in [v, normal, moderate, *np.array_split(v, 7)]:  # some without the special values: the bit path
         assert _bits(_ulp_into(part, dt)) == _bits(ref_ulp(part, dtype))
         assert _bits(_half_ulp(part, dt)) == _bits(0.5 * ref_ulp(part, dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict in chunks, its maps formed on first use, against the eager formulas it replaced.
+# ---------------------------------------------------------------------------------------------
+
+
+def reference_compare(num: ArrayLike, ana: ArrayLike, atol: float, rtol: float, tolerance: ArrayLike | None) -> dict:
+    """compare() as it was: every map formed eagerly over the whole grid (verbatim but for the return)."""
+    num = np.asarray(num, dtype=np.float64)
+    ana = np.asarray(ana, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf in gradients of non-finite logits
+        abs_err = np.abs(num - ana)
+    scale = np.maximum(np.abs(num), np.abs(ana))
+    rel_err = np.zeros_like(abs_err)
+    np.divide(abs_err, scale, out=rel_err, where=scale > 0)
+    rel_err[np.isnan(abs_err)] = np.nan
+    tol = None
+    with np.errstate(invalid="ignore"):
+        if tolerance is None:
+            margin = abs_err - rtol * np.abs(ana)
+            passed = margin <= atol
+        else:
+            tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), abs_err.shape)
+            passed = abs_err <= tol
+    if abs_err.size:
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(abs_err)), abs_err.shape))  # NaN counts as largest
+        max_abs = float(np.max(np.where(np.isnan(abs_err), np.inf, abs_err)))
+        max_rel = float(np.max(np.where(np.isnan(rel_err), np.inf, rel_err)))
+    else:
+        worst, max_abs, max_rel = (), 0.0, 0.0
+    n_failed = int(passed.size - np.count_nonzero(passed))
+    return {"abs_err": abs_err, "rel_err": rel_err, "passed": passed, "worst": worst, "max_abs_err": max_abs,
+            "max_rel_err": max_rel, "n_failed": n_failed, "tolerance": tol}  # fmt: skip
+
+
+def _values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> NDArray:
+    v = rng.normal(size=shape) * 10.0 ** rng.integers(-8, 2, shape)
+    flat = v.reshape(-1)
+    for special in (0.0, -0.0, np.inf, -np.inf, np.nan):
+        if flat.size and rng.random() < 0.5:
+            flat[rng.integers(0, flat.size)] = special
+    with np.errstate(over="ignore"):
+        return v.astype(resolve_dtype(dtype))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.sampled_from([(0,), (1,), (7,), (3, 5), (2, 70_000), (4, 33)]),
+    dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]),
+    verdict=st.sampled_from(["fixed", "map", "scalar", "expected"]),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compare_in_chunks_gives_the_eager_comparisons_bits(shape, dtype, verdict, ties, seed) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    num, ana = _values(rng, shape, dtype), _values(rng, shape, dtype)
+    if ties and num.size:
+        num = ana.copy()  # every error 0: the worst is the first cell
+    expected = np.abs(rng.normal(size=shape)) * 1e-3
+    if verdict == "expected" and expected.size:
+        expected.reshape(-1)[0] = np.inf  # not finite: the element fails
+    tol = {"fixed": None, "map": np.abs(rng.normal(size=shape)), "scalar": 0.5,
+           "expected": noise_tolerance(expected, dtype)}[verdict]  # fmt: skip
+    from explorer.core.errors import compare_noise
+    from explorer.core.noise import NOISE_MULTIPLE, noise_floor
+
+    with np.errstate(invalid="ignore"):  # inf / inf in the relative error, before and after
+        want = reference_compare(num, ana, 1e-3, 1e-2, tol)
+        if verdict == "expected":
+            got = compare_noise(num, ana, 1e-3, 1e-2, expected, NOISE_MULTIPLE, noise_floor(dtype))
+        else:
+            got = compare(num, ana, 1e-3, 1e-2, tolerance=tol)
+        maps = {name: getattr(got, name) for name in ("abs_err", "rel_err", "passed", "tolerance")}
+    for name in ("abs_err", "rel_err", "passed", "tolerance"):
+        w, g = want[name], maps[name]
+        assert (w is None) == (g is None), name
+        if w is not None:
+            assert g.shape == w.shape and _bits(g) == _bits(w), name
+    for name in ("worst", "max_abs_err", "max_rel_err", "n_failed"):
+        assert getattr(got, name) == want[name], name
+    assert got.ok == (want["n_failed"] == 0) and got.mode == ("fixed" if verdict == "fixed" else "noise")
+
+
+def test_a_checks_error_maps_are_formed_on_first_use_with_the_formulas_bits() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(6, 50)).astype(np.float32), rng.integers(0, 50, 6)
+    for tolerance in ("noise", "fixed"):
+        r = check_gradient(x, y, CheckSettings(eps=1e-2, dtype="float32", tolerance=tolerance))
+        assert "abs_err" not in r.comparison.__dict__ and "rel_err" not in r.comparison.__dict__  # not yet formed
+        want = reference_compare(
+            r.grad_numeric,
+            r.grad_analytic,
+            *r.settings.tolerances,
+            noise_tolerance(r.expected_error, "float32") if tolerance == "noise" else None,
+        )
+        assert _bits(r.abs_err) == _bits(want["abs_err"]) and _bits(r.rel_err) == _bits(want["rel_err"])
+        assert r.abs_err is r.abs_err  # kept once formed
+        assert np.array_equal(r.comparison.passed, want["passed"])
+        if tolerance == "noise":
+            assert _bits(r.tolerance_map) == _bits(want["tolerance"])
+
+
+# ---------------------------------------------------------------------------------------------
+# One cell at a wide row: the inspector's bits are the map's, and the whole check's memory.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+@pytest.mark.parametrize("tolerance", ["noise", "fixed"])
+def test_the_inspector_at_a_wide_row_finds_the_maps_bits(dtype: str, tolerance: str) -> None:
+    rng = np.random.default_rng(8)
+    n, c = 3, 40_000  # one row per block, several chunks of the error model
+    x = (rng.normal(size=(n, c)) * 3).astype(resolve_dtype(dtype))
+    y = np.array([3, 25_000, c - 1])
+    s = CheckSettings.with_default_eps("central", dtype, reduction="mean", tolerance=tolerance)
+    report = check_gradient(x, y, s)
+    for cell in [(0, 3), (1, 25_000), (1, 16_385), (2, c - 1), (2, 0), (0, 20_000)]:
+        e = explain_cell(x, y, cell, s)
+        for got, want in [
+            (e.numeric, report.grad_numeric[cell]),
+            (e.analytic, report.grad_analytic[cell]),
+            (e.expected_error, report.expected_error[cell]),
+            (e.tolerance, report.tolerance_map[cell]),
+        ]:
+            assert _bits(got) == _bits(want), cell  # fmt: skip
+        assert e.passed == report.comparison.passed[cell]
+
+
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "central4", "complex"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_one_elements_flags_are_the_flag_maps(scheme: str, dtype: str) -> None:
+    from explorer.core import cell_flags
+    from explorer.core.explain import _element_flags
+    from explorer.core.numeric import RowBlock
+
+    rng = np.random.default_rng(11)
+    row = rng.normal(size=(1, 64)) * 30
+    row[0, :4] = [1e5, 70_000.0, -np.inf, 120.0]  # beyond float16's range, an infinite logit, a large one
+    row[0, 5] = -400.0  # p underflows
+    with np.errstate(over="ignore"):
+        x = row.astype(resolve_dtype(dtype))
+    for eps in (1e-3, 1e-9, 0.5):
+        with np.errstate(all="ignore"):
+            want = cell_flags(x, eps, scheme)
+            block = RowBlock(x, loss_terms(x.shape, np.array([7])), slice(0, 1))
+            for j in range(x.shape[1]):
+                got = _element_flags(block, j, eps, get_scheme(scheme))
+                assert got == (bool(want.step_lost[0, j]), bool(want.p_underflow[0, j]), bool(want.row_overflow[0, j]))
+    finite = x.copy()
+    finite[0, :4] = 1.0
+    with np.errstate(all="ignore"):
+        block = RowBlock(finite, loss_terms(finite.shape, np.array([7])), slice(0, 1))
+        want = cell_flags(finite, 1e-3, scheme)
+        assert not any(_element_flags(block, j, 1e-3, get_scheme(scheme))[2] for j in range(64))
+        underflow = [_element_flags(block, j, 1e-3, get_scheme(scheme))[1] for j in range(64)]
+        assert underflow == want.p_underflow[0].tolist()
+
+
+@pytest.mark.parametrize("labels", ["index", "ignored", "smoothed", "probs", "neg_inf"])
+def test_a_rows_derivatives_from_the_targets_term_are_the_dot_products(labels: str) -> None:
+    from explorer.core.sweep import _p_derivatives, _row_derivatives
+
+    rng = np.random.default_rng(12)
+    row = rng.normal(size=300) * 4
+    if labels == "neg_inf":
+        row[17] = -np.inf
+    y: ArrayLike = np.array([-100 if labels == "ignored" else 17])
+    if labels == "probs":
+        y = rng.random((1, 300))
+    terms = loss_terms((1, 300), y, label_smoothing=0.1 if labels == "smoothed" else 0.0, reduction="sum")
+    with np.errstate(all="ignore"):
+        got = _row_derivatives(row, terms, 5)
+        z = row - row.max()  # the plain form: a dense dot product
+        e = np.exp(z)
+        s = e.sum()
+        p = e[5] / s
+        a = terms.coefficients()[0]
+        big_a = float(terms.total[0])
+        loss = big_a * math.log(s) - float(a @ z)
+        want = [loss, big_a * p - a[5]] + [big_a * v for v in _p_derivatives(p, 5)[1:]]
+    assert _bits(got) == _bits(np.array(want[:6]))
+
+
+def test_a_checks_peak_memory_stays_within_six_times_the_logits() -> None:
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(8, 100_000)).astype(np.float32), rng.integers(0, 100_000, 8)
+    s = CheckSettings(eps=1e-2, dtype="float32", reduction="mean")
+    check_gradient(x[:1], y[:1], s)  # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        report = check_gradient(x, y, s)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 6 * x.nbytes, peak / x.nbytes  # the report holds both gradients, the expected error, the verdict
+    assert report.ok
+
+
+def test_the_check_reports_progress_through_the_error_model_and_can_be_abandoned() -> None:
+    rng = np.random.default_rng(14)
+    x, y = rng.normal(size=(40, 1000)), rng.integers(0, 1000, 40)
+    seen: list[float] = []
+    check_gradient(x, y, CheckSettings(), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and any(0.5 < f < 1.0 for f in seen)
+
+    class Stop(Exception):
+        pass
+
+    def stop_late(fraction: float) -> None:
+        if fraction > 0.6:  # inside the error model's part
+            raise Stop
+
+    with pytest.raises(Stop):
+        check_gradient(x, y, CheckSettings(), progress=stop_late)

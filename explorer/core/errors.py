@@ -308,7 +308,8 @@ def _abs_err(num: NDArray, ana: NDArray) -> NDArray:
 def _rel_err(abs_err: NDArray, num: NDArray, ana: NDArray) -> NDArray:
     scale = np.maximum(np.abs(num), np.abs(ana))
     rel_err = np.zeros_like(abs_err)
-    np.divide(abs_err, scale, out=rel_err, where=scale > 0)
+    with np.errstate(invalid="ignore"):  # inf / inf where a gradient is infinite: NaN, as the error is
+        np.divide(abs_err, scale, out=rel_err, where=scale > 0)
     rel_err[np.isnan(abs_err)] = np.nan
     return rel_err
 

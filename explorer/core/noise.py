@@ -415,9 +415,11 @@ class NoiseRows:
         unit = bool(np.all(big_a == 1))
         with np.errstate(over="ignore", invalid="ignore"):
             trunc_row = _truncation_coef(sch) * np.float64(h) ** sch.order * big_a
-        size = self.n * max(1, _CHUNK // max(self.n, 1))  # flat: a chunk's arrays are contiguous views
-        scratch = {name: np.empty(size) for name in
-                   ("p_lo", "p_hi", "tmp", "tmp2", "slope", "peak", "moved", "xs", "step", "abs_z", "rho")}
+        size = self.n * min(self.c, max(1, _CHUNK // max(self.n, 1)))  # flat: a chunk's arrays are contiguous views
+        scratch = {
+            name: np.empty(size)
+            for name in ("p_lo", "p_hi", "tmp", "tmp2", "slope", "peak", "moved", "xs", "step", "abs_z", "rho")
+        }
         scratch["bits"], scratch["bits2"] = np.empty(size, np.int64), np.empty(size, np.int64)
         scratch["point"] = np.empty(size, self.work)
         return {
