@@ -20,6 +20,8 @@ from .losses import (
 )
 from .noise import NOISE_MULTIPLE, NoiseParts, estimate_noise, expected_error, noise_floor, noise_tolerance, ulp
 from .numeric import check_eps, cross_entropy_numeric_grad, numeric_grad
+from .overview import OVERVIEW_KINDS, OverviewImage, Pyramid, extreme_of
+from .partial import RowPatch, RowSummary, compute_rows, prepare, row_local_refusal, update_rows
 from .report import Report, check_gradient
 from .schemes import EVALUATE_MODES, PERTURB_MODES, SCHEME_NAMES, SCHEMES, Scheme, get_scheme
 from .settings import CheckSettings, LossOptions, SettingsError
@@ -33,6 +35,7 @@ __all__ = [
     "EPS_MIN",
     "EVALUATE_MODES",
     "NOISE_MULTIPLE",
+    "OVERVIEW_KINDS",
     "PERTURB_MODES",
     "REDUCTIONS",
     "SCHEMES",
@@ -45,7 +48,11 @@ __all__ = [
     "ErrorModel",
     "LossOptions",
     "NoiseParts",
+    "OverviewImage",
+    "Pyramid",
     "Report",
+    "RowPatch",
+    "RowSummary",
     "Scheme",
     "SettingsError",
     "Sweep",
@@ -53,6 +60,7 @@ __all__ = [
     "check_eps",
     "check_gradient",
     "compare",
+    "compute_rows",
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_numeric_grad",
@@ -66,6 +74,7 @@ __all__ = [
     "estimate_noise",
     "expected_error",
     "explain_cell",
+    "extreme_of",
     "get_scheme",
     "log_softmax",
     "loss_terms",
@@ -73,10 +82,13 @@ __all__ = [
     "noise_floor",
     "noise_tolerance",
     "numeric_grad",
+    "prepare",
     "reduction_denominator",
     "resolve_dtype",
+    "row_local_refusal",
     "softmax",
     "ulp",
     "unit_roundoff",
+    "update_rows",
     "worst_cells",
 ]
