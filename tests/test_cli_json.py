@@ -169,3 +169,16 @@ def test_worst_cells_fallback_ranks_like_the_core() -> None:
         assert errs == sorted(errs, reverse=True)
     if hasattr(cmp, "ranked"):
         assert worst_cells(SimpleNamespace(comparison=cmp), 200) == cells
+
+
+def test_a_check_that_cannot_tell_does_not_pass(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """At eps 1e-30 every step is lost: the numeric gradient is 0 everywhere, the noise tolerance swallows every
+    gradient, and a sign-flipped gradient "passed" with exit 0 (found by review). Now: CANNOT TELL, exit 1."""
+    res = run("check", "--eps", "1e-30", "--format", "json")
+    assert res.returncode == 1
+    data = as_json(res)
+    assert data["verdict"]["ok"] is False and data["verdict"]["text"] == "CANNOT TELL"
+    assert data["verdict"]["n_failed"] == 0 and data["tolerances"]["blind"] == 30
+    text = run("check", "--eps", "1e-30")
+    assert text.returncode == 1 and "verdict: CANNOT TELL" in text.stdout
+    assert run("check").returncode == 0  # the origin question at its own eps can tell, and passes

@@ -29,6 +29,7 @@ __all__ = [
     "use_html_colors",
     "user_cell_html",
     "user_result_html",
+    "verdict_of",
     "verdict_rule",
 ]
 
@@ -72,11 +73,15 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     """
     s = report.settings
     cmp = report.comparison
-    verdict = (
-        f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
-        if cmp.ok
-        else f"<b style='color:{_c('fail')}'>FAIL</b>: {cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
-    )
+    ok, text = verdict_of(report)
+    if ok:
+        verdict = f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
+    elif not cmp.ok:
+        failed = f"{cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
+        verdict = f"<b style='color:{_c('fail')}'>FAIL</b>: {failed}"
+    else:
+        head, tail = text.split(":", 1)
+        verdict = f"<b style='color:{_c('warn')}'>{html.escape(head)}</b>:{html.escape(tail)}"
     worst = cmp.worst
     row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
     rows = [
@@ -189,6 +194,37 @@ def cell_cause(e: CellExplanation) -> str:
     if e.noise_floor:
         return "The change of the loss is below its rounding (the noise floor): try a larger eps."
     return ""
+
+
+#: A check is inconclusive when its blind cells (tolerance ≥ |gradient|) hold at least this share of the
+#: gradient's total magnitude: then any gradient, a sign-flipped one included, would "pass".
+BLIND_SHARE_LIMIT = 0.01
+
+
+def blind_share(report: Report) -> float:
+    """The share of the total |analytic gradient| in cells where the check cannot tell (0 when none)."""
+    ana = np.abs(report.grad_analytic.astype(np.float64))
+    total = float(np.sum(ana[np.isfinite(ana)]))
+    if total <= 0:
+        return 0.0
+    blind = report.blind
+    return float(np.sum(ana[blind & np.isfinite(ana)])) / total
+
+
+def verdict_of(report: Report) -> tuple[bool, str]:
+    """``(ok, text)``: PASS only when every element passes *and* the check can tell (see :data:`BLIND_SHARE_LIMIT`);
+    otherwise FAIL, or CANNOT TELL when the elements pass only because the tolerance swallows the gradient."""
+    cmp = report.comparison
+    if not cmp.ok:
+        return False, f"FAIL ({cmp.n_failed} of {cmp.passed.size} elements)"
+    share = blind_share(report)
+    if share >= BLIND_SHARE_LIMIT:
+        n = int(np.count_nonzero(report.blind))
+        return False, (
+            f"CANNOT TELL: in {n} cells holding {share:.0%} of the gradient the tolerance is as large as the "
+            "gradient itself, so any value would pass; raise eps, change the scheme or widen the dtype"
+        )
+    return True, "PASS"
 
 
 def verdict_rule(report: Report) -> str:
