@@ -395,3 +395,39 @@ def test_a_process_that_cannot_start_is_a_message(monkeypatch: pytest.MonkeyPatc
     outcome = _run(CORRECT)
     assert outcome.error is not None and outcome.error.kind == "crash"
     assert "could not start a process for your code" in outcome.error.message
+
+
+def test_the_child_stops_when_the_app_is_killed(tmp_path: Path) -> None:
+    """Killing the CLI (a CI job cancelled, a terminal closed) left the user's endless loop running for hours:
+    the time limit is the parent's to enforce. The child now stops its whole group when its parent is gone."""
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "pid"
+    (tmp_path / "loop.py").write_text(
+        "import os\n"
+        f"def loss(x, y):\n    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n"
+        "def grad(x, y):\n    return x\n"
+    )
+    app = subprocess.Popen([sys.executable, "-m", "explorer", "check", "--loss", "loop.py:loss", "--grad",
+                            "loop.py:grad", "--timeout", "120"], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    app.send_signal(signal.SIGKILL)
+    app.wait()
+    deadline = time.monotonic() + 20
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the user's code ran on after the app was killed"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -28,6 +28,8 @@ MAGIC = b"GRADEXP-RESULT-1"
 KIND_RESULT, KIND_ERROR = b"R", b"E"
 LENGTH_BYTES = 8
 MAX_LINE_CHARS = 2000  # one line of a message or traceback (a 2 MB exception text is cut to this)
+#: Exit code when the app went away while the check ran.
+EXIT_ORPHANED = 125
 EXIT_NO_CHANNEL = 3  # the user's code closed or replaced the result pipe
 FRAMEWORKS = ("numpy", "torch", "jax")
 AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.grad"}
@@ -620,8 +622,32 @@ def _read_request(fd: int) -> tuple[dict, np.ndarray, np.ndarray]:
         return request, z["logits"], z["labels"]
 
 
+#: How often the child checks that the app (its parent) is still there.
+ORPHAN_POLL_S = 0.25
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """If the app dies (killed, Ctrl-C, a CI job cancelled), stop this process group at once: the time limit is
+    the parent's to enforce, so an orphaned child would otherwise run on. A daemon thread, started before the
+    user's code runs."""
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL_S)
+        try:
+            os.killpg(0, signal.SIGKILL)
+        finally:
+            os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     """``argv``: the request pipe's and the result pipe's file descriptors."""
+    _stop_when_orphaned(os.getppid())
     request_fd, result_fd = int(argv[0]), int(argv[1])
     os.set_inheritable(result_fd, False)  # programs the user's code starts do not get the result pipe
     request, logits, labels = _read_request(request_fd)
