@@ -563,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from explorer.files.presets import get_preset
 
             get_preset(args.preset)
+    except MemoryError:
+        print("gradient-explorer: error: not enough memory for this check (a smaller grid, or a narrower dtype, "
+              "needs less)", file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
     except (_BadInput, ValueError, OSError, _UserFailure) as exc:
         # One line (the user's own traceback follows a _UserFailure's line, as their code's output).
         print(f"gradient-explorer: error: {exc}", file=sys.stderr)

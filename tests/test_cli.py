@@ -164,3 +164,16 @@ def test_export_png_dpi_scales_the_figure(tmp_path: Path) -> None:
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1600, 1120)
     assert round(image.dotsPerMeterX() * 0.0254) == 192
+
+
+def test_plot_exports_honour_the_umask(tmp_path: Path) -> None:
+    """Plot exports were written with mode 0600 (mkstemp), unlike sessions and data exports (found by review)."""
+    old = os.umask(0o022)
+    try:
+        for suffix in ("png", "svg"):
+            out = tmp_path / f"plot.{suffix}"
+            res = subprocess.run([sys.executable, "-m", "explorer", "export", str(out)], capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr
+            assert out.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

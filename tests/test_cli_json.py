@@ -182,3 +182,9 @@ def test_a_check_that_cannot_tell_does_not_pass(tmp_path) -> None:  # type: igno
     text = run("check", "--eps", "1e-30")
     assert text.returncode == 1 and "verdict: CANNOT TELL" in text.stdout
     assert run("check").returncode == 0  # the origin question at its own eps can tell, and passes
+
+
+def test_a_nan_loss_does_not_pass() -> None:
+    """All class weights 0 with a mean: the loss is 0/0. It printed "loss nan" and PASS (found by review)."""
+    res = run("check", "--weight", ",".join(["0"] * 10), "--reduction", "mean", "--format", "json")
+    assert res.returncode == 1 and as_json(res)["verdict"]["ok"] is False

@@ -217,6 +217,8 @@ def verdict_of(report: Report) -> tuple[bool, str]:
     cmp = report.comparison
     if not cmp.ok:
         return False, f"FAIL ({cmp.n_failed} of {cmp.passed.size} elements)"
+    if not math.isfinite(report.loss):
+        return False, "FAIL (the loss is not a finite number, so its finite differences mean nothing)"
     share = blind_share(report)
     if share >= BLIND_SHARE_LIMIT:
         n = int(np.count_nonzero(report.blind))

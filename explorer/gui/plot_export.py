@@ -19,8 +19,6 @@ PySide6 >= 6.11).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +42,7 @@ from PySide6.QtSvg import QSvgGenerator, QSvgRenderer
 
 from explorer.core import Report, eps_sweep
 from explorer.core.sweep import SweepResult
+from explorer.files.atomic import atomic_write
 from explorer.gui.heatmap_view import HeatmapView
 from explorer.gui.maps_panel import ERROR_VIEWS, HeatmapPanel
 from explorer.gui.svg_writer import clean_qt_svg
@@ -313,14 +312,8 @@ def _render_png(item: pg.GraphicsObject, width: int, dpi: float) -> QImage:
 
 
 def _write_atomically(out: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """One writer for every file the app saves: atomic, and with the user's umask (mkstemp gave 0600)."""
+    atomic_write(out, data)
 
 
 def _pdf_bytes(svg: bytes, source: QRectF) -> bytes:
