@@ -272,3 +272,19 @@ def test_the_tolerance_view_and_the_texts_name_the_verdict_in_force(qtbot, windo
     with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
         window.controller.set_settings(atol=1e-7, rtol=1e-5)
     assert "fixed tolerances" in window.summary.toPlainText()
+
+
+def test_hovering_a_map_keeps_the_cell_numbers(window: MainWindow) -> None:
+    """A fixed widget tool tip on each map replaced the hovered cell's numbers after 0.7 s (found by review)."""
+    for view in window.heatmaps.views:
+        assert view.toolTip() == "" and view.whatsThis()
+
+
+def test_new_settings_choose_fresh_error_levels(qtbot, window: MainWindow) -> None:
+    """After eps 1e-5 -> 1e-4 the error bar kept 0..4e-10 for a largest error of 4e-11: the map looked blank."""
+    qtbot.waitUntil(lambda: window.display.report is not None, timeout=5000)
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_settings(eps=1e-4)
+    qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
+    top = window.heatmaps.error.levels[1]
+    assert top <= 10 * float(np.nanmax(window.report.abs_err))

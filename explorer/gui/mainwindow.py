@@ -169,7 +169,9 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, title, text)
 
     def _on_state_changed(self, change: Change) -> None:
-        if change.shape:
+        # Levels stay put while you type; a new problem or new settings (eps, dtype, scheme) choose fresh ones,
+        # or a 10x smaller error would sit dark on the old scale.
+        if change.shape or change.settings:
             self.heatmaps.reset_levels()
         self._update_title()
 

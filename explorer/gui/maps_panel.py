@@ -92,9 +92,12 @@ class HeatmapPanel(QWidget):
         self.numeric.setObjectName("numericHeatmap")
         self.error = HeatmapView("Error", SEQUENTIAL, "|error|", reduction="max")
         self.error.setObjectName("errorHeatmap")
-        self.analytic.setToolTip("Closed-form gradient of the loss; red is positive, blue negative")
-        self.numeric.setToolTip("Finite-difference gradient, on the same colour scale as the analytic one")
-        self.error.setToolTip("Where the two disagree; choose the measure above the map")
+        # Not tool tips: hovering a map shows the cell's numbers, which a widget tool tip would replace.
+        for view, text in ((self.analytic, "Closed-form gradient of the loss; red is positive, blue negative"),
+                           (self.numeric, "Finite-difference gradient, on the same colour scale as the analytic one"),
+                           (self.error, "Where the two disagree; choose the measure above the map")):  # fmt: skip
+            view.setWhatsThis(text)
+            view.setStatusTip(text)
         self.view_combo = QComboBox()
         self.view_combo.setObjectName("errorViewCombo")
         for key, (text, _) in ERROR_VIEWS.items():

@@ -254,7 +254,8 @@ class SweepPanel(QWidget):
             self._redraw()
 
     def _on_display_changed(self, change: DisplayChange) -> None:
-        if change.sweep or change.source:
+        shown = self.display.sweep
+        if change.sweep or change.source or (change.cell and shown is not None and shown.user):
             self._redraw()
 
     def _pick(self, log_eps: float) -> None:
@@ -296,6 +297,10 @@ class SweepPanel(QWidget):
         )
         if result.user:
             where = f"{self.display.source_name}, {where}"
+            selected = self.display.cell
+            if selected is not None and result.cell is not None and tuple(selected) != tuple(result.cell):
+                where += (f" (your code was swept at this cell when you checked it; press Check my code again "
+                          f"to sweep sample {selected[0]}, class {selected[1]})")  # fmt: skip
         background = self.caption.palette().color(self.caption.backgroundRole())
         colors = {n: readable(SCHEME_COLORS[n], background).name() for n in main.errors}
         names = " ".join(
