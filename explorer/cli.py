@@ -319,10 +319,14 @@ def _user_check(args: argparse.Namespace, logits, labels, settings, say: Callabl
         "labels_shape": [len(labels)] if result.labels_shape == "(N,)" else [len(labels), 1],
         "duration_s": result.duration_s,
         "whole_matrix_quotient": _num(result.whole_matrix_quotient),
+        "numeric_path": result.numeric_path,
+        "numeric_reason": result.numeric_reason,
+        "loss_calls": int(result.loss_calls),
     }
     say(f"your code: {code.filename}, loss={code.loss_name}, {result.framework} ({result.dtype}), labels passed as "
         f"{result.labels_shape}, {result.duration_s:.2f} s")  # fmt: skip
     say(f"gradient checked: {result.gradient}")
+    say(f"numeric gradient: {result.numeric_method}")
     say(
         f"whole-matrix quotient (L(x + eps) - L(x)) / eps = {result.whole_matrix_quotient:.3g} "
         "(about 0 by shift invariance: not a gradient)"

@@ -356,7 +356,8 @@ class UserCodePanel(QWidget):
         """Below the verdict: which gradient was checked, the dtype the code received, and what it printed
         (the tails, capped and escaped)."""
         parts = [f"<p>Gradient checked: <b>{html.escape(result.gradient)}</b>; your code received "
-                 f"{html.escape(result.framework)} {html.escape(result.dtype)} logits.</p>"]  # fmt: skip
+                 f"{html.escape(result.framework)} {html.escape(result.dtype)} logits.</p>",
+                 f"<p>Numeric gradient: {html.escape(result.numeric_method)}.</p>"]  # fmt: skip
         for name, text in (("printed", result.stdout), ("wrote to stderr", result.stderr)):
             if text.strip():
                 parts.append(f"<p>Your code {name}:</p><pre>{html.escape(_cut(text, 0, MAX_OUTPUT_SHOWN))}</pre>")
