@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pyqtgraph as pg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -288,3 +289,23 @@ def test_new_settings_choose_fresh_error_levels(qtbot, window: MainWindow) -> No
     qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
     top = window.heatmaps.error.levels[1]
     assert top <= 10 * float(np.nanmax(window.report.abs_err))
+
+
+def test_an_eps_beyond_the_slider_moves_the_slider_and_the_line(qtbot, window: MainWindow) -> None:
+    """eps = 1e-30 was accepted while the slider and the red line pinned at 1e-20 (issue 13)."""
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_settings(eps=1e-30)
+    slider = window.controls.eps_slider
+    assert slider.value() == slider.minimum() and 10 ** (slider.value() / 20) == pytest.approx(1e-30)
+    _wait_sweep(qtbot, window)
+    assert window.sweep_panel.eps_line.value() == pytest.approx(-30.0)
+
+
+def test_a_loaded_preset_stays_shown_with_its_description_until_the_problem_changes(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    combo = window.controls.preset_combo
+    combo.activated.emit(combo.findData("near_tie"))
+    assert combo.currentData() == "near_tie"
+    label = window.controls.preset_description
+    assert label.isVisibleTo(window) and label.text() and label.wordWrap()
+    window.controller.set_logit(0, 0, 3.25)
+    assert combo.currentIndex() == 0 and not label.isVisibleTo(window)

@@ -92,6 +92,10 @@ class ControlsPanel(QWidget):
         layout.addWidget(self._build_check_box())
         layout.addWidget(self._build_loss_box())
         layout.addStretch(1)
+        self._loading_preset = False
+        for combo in self.findChildren(QComboBox):  # narrow docks: combos shrink to 10 characters, not past the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         self.state.changed.connect(self._on_state_changed)
         self.sync_from_state()
 
@@ -120,6 +124,10 @@ class ControlsPanel(QWidget):
         self.preset_combo.setToolTip("Load a ready-made problem (undoable)")
         self.preset_combo.activated.connect(self._on_preset_combo_activated)
         form.addRow("Preset", self.preset_combo)
+        self.preset_description = QLabel(objectName="presetDescription")
+        self.preset_description.setWordWrap(True)
+        self.preset_description.setVisible(False)
+        form.addRow("", self.preset_description)
 
         self.random_kind = QComboBox(objectName="randomKindCombo")
         for kind, tip in RANDOM_KINDS.items():
@@ -251,6 +259,11 @@ class ControlsPanel(QWidget):
 
     # ------------------------------------------------------------------ sync
     def _on_state_changed(self, change: Change) -> None:
+        if not self._loading_preset and self.preset_combo.currentIndex() != 0:
+            # The problem is no longer the preset as loaded: say so by showing no preset.
+            with QSignalBlocker(self.preset_combo):
+                self.preset_combo.setCurrentIndex(0)
+            self.preset_description.setVisible(False)
         self.sync_from_state()
 
     def sync_from_state(self) -> None:
@@ -265,7 +278,13 @@ class ControlsPanel(QWidget):
         self.c_spin.setValue(c)
         if not self.eps_edit.hasFocus() or self.eps_edit.text() == "":
             self.eps_edit.setText(f"{s.eps:g}")
-        self.eps_slider.setValue(round(math.log10(s.eps) * SLIDER_STEPS_PER_DECADE))
+        position = round(math.log10(s.eps) * SLIDER_STEPS_PER_DECADE)
+        # An eps typed beyond the slider's range widens the range, so the slider never contradicts the field.
+        if position < self.eps_slider.minimum():
+            self.eps_slider.setMinimum(position)
+        if position > self.eps_slider.maximum():
+            self.eps_slider.setMaximum(position)
+        self.eps_slider.setValue(position)
         self.scheme_combo.setCurrentIndex(self.scheme_combo.findData(s.scheme))
         self.dtype_combo.setCurrentIndex(self.dtype_combo.findData(s.dtype))
         self.perturb_combo.setCurrentIndex(self.perturb_combo.findData(s.perturb))
@@ -302,13 +321,20 @@ class ControlsPanel(QWidget):
         name = self.preset_combo.itemData(index)
         if name:
             self.load_preset(str(name))
-        with QSignalBlocker(self.preset_combo):
-            self.preset_combo.setCurrentIndex(0)
 
     def load_preset(self, name: str) -> None:
         p = get_preset(name)
         settings = dict(p.settings)
-        self.controller.replace(p.logits, p.labels, text=f"Load preset “{p.title}”", **settings)
+        self._loading_preset = True
+        try:
+            self.controller.replace(p.logits, p.labels, text=f"Load preset “{p.title}”", **settings)
+        finally:
+            self._loading_preset = False
+        # The loaded preset stays shown, with its whole description, until the problem changes.
+        with QSignalBlocker(self.preset_combo):
+            self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(p.name)))
+        self.preset_description.setText(p.description)
+        self.preset_description.setVisible(True)
         self.message.emit(p.description)
 
     def randomize(self) -> None:

@@ -279,7 +279,9 @@ class SweepPanel(QWidget):
         if self.eps_line.scene() is None:
             self.plot.addItem(self.eps_line, ignoreBounds=True)
         settings = self.state.settings
-        self.eps_line.setValue(math.log10(settings.eps))
+        here = math.log10(settings.eps)  # an eps beyond the usual range moves the line's range with it
+        self.eps_line.setBounds((min(math.log10(EPS_MIN), here), max(math.log10(EPS_MAX), here)))
+        self.eps_line.setValue(here)
         result = self.result
         if result is None:
             self.artist.clear()
