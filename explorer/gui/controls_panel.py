@@ -93,9 +93,9 @@ class ControlsPanel(QWidget):
         layout.addWidget(self._build_loss_box())
         layout.addStretch(1)
         self._loading_preset = False
-        for combo in self.findChildren(QComboBox):  # narrow docks: combos shrink to 10 characters, not past the dock
+        for combo in self.findChildren(QComboBox):  # narrow docks: combos shrink to 6 characters, not past the dock
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(10)
+            combo.setMinimumContentsLength(6)
         self.state.changed.connect(self._on_state_changed)
         self.sync_from_state()
 

@@ -33,7 +33,7 @@ ERROR_VIEWS: dict[str, tuple[str, str]] = {
     "rel": ("Relative error", "relative error"),
     "log_abs": ("log10 |numeric − analytic|", "log10 |error|"),
     "log_rel": ("log10 relative error", "log10 rel. error"),
-    "log_tol": ("log10 tolerance (what the verdict allows)", "log10 tolerance"),
+    "log_tol": ("log10 tolerance", "log10 tolerance"),
 }
 #: Floor of the log views: exact zeros are drawn at this exponent.
 LOG_FLOOR = -20.0
