@@ -198,7 +198,7 @@ def cell_cause(e: CellExplanation) -> str:
 
 #: A check is inconclusive when its blind cells (tolerance ≥ |gradient|) hold at least this share of the
 #: gradient's total magnitude: then any gradient, a sign-flipped one included, would "pass".
-BLIND_SHARE_LIMIT = 0.01
+BLIND_SHARE_LIMIT = 0.1
 
 
 def blind_share(report: Report) -> float:
