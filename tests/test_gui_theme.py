@@ -105,3 +105,23 @@ def test_theme_choice_is_remembered(qtbot, window: MainWindow) -> None:  # type:
     finally:
         window.set_theme("light")
     assert initial_choice(app_settings().value("view/theme")) is Scheme.DARK
+
+
+def test_the_code_editor_keeps_its_contrast_in_dark(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """Keywords were #0b5394 on the dark editor (2.1:1; found by review)."""
+
+    def ratio(a: QColor, b: QColor) -> float:
+        def lum(c: QColor) -> float:
+            ch = [v / 255 for v in (c.red(), c.green(), c.blue())]
+            ch = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+            return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+
+        hi, lo = sorted((lum(a), lum(b)), reverse=True)
+        return (hi + 0.05) / (lo + 0.05)
+
+    panel = window.user_panel
+    for choice in ("dark", "light"):
+        window.set_theme(choice)
+        background = panel.editor.palette().base().color()
+        for _regex, fmt in panel.highlighter._rules:
+            assert ratio(fmt.foreground().color(), background) >= 4.5, (choice, fmt.foreground().color().name())
