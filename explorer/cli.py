@@ -373,12 +373,6 @@ def _num(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def verdict_of(report) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
-    from explorer.app.report_text import verdict_of as verdict
-
-    return verdict(report)
-
-
 def _notes(report) -> list[str]:  # type: ignore[no-untyped-def]
     from explorer.app.report_text import PITFALL_SENTENCE, extreme_notes
 
@@ -396,8 +390,10 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
     """The whole check as plain JSON values; see resources/check_report.schema.json."""
     import numpy as np
 
+    from explorer.app.report_text import verdict_of
     from explorer.core import NOISE_MULTIPLE
 
+    verdict = verdict_of(report)
     s = report.settings
     cmp = report.comparison
     atol, rtol = s.tolerances
@@ -440,8 +436,8 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
             "max_abs_row_sum": _num(row_sum),
         },
         "verdict": {
-            "ok": verdict_of(report)[0],
-            "text": verdict_of(report)[1].split(" (")[0].split(":")[0],
+            "ok": verdict.ok,
+            "text": verdict.word,
             "n_failed": int(cmp.n_failed),
             "n_elements": int(cmp.passed.size),
         },
@@ -453,6 +449,7 @@ def _json_report(report, source: str, top: int, timings: dict[str, float],  # ty
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    from explorer.app.report_text import verdict_of
     from explorer.core import check_gradient
 
     started = time.perf_counter()
@@ -474,7 +471,7 @@ def _run_check(args: argparse.Namespace) -> int:
             now = time.perf_counter()
             timings = {"check_s": check_s, "total_s": now - started, "since_start_s": now - _START}
             print(json.dumps(_json_report(report, source, args.top, timings, user), indent=2, allow_nan=False))
-            return EXIT_OK if verdict_of(report)[0] else EXIT_FAILED
+            return EXIT_OK if verdict_of(report).ok else EXIT_FAILED
         n, c = report.logits.shape
         print(f"{n} x {c}, {settings.dtype}, {settings.scheme}, eps={settings.eps:g}, "
               f"reduction={settings.reduction}, perturb={settings.perturb}")  # fmt: skip
@@ -488,9 +485,9 @@ def _run_check(args: argparse.Namespace) -> int:
             )
         for note in _notes(report):
             print(f"note: {note}")
-    ok, verdict = verdict_of(report)
-    print(f"verdict: {verdict} with {_verdict_rule(report)}")
-    return EXIT_OK if ok else EXIT_FAILED
+    verdict = verdict_of(report)
+    print(f"verdict: {verdict.text} with {_verdict_rule(report)}")
+    return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
 def _verdict_rule(report) -> str:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from explorer.app.jobs import Recomputer, SweepComputer, UserCodeJob
+from explorer.app.jobs import Recomputer, SweepComputer
 from explorer.core import Report
 from explorer.core.explain import CellExplanation
 from explorer.core.sweep import SweepResult
@@ -85,13 +85,10 @@ class Display(QObject):
     changed = Signal(object)
     notice = Signal(str)
 
-    def __init__(
-        self, recomputer: Recomputer, sweeper: SweepComputer, user_job: UserCodeJob, parent: QObject | None = None
-    ):
+    def __init__(self, recomputer: Recomputer, sweeper: SweepComputer, parent: QObject | None = None):
         super().__init__(parent)
         self.recomputer = recomputer
         self.sweeper = sweeper
-        self.user_job = user_job
         self._source = Source.BUILTIN
         self._builtin_report: Report | None = None
         self._builtin_sweep: SweepResult | None = None
@@ -255,4 +252,3 @@ def _first_selection(report: Report) -> tuple[int, int] | None:
         return int(worst[0]), int(worst[1])
     n, c = report.grad_analytic.shape
     return (0, 0) if n and c else None
-

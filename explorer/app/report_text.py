@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "DARK_HTML_COLORS",
     "LIGHT_HTML_COLORS",
     "PITFALL_SENTENCE",
+    "Verdict",
     "affected_cells",
     "cell_cause",
     "cell_tooltip",
@@ -73,15 +75,14 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     """
     s = report.settings
     cmp = report.comparison
-    ok, text = verdict_of(report)
-    if ok:
+    result = verdict_of(report)
+    if result.ok:
         verdict = f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
     elif not cmp.ok:
         failed = f"{cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
         verdict = f"<b style='color:{_c('fail')}'>FAIL</b>: {failed}"
     else:
-        head, tail = text.split(":", 1)
-        verdict = f"<b style='color:{_c('warn')}'>{html.escape(head)}</b>:{html.escape(tail)}"
+        verdict = f"<b style='color:{_c('warn')}'>{html.escape(result.word)}</b>: {html.escape(result.detail)}"
     worst = cmp.worst
     row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
     rows = [
@@ -211,22 +212,38 @@ def blind_share(report: Report) -> float:
     return float(np.sum(ana[blind & np.isfinite(ana)])) / total
 
 
-def verdict_of(report: Report) -> tuple[bool, str]:
-    """``(ok, text)``: PASS only when every element passes *and* the check can tell (see :data:`BLIND_SHARE_LIMIT`);
+@dataclass(frozen=True)
+class Verdict:
+    """The check's verdict: ``word`` is PASS, FAIL or CANNOT TELL; ``detail`` says why (empty for PASS)."""
+
+    ok: bool
+    word: str
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        """One line: ``PASS``, ``FAIL (why)`` or ``CANNOT TELL: why``."""
+        if not self.detail:
+            return self.word
+        return f"{self.word} ({self.detail})" if self.word == "FAIL" else f"{self.word}: {self.detail}"
+
+
+def verdict_of(report: Report) -> Verdict:
+    """PASS only when every element passes *and* the check can tell (see :data:`BLIND_SHARE_LIMIT`);
     otherwise FAIL, or CANNOT TELL when the elements pass only because the tolerance swallows the gradient."""
     cmp = report.comparison
     if not cmp.ok:
-        return False, f"FAIL ({cmp.n_failed} of {cmp.passed.size} elements)"
+        return Verdict(False, "FAIL", f"{cmp.n_failed} of {cmp.passed.size} elements")
     if not math.isfinite(report.loss):
-        return False, "FAIL (the loss is not a finite number, so its finite differences mean nothing)"
+        return Verdict(False, "FAIL", "the loss is not a finite number, so its finite differences mean nothing")
     share = blind_share(report)
     if share >= BLIND_SHARE_LIMIT:
         n = int(np.count_nonzero(report.blind))
-        return False, (
-            f"CANNOT TELL: in {n} cells holding {share:.0%} of the gradient the tolerance is as large as the "
+        return Verdict(False, "CANNOT TELL", (
+            f"in {n} cells holding {share:.0%} of the gradient the tolerance is as large as the "
             "gradient itself, so any value would pass; raise eps, change the scheme or widen the dtype"
-        )
-    return True, "PASS"
+        ))  # fmt: skip
+    return Verdict(True, "PASS")
 
 
 def verdict_rule(report: Report) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSplitter, QToolTip, QWidget
 
-from explorer.app.display import Display, Source
+from explorer.app.display import Display, DisplayChange, Source
 from explorer.app.document import Document
 from explorer.app.edits import EditController
 from explorer.app.jobs import Recomputer, SweepComputer, UserCodeJob
@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
         self.recomputer = Recomputer(self.state, self)
         self.sweeper = SweepComputer(self.state, self)
         self.user_job = UserCodeJob(self)
-        self.display = Display(self.recomputer, self.sweeper, self.user_job, self)
+        self.display = Display(self.recomputer, self.sweeper, self)
         self.document = Document(self.controller, app_settings(), self)
         self.autosaver = Autosaver(self.state, parent=self)
         self.files = FileCommands(self)
@@ -175,14 +175,13 @@ class MainWindow(QMainWindow):
             self.heatmaps.reset_levels()
         self._update_title()
 
-    def _on_display_changed(self, change: object) -> None:
+    def _on_display_changed(self, change: DisplayChange) -> None:
         display = self.display
-        if getattr(change, "report", False) and display.source is Source.BUILTIN:
+        if change.report and display.source is Source.BUILTIN:
             self.status.set_duration(self.recomputer.last_duration)
         # A new cell, or a new report after a load (the grid's reset lost its current cell): the grid follows,
         # and scrolls the cell into view.
-        moved = getattr(change, "cell", False) or getattr(change, "report", False)
-        if moved and display.cell is not None and display.cell != self.grid.current_cell():
+        if (change.cell or change.report) and display.cell is not None and display.cell != self.grid.current_cell():
             self.grid.select_cell(*display.cell)
 
     def _on_sweep_panel_eps_picked(self, eps: float) -> None:
