@@ -175,8 +175,8 @@ def _zip_entry_count(f: IO[bytes], name: str) -> None:
     f.seek(0)
 
 
-def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: GridLimits, max_ndim: int) -> NDArray:
-    label = f"{name} entry {info.filename!r}"
+def _check_member(info: zipfile.ZipInfo, label: str) -> None:
+    """Refuse an encrypted entry or one compressed other than stored or deflated."""
     if info.flag_bits & 0x1:
         raise FileFormatError(f"{label} is encrypted; encrypted archives are not read")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -184,6 +184,11 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: GridL
             f"{label} uses compression method {info.compress_type}; only stored and deflated entries "
             "(what NumPy writes) are read"
         )
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limits: GridLimits, max_ndim: int) -> NDArray:
+    label = f"{name} entry {info.filename!r}"
+    _check_member(info, label)
     with zf.open(info) as member:
         header = read_npy_header(member, label, limits, max_ndim)
         expected = member.tell() + header.nbytes
@@ -213,6 +218,31 @@ class NpzArchive:
     def __contains__(self, key: object) -> bool:
         """Whether the archive has an entry ``key`` or ``key.npy`` (an array or not)."""
         return isinstance(key, str) and (key in self._infos or key + ".npy" in self._infos)
+
+    def read_bytes(self, key: str, max_bytes: int) -> bytes:
+        """The raw bytes of entry ``key`` (not an array: e.g. a small JSON member), at most ``max_bytes`` of them.
+
+        The entry is checked like an array's (not encrypted, stored or deflated, declared size
+        within ``max_bytes``) and read no further than the cap; its checksum is verified.
+        """
+        info = self._infos.get(key)
+        if info is None:
+            raise FileFormatError(f"{self.name} has no {key!r} entry")
+        label = f"{self.name} entry {key!r}"
+        try:
+            _check_member(info, label)
+            if info.file_size > max_bytes:
+                raise FileFormatError(f"{label} declares {info.file_size} bytes; at most {max_bytes} are read")
+            with self._zf.open(info) as member:
+                data = member.read(max_bytes + 1)
+                if len(data) != info.file_size:
+                    raise FileFormatError(f"{label} is damaged: it does not hold the {info.file_size} bytes declared")
+                member.read(1)  # reaches the end, where zipfile checks the CRC
+        except FileFormatError:
+            raise
+        except _ARCHIVE_ERRORS as exc:
+            raise FileFormatError(f"{label} cannot be read ({_reason(exc)})") from None
+        return data
 
     def read(self, key: str, limits: GridLimits = FILE_LIMITS, max_ndim: int = 2) -> NDArray:
         """The array ``key``, checked like :func:`read_npy`; raises :class:`FileFormatError` when it is absent."""
