@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
 from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep, resolve_dtype
+from explorer.core.digest import digest
 from explorer.core.explain import CellExplanation, explain_cell
 from explorer.core.overview import Pyramid
 from explorer.core.partial import RowPatch, compute_rows, prepare, row_local_refusal
@@ -360,10 +361,13 @@ class Recomputer(BackgroundJob):
 
         def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
             if not big:
-                return check_gradient(logits, labels, settings, progress), None, "full"
+                report = check_gradient(logits, labels, settings, progress)
+                digest(report)  # the summary's whole-grid facts, here rather than on the GUI thread
+                return report, None, "full"
             part = None if progress is None else (lambda f: progress(0.8 * f))
             report = check_gradient(logits, labels, settings, part)
             prepare(report)  # per-row summaries: the next edit is row-local and O(N) for the totals
+            digest(report)
             overviews = MapOverviews.build(report, None if progress is None else (lambda f: progress(0.8 + 0.2 * f)))
             return report, overviews, "full"
 

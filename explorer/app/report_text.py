@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from explorer.core import Report, dtype_max
+from explorer.core.digest import digest
 from explorer.core.explain import CellExplanation
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
         ("Check", f"{s.scheme}, eps = {s.eps:g}, {s.dtype}, perturb: {s.perturb}, re-evaluates "
                   f"{'each row' if s.evaluate == 'row' else 'the whole loss'}"),
     ]
-    blind = int(np.count_nonzero(report.blind))
+    blind = digest(report).totals().blind
     notes = []
     if s.perturb != "element":
         what = "every logit" if s.perturb == "all" else "each whole row"
@@ -128,11 +129,16 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
     return f"<table cellspacing='3'>{table}</table>{''.join(notes)}{timing}"
 
 
-def affected_cells(report: Report) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean (N, C) masks: cells with a non-finite gradient, and cells where the numeric gradient is
-    exactly 0 but the analytic one is not (the perturbation did not register)."""
-    ana = report.grad_analytic.astype(np.float64)
-    num = report.grad_numeric.astype(np.float64)
+#: Every row or column.
+_ALL = slice(None)
+
+
+def affected_cells(report: Report, rows: slice = _ALL, cols: slice = _ALL) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the cells ``rows x cols`` (all by default): cells with a non-finite gradient, and
+    cells where the numeric gradient is exactly 0 but the analytic one is not (the perturbation did not
+    register). Element by element, so any region gives the whole grid's values there."""
+    ana = report.grad_analytic[rows, cols].astype(np.float64)
+    num = report.grad_numeric[rows, cols].astype(np.float64)
     nonfinite = ~np.isfinite(ana) | ~np.isfinite(num)
     vanished = (num == 0) & (ana != 0) & ~nonfinite
     return nonfinite, vanished
@@ -140,45 +146,39 @@ def affected_cells(report: Report) -> tuple[np.ndarray, np.ndarray]:
 
 def extreme_notes(report: Report) -> list[str]:
     """Plain sentences about overflow, lost steps, underflowed probabilities and the noise floor, each with
-    its cause as the core classified it (:attr:`explorer.core.Report.cell_flags`) and a remedy."""
+    its cause as the core classified it (:func:`explorer.core.digest.digest`, the counts of
+    :attr:`explorer.core.Report.cell_flags` kept per row) and a remedy."""
     s = report.settings
     notes = []
-    flags = report.cell_flags
-    nonfinite, vanished = affected_cells(report)
-    overflowed_rows = int(np.count_nonzero(flags.row_overflow.any(axis=1)))
-    if overflowed_rows:
+    t = digest(report).totals()
+    if t.overflowed_rows:
         top = float(dtype_max(s.dtype))
         notes.append(
-            f"{overflowed_rows} rows hold logits beyond {s.dtype}'s range (±{top:g}) that became infinite: their "
-            f"gradients are NaN ({int(nonfinite.sum())} cells, marked ×). Switch to a wider dtype."
+            f"{t.overflowed_rows} rows hold logits beyond {s.dtype}'s range (±{top:g}) that became infinite: their "
+            f"gradients are NaN ({t.nonfinite} cells, marked ×). Switch to a wider dtype."
         )
-    elif nonfinite.any():
-        notes.append(f"{int(nonfinite.sum())} gradient cells are not finite (marked ×).")
+    elif t.nonfinite:
+        notes.append(f"{t.nonfinite} gradient cells are not finite (marked ×).")
     if s.perturb != "element":
         return notes
-    lost = vanished & flags.step_lost
-    if lost.any():
-        need = float(np.max(flags.min_eps[lost]))
-        at = float(np.max(np.abs(report.logits[lost].astype(np.float64))))
+    if t.lost:
+        need = t.lost_need
         notes.append(
-            f"In {int(lost.sum())} cells (marked ○) x + eps rounds back to x in {s.dtype} (the spacing of {s.dtype} "
-            f"at |x| = {at:g} is {need:g}), so the step is lost and the numeric gradient is exactly 0. "
+            f"In {t.lost} cells (marked ○) x + eps rounds back to x in {s.dtype} (the spacing of {s.dtype} "
+            f"at |x| = {t.lost_at:g} is {need:g}), so the step is lost and the numeric gradient is exactly 0. "
             f"Remedy: eps ≥ {need:g}, or a wider dtype."
         )
-    under = vanished & flags.p_underflow & ~flags.step_lost
-    if under.any():
-        largest = float(np.max(np.abs(report.grad_analytic[under].astype(np.float64))))
+    if t.underflow:
         notes.append(
-            f"In {int(under.sum())} cells (marked ○) the probability p underflows to 0 in {s.dtype}, so the loss does "
-            f"not change whatever the step (the true gradient is at most {largest:.2g}). A wider dtype resolves it."
+            f"In {t.underflow} cells (marked ○) the probability p underflows to 0 in {s.dtype}, so the loss does "
+            f"not change whatever the step (the true gradient is at most {t.underflow_largest:.2g}). A wider dtype "
+            "resolves it."
         )
-    floor = vanished & flags.noise_floor
-    if floor.any():
-        largest = float(np.max(np.abs(report.grad_analytic[floor].astype(np.float64))))
+    if t.floor:
         notes.append(
-            f"In {int(floor.sum())} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
-            f"{largest:.2g} at most: the change of the loss is below its rounding (the noise floor). A larger eps "
-            "or a wider dtype lifts it."
+            f"In {t.floor} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
+            f"{t.floor_largest:.2g} at most: the change of the loss is below its rounding (the noise floor). A larger "
+            "eps or a wider dtype lifts it."
         )
     return notes
 
@@ -204,12 +204,7 @@ BLIND_SHARE_LIMIT = 0.1
 
 def blind_share(report: Report) -> float:
     """The share of the total |analytic gradient| in cells where the check cannot tell (0 when none)."""
-    ana = np.abs(report.grad_analytic.astype(np.float64))
-    total = float(np.sum(ana[np.isfinite(ana)]))
-    if total <= 0:
-        return 0.0
-    blind = report.blind
-    return float(np.sum(ana[blind & np.isfinite(ana)])) / total
+    return digest(report).totals().blind_share
 
 
 @dataclass(frozen=True)
@@ -238,7 +233,7 @@ def verdict_of(report: Report) -> Verdict:
         return Verdict(False, "FAIL", "the loss is not a finite number, so its finite differences mean nothing")
     share = blind_share(report)
     if share >= BLIND_SHARE_LIMIT:
-        n = int(np.count_nonzero(report.blind))
+        n = digest(report).totals().blind
         return Verdict(False, "CANNOT TELL", (
             f"in {n} cells holding {share:.0%} of the gradient the tolerance is as large as the "
             "gradient itself, so any value would pass; raise eps, change the scheme or widen the dtype"

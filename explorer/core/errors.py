@@ -48,6 +48,8 @@ def default_tolerances(dtype: DTypeLike) -> tuple[float, float]:
 
 #: Elements per chunk when the error maps are formed: the temporaries stay small and in cache.
 _CHUNK = 1 << 16
+#: Every row or column.
+_ALL = slice(None)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,42 @@ class Comparison:
             return self.tolerance
         ana = self.grad_analytic if grad_analytic is None else grad_analytic
         return self.atol + self.rtol * np.abs(np.asarray(ana, dtype=np.float64))
+
+    def region(self, name: str, rows: slice = _ALL, cols: slice = _ALL,
+               grad_analytic: ArrayLike | None = None) -> NDArray:  # fmt: skip
+        """Cells ``rows x cols`` of a map (``"abs_err"``, ``"rel_err"`` or ``"tolerance"``, float64) without
+        forming the whole map: element-wise, so the values are exactly the whole map's there (its slice when
+        it was formed already). ``grad_analytic`` is the fixed tolerance's ``|ana|`` (default: the compared one).
+
+        Examples
+        --------
+        >>> c = compare(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 2.5], [3.0, 4.0]]))
+        >>> c.region("abs_err", slice(1, 2), slice(0, 2)).tolist() == c.abs_err[1:2].tolist()
+        True
+        """
+        if name not in ("abs_err", "rel_err", "tolerance"):
+            raise ValueError(f"unknown map {name!r}; expected abs_err, rel_err or tolerance")
+        known = self.__dict__.get(name)
+        if known is not None:
+            return known[rows, cols]
+        if name == "tolerance":
+            if self.given_tolerance is None and self.expected is None:
+                ana = self.grad_analytic if grad_analytic is None else np.asarray(grad_analytic)
+                return self.atol + self.rtol * np.abs(np.asarray(ana[rows, cols], dtype=np.float64))
+            if self.given_tolerance is not None:
+                given = np.asarray(self.given_tolerance, dtype=np.float64)
+                return np.broadcast_to(given, self.grad_numeric.shape)[rows, cols]
+            assert self.expected is not None
+            return tolerance_from_expected(self.expected[rows, cols], self.noise_multiple, self.noise_floor)
+        num = self.grad_numeric[rows, cols].astype(np.float64)
+        ana64 = self.grad_analytic[rows, cols].astype(np.float64)
+        known_abs = self.__dict__.get("abs_err")
+        err = known_abs[rows, cols] if known_abs is not None else _abs_err(num, ana64)
+        return err if name == "abs_err" else _rel_err(err, num, ana64)
+
+    def tolerance_rows(self, rows: slice, grad_analytic: ArrayLike | None = None) -> NDArray:
+        """Rows of :meth:`tolerance_map` (float64), formed for those rows only."""
+        return self.region("tolerance", rows, _ALL, grad_analytic)
 
     def ranked(self, k: int) -> NDArray:
         """The ``k`` worst cells: failing cells first, each group by ``abs_err``, largest first.

@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
+from .digest import _CACHE_KEY as DIGEST_KEY
+from .digest import RowDigest, refresh_rows
 from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, tolerance_from_expected
 from .losses import LossTerms, _reduce, _row_losses, _shifted, grad_rows, loss_terms
 from .noise import NOISE_MULTIPLE, NoiseRows, noise_floor
@@ -313,6 +315,9 @@ class RowPatch:
         out = Report(self.settings, x, self.labels, total, arrays["grad_analytic"], arrays["grad_numeric"], comparison,
                      arrays["row_sums"], arrays["expected_error"])  # fmt: skip
         out.__dict__[_CACHE_KEY] = summary
+        old_digest = b.__dict__.get(DIGEST_KEY)
+        if isinstance(old_digest, RowDigest):  # kept up to date for the summary, O(rows x C)
+            refresh_rows(out, old_digest, self.spans)
         return out
 
 

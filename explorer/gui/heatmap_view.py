@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
@@ -64,6 +66,10 @@ BAR_WIDTH = 20
 #: Cells smaller than this on screen (px) are not marked × / ○ one by one (the marks would cover the map);
 #: a NaN cell still shows, in :data:`NAN_COLOR`, and the summary counts them.
 MIN_MARK_PX = 7
+#: Most cells whose marks are looked up at once (more cannot be MIN_MARK_PX wide on a screen).
+MAX_MARKED_REGION = 1 << 18
+#: Marks of a region: ``(r0, r1, c0, c1) -> bool mask of shape (r1 - r0, c1 - c0)``.
+MarkSource = Callable[[int, int, int, int], NDArray]
 #: What a NaN cell (transparent in the image) shows: the view's background, a grey no colour map uses.
 NAN_COLOR = QColor(150, 150, 150)
 #: A selected cell smaller than this on screen (px) also gets a ring of this size.
@@ -285,6 +291,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.plot.addItem(line, ignoreBounds=True)
         self._shape: tuple[int, ...] = (0, 0)
         self._marks: dict[str, pg.ScatterPlotItem] = {}
+        self._mark_sources: dict[str, MarkSource] = {}
+        self._mark_keys: dict[str, tuple[int, int, int, int]] = {}
         self._hover = (-1, -1)
         self._selected: tuple[int, int] | None = None
         self.levels: tuple[float, float] | None = None
@@ -294,7 +302,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._overview: OverviewSource | None = None
         self._region_key: tuple[int, ...] | None = None
         self._overview_timer = QTimer(self, singleShot=True, interval=0)
-        self._overview_timer.timeout.connect(self._refresh_overview)
+        self._overview_timer.timeout.connect(self._on_overview_timer_timeout)
         self.plot.getViewBox().sigRangeChanged.connect(self._on_view_box_range_changed)
         self.plot.getViewBox().sigResized.connect(self._on_view_box_range_changed)
         self.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
@@ -399,8 +407,12 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.image_item.setRect(QRectF(region.col0, region.row0, region.cols, region.rows))
         self._update_ring()
 
+    def _on_overview_timer_timeout(self) -> None:
+        self._refresh_overview()
+        self._refresh_marks()
+
     def _on_view_box_range_changed(self, *_args: object) -> None:
-        self._overview_timer.start()  # once per burst of pan/zoom events
+        self._overview_timer.start()  # once per burst of pan/zoom events (the marks follow with the picture)
         self._update_ring()
 
     def showEvent(self, event: object) -> None:  # type: ignore[override]
@@ -436,17 +448,46 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.colorbar.setLabel("right", label)
             self.colorbar._fit_ticks()
 
-    def set_marks(self, cells: np.ndarray, symbol: str = "x") -> None:
-        """Mark cells (an (N, C) boolean mask) with a symbol; an empty mask clears the marks."""
+    def set_marks(self, cells: NDArray | MarkSource, symbol: str = "x") -> None:
+        """Mark cells with a symbol: an (N, C) boolean mask, or a function ``(r0, r1, c0, c1) -> mask`` of a
+        region (so a large map never forms its whole mask); an empty mask clears the marks.
+
+        Only the visible cells are marked, and only while cells are at least :data:`MIN_MARK_PX` on screen
+        (so at most a few thousand marks exist, whatever the grid's size).
+        """
         if self._marks.get(symbol) is None:
             item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(self._colors.plot_foreground, width=1.5), brush=None,
                                       symbol=symbol)  # fmt: skip
             item.setZValue(9)
             self.plot.addItem(item)
             self._marks[symbol] = item
-        rows, cols = np.nonzero(cells)
-        self._marks[symbol].setData(cols + 0.5, rows + 0.5)
-        self._marks[symbol].setVisible(self._cell_px() >= MIN_MARK_PX)
+        if callable(cells):
+            self._mark_sources[symbol] = cells
+        else:
+            mask = np.asarray(cells, dtype=bool)
+            self._mark_sources[symbol] = lambda r0, r1, c0, c1: mask[r0:r1, c0:c1]
+        self._mark_keys.pop(symbol, None)
+        self._refresh_marks()
+
+    def _refresh_marks(self) -> None:
+        """Put the marks of the visible cells on their items (nothing while cells are too small to mark)."""
+        if not self._marks or not all(shiboken6.isValid(item) for item in self._marks.values()):
+            return  # none, or the plot was taken into an export's figure that is gone now
+        shown = self._cell_px() >= MIN_MARK_PX and len(self._shape) >= 2 and self._shape[0] > 0
+        region = self._visible_cells() if shown else None
+        if region is not None and (region[1] - region[0]) * (region[3] - region[2]) > MAX_MARKED_REGION:
+            region = None  # not laid out yet (every cell "visible"): wait for the real view
+        for symbol, item in self._marks.items():
+            source = self._mark_sources.get(symbol)
+            if region is None or source is None:
+                item.setVisible(False)
+                continue
+            if self._mark_keys.get(symbol) != region:
+                r0, r1, c0, c1 = region
+                rows, cols = np.nonzero(source(r0, r1, c0, c1))
+                item.setData(cols + (c0 + 0.5), rows + (r0 + 0.5))
+                self._mark_keys[symbol] = region
+            item.setVisible(True)
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         """Outline the selected cell (or hide the outline)."""
@@ -469,8 +510,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         """A ring of fixed size around the selected cell when the cell itself is too small to see; per-cell
         marks only where cells are large enough for them."""
         cell_px = self._cell_px()
-        for item in self._marks.values():
-            item.setVisible(cell_px >= MIN_MARK_PX)
+        if cell_px < MIN_MARK_PX:
+            for item in self._marks.values():
+                item.setVisible(False)
         cell = self._selected
         small = False
         if cell is not None:

@@ -227,10 +227,16 @@ class HeatmapPanel(QWidget):
         self.analytic.set_image(ana, levels, pyramids.get("analytic"))
         self.numeric.set_image(num, levels, pyramids.get("numeric"))
         self._draw_error()
-        nonfinite, vanished = affected_cells(report)
+        def nonfinite(r0: int, r1: int, c0: int, c1: int) -> NDArray:
+            return affected_cells(report, slice(r0, r1), slice(c0, c1))[0]
+
+        def vanished(r0: int, r1: int, c0: int, c1: int) -> NDArray:
+            mask = affected_cells(report, slice(r0, r1), slice(c0, c1))[1]
+            return mask if report.settings.perturb == "element" else np.zeros_like(mask)
+
         for view in self.views:
             view.set_marks(nonfinite, "x")
-        self.error.set_marks(vanished if report.settings.perturb == "element" else np.zeros_like(vanished), "o")
+        self.error.set_marks(vanished, "o")
         self._align_bars()
 
     def _align_bars(self) -> None:

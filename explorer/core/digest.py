@@ -1,0 +1,213 @@
+"""What a report's summary says about the whole grid, kept per row so an edit updates it in O(rows x C).
+
+The summary and the verdict need whole-grid facts: how many cells are blind and how much of
+the gradient they hold, how many gradients are not finite, how many numeric gradients vanished
+and why (lost step, underflowed p, noise floor), and the largest finite gradient (the maps'
+colour range). Forming the (N, C) masks for them costs several bytes per cell and a pass over
+the grid on every redraw. A :class:`RowDigest` holds each row's share of those facts (a few
+numbers per row), computed in bounded row blocks; :meth:`RowDigest.totals` gives the grid's in
+O(N), and :func:`refresh_rows` recomputes only edited rows.
+
+The numbers are exactly those of the whole-grid masks (:attr:`Report.blind`,
+:func:`~explorer.core.diagnose`): the same element-wise operations, on blocks of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._dtypes import quiet_if_nonfinite
+from .diagnose import _rows_flags, min_surviving_eps
+
+if TYPE_CHECKING:
+    from .report import Report
+
+__all__ = ["DigestTotals", "RowDigest", "digest", "refresh_rows"]
+
+#: Cells per block while a digest is formed (bounds the temporaries to a few MiB).
+_BLOCK_ELEMENTS = 1 << 18
+#: Key of the digest in a report's ``__dict__`` (like a cached property).
+_CACHE_KEY = "_row_digest"
+
+
+@dataclass(frozen=True)
+class DigestTotals:
+    """The whole grid's facts for the summary (see :class:`RowDigest`)."""
+
+    blind: int
+    blind_abs: float
+    abs_total: float
+    nonfinite: int
+    overflowed_rows: int
+    vanished: int
+    lost: int
+    lost_need: float
+    lost_at: float
+    underflow: int
+    underflow_largest: float
+    floor: int
+    floor_largest: float
+    extent: float
+
+    @property
+    def blind_share(self) -> float:
+        """The share of the total |analytic gradient| held by blind cells (0 when the total is 0)."""
+        return self.blind_abs / self.abs_total if self.abs_total > 0 else 0.0
+
+
+@dataclass
+class RowDigest:
+    """Per-row facts of a report, each an array of length N.
+
+    Attributes
+    ----------
+    blind : int array
+        Cells whose tolerance is at least ``|analytic| > 0`` (:attr:`Report.blind`).
+    blind_abs, abs_total : float arrays
+        Sum of finite ``|analytic|`` over the blind cells, and over all cells.
+    nonfinite : int array
+        Cells with a non-finite analytic or numeric gradient.
+    overflowed : bool array
+        The row holds a non-finite logit.
+    vanished, lost, underflow, floor : int arrays
+        Cells whose numeric gradient is exactly 0 while the analytic one is not (finite), and among
+        them those whose step was lost, whose p underflowed (step kept), or at the noise floor.
+    lost_need, lost_at : float arrays
+        Largest smallest-surviving step among the lost cells, and largest ``|x|`` there (0 when none).
+    underflow_largest, floor_largest : float arrays
+        Largest ``|analytic|`` among those cells (0 when none).
+    extent : float array
+        Largest finite ``|gradient|`` of either map (the maps' colour range).
+    """
+
+    blind: NDArray
+    blind_abs: NDArray
+    abs_total: NDArray
+    nonfinite: NDArray
+    overflowed: NDArray
+    vanished: NDArray
+    lost: NDArray
+    lost_need: NDArray
+    lost_at: NDArray
+    underflow: NDArray
+    underflow_largest: NDArray
+    floor: NDArray
+    floor_largest: NDArray
+    extent: NDArray
+
+    @classmethod
+    def empty(cls, n: int) -> RowDigest:
+        ints = {"blind", "nonfinite", "vanished", "lost", "underflow", "floor"}
+        return cls(**{f.name: np.zeros(n, dtype=np.int64 if f.name in ints else bool if f.name == "overflowed"
+                                       else np.float64) for f in fields(cls)})  # fmt: skip
+
+    def copy(self) -> RowDigest:
+        return RowDigest(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def totals(self) -> DigestTotals:
+        """The grid's numbers, O(N)."""
+
+        def top(a: NDArray) -> float:
+            return float(a.max()) if a.size else 0.0
+
+        return DigestTotals(
+            blind=int(self.blind.sum()),
+            blind_abs=float(self.blind_abs.sum()),
+            abs_total=float(self.abs_total.sum()),
+            nonfinite=int(self.nonfinite.sum()),
+            overflowed_rows=int(np.count_nonzero(self.overflowed)),
+            vanished=int(self.vanished.sum()),
+            lost=int(self.lost.sum()),
+            lost_need=top(self.lost_need),
+            lost_at=top(self.lost_at),
+            underflow=int(self.underflow.sum()),
+            underflow_largest=top(self.underflow_largest),
+            floor=int(self.floor.sum()),
+            floor_largest=top(self.floor_largest),
+            extent=top(self.extent),
+        )
+
+
+def _largest(values: NDArray, mask: NDArray) -> NDArray:
+    """Per row, the largest of ``values`` where ``mask`` holds (0 where it holds nowhere)."""
+    return np.max(np.where(mask, values, 0.0), axis=1, initial=0.0)
+
+
+def _fill(d: RowDigest, report: Report, rows: slice) -> None:
+    """The digest of ``rows`` of ``report`` (one block)."""
+    s = report.settings
+    x = report.logits[rows]
+    ana = report.grad_analytic[rows].astype(np.float64)
+    num = report.grad_numeric[rows].astype(np.float64)
+    tol = report.comparison.tolerance_rows(rows, report.grad_analytic)
+    a = np.abs(ana)
+    finite_a = np.isfinite(a)
+    with np.errstate(invalid="ignore"):
+        blind = (a > 0) & (tol >= a)
+    d.blind[rows] = np.count_nonzero(blind, axis=1)
+    d.blind_abs[rows] = np.sum(np.where(blind & finite_a, a, 0.0), axis=1)
+    d.abs_total[rows] = np.sum(np.where(finite_a, a, 0.0), axis=1)
+    nonfinite = ~finite_a | ~np.isfinite(num)
+    d.nonfinite[rows] = np.count_nonzero(nonfinite, axis=1)
+    vanished = (num == 0) & (ana != 0) & ~nonfinite
+    d.vanished[rows] = np.count_nonzero(vanished, axis=1)
+    with quiet_if_nonfinite(x):
+        lost, under, overflow = _rows_flags(x, s.eps, s.scheme)
+    d.overflowed[rows] = overflow.any(axis=1)
+    lost_v = vanished & lost
+    d.lost[rows] = np.count_nonzero(lost_v, axis=1)
+    if lost_v.any():
+        d.lost_need[rows] = _largest(min_surviving_eps(x, s.scheme), lost_v)
+        d.lost_at[rows] = _largest(np.abs(x.astype(np.float64)), lost_v)
+    else:
+        d.lost_need[rows] = d.lost_at[rows] = 0.0
+    under_v = vanished & under & ~lost
+    d.underflow[rows] = np.count_nonzero(under_v, axis=1)
+    d.underflow_largest[rows] = _largest(a, under_v)
+    floor_v = vanished & ~lost & ~under & ~overflow
+    d.floor[rows] = np.count_nonzero(floor_v, axis=1)
+    d.floor_largest[rows] = _largest(a, floor_v)
+    finite_n = np.isfinite(num)
+    d.extent[rows] = np.maximum(_largest(a, finite_a), _largest(np.abs(num), finite_n))
+
+
+def _blocks(rows: slice, c: int) -> list[slice]:
+    per = max(1, _BLOCK_ELEMENTS // max(c, 1))
+    return [slice(r, min(rows.stop, r + per)) for r in range(rows.start, rows.stop, per)]
+
+
+def digest(report: Report) -> RowDigest:
+    """The per-row digest of ``report``, formed on first use (O(N C), in row blocks) and kept with it.
+
+    Examples
+    --------
+    >>> from explorer.core import CheckSettings, check_gradient
+    >>> r = check_gradient(np.array([[120.0, 0.0, 1.0]]), np.array([1]), CheckSettings(dtype="float16", eps=1e-2))
+    >>> digest(r).totals().lost
+    1
+    """
+    cached = report.__dict__.get(_CACHE_KEY)
+    if isinstance(cached, RowDigest):
+        return cached
+    n, c = report.grad_analytic.shape
+    d = RowDigest.empty(n)
+    for block in _blocks(slice(0, n), c):
+        _fill(d, report, block)
+    report.__dict__[_CACHE_KEY] = d
+    return d
+
+
+def refresh_rows(report: Report, base: RowDigest, spans: list[slice]) -> RowDigest:
+    """A copy of ``base`` (the digest of a report that differs from ``report`` only in ``spans``) with those
+    rows recomputed from ``report``, kept with ``report``: O(rows x C)."""
+    d = base.copy()
+    c = report.grad_analytic.shape[1]
+    for span in spans:
+        for block in _blocks(span, c):
+            _fill(d, report, block)
+    report.__dict__[_CACHE_KEY] = d
+    return d
