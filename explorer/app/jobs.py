@@ -27,7 +27,7 @@ from explorer.app.state import Change, ExplorerState
 from explorer.core import DTYPE_NAMES, Report, check_gradient, eps_sweep, resolve_dtype
 from explorer.core.digest import digest
 from explorer.core.explain import CellExplanation, explain_cell
-from explorer.core.overview import Pyramid
+from explorer.core.overview import MapLike, Pyramid
 from explorer.core.partial import RowPatch, compute_rows, prepare, row_local_refusal
 from explorer.core.sweep import SweepResult
 
@@ -70,9 +70,10 @@ class MapOverviews:
         The report whose arrays the pyramids are built on (their level 0 *is* the report's array).
     analytic, numeric : Pyramid
         ``"signed_extreme"`` of ``grad_analytic`` and ``grad_numeric``: each pixel the value of largest magnitude.
-    abs_err, rel_err : Pyramid
-        ``"abs_max"`` of the error maps: each pixel the largest error it covers (log10 is monotone: take
-        the log of the pixel). A NaN (an overflowed row) is the most extreme value in all four.
+    abs_err, rel_err, tolerance : Pyramid
+        ``"abs_max"`` of the error maps and of the tolerance: each pixel the largest value it covers (log10 is
+        monotone: take the log of the pixel). A NaN (an overflowed row) is the most extreme value in all five.
+        Their level 0 is a :class:`~explorer.core.overview.RegionMap` of the report: formed region by region.
 
     Use ``overviews.numeric.view(rows, cols, (h, w))`` for an image of at most ``h x w`` pixels and its
     pixel -> cell ranges, and ``pyramid.extreme_cell(view, p, q)`` for the cell a hovered pixel shows.
@@ -83,12 +84,17 @@ class MapOverviews:
     numeric: Pyramid
     abs_err: Pyramid
     rel_err: Pyramid
+    tolerance: Pyramid
+
+    #: The error maps, each read from the report's gradients region by region (never formed whole).
+    ERROR_MAPS = ("abs_err", "rel_err", "tolerance")
 
     @classmethod
     def build(cls, report: Report, progress: Progress | None = None) -> MapOverviews:
-        """All four pyramids of ``report`` (O(N C)); ``progress`` may raise to abandon the work."""
-        maps = [(report.grad_analytic, "signed_extreme"), (report.grad_numeric, "signed_extreme"),
-                (report.abs_err, "abs_max"), (report.rel_err, "abs_max")]  # fmt: skip
+        """All five pyramids of ``report`` (O(N C), in row blocks); ``progress`` may raise to abandon the work."""
+        maps: list[tuple[MapLike, str]] = [(report.grad_analytic, "signed_extreme"),
+                                           (report.grad_numeric, "signed_extreme")]  # fmt: skip
+        maps += [(report.region_map(name), "abs_max") for name in cls.ERROR_MAPS]
         out = []
         for k, (array, kind) in enumerate(maps):
             out.append(Pyramid.build(array, kind))
@@ -105,14 +111,13 @@ class MapOverviews:
             report,
             self.analytic.updated(report.grad_analytic, rows, inplace),
             self.numeric.updated(report.grad_numeric, rows, inplace),
-            self.abs_err.updated(report.abs_err, rows, inplace),
-            self.rel_err.updated(report.rel_err, rows, inplace),
+            *(getattr(self, name).updated(report.region_map(name), rows, inplace) for name in self.ERROR_MAPS),
         )
 
     @property
     def nbytes(self) -> int:
         """Bytes the pyramids hold above the report's own arrays."""
-        return sum(p.nbytes for p in (self.analytic, self.numeric, self.abs_err, self.rel_err))
+        return sum(getattr(self, name).nbytes for name in ("analytic", "numeric", *self.ERROR_MAPS))
 
 
 class _Superseded(Exception):

@@ -15,18 +15,22 @@ The numbers are exactly those of the whole-grid masks (:attr:`Report.blind`,
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._dtypes import quiet_if_nonfinite
 from .diagnose import _rows_flags, min_surviving_eps
+from .errors import _abs_err, _rel_err
 
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["DigestTotals", "RowDigest", "digest", "refresh_rows"]
+__all__ = ["RANGED_MAPS", "DigestTotals", "RowDigest", "digest", "refresh_rows"]
+
+#: The maps whose finite value range the digest keeps.
+RANGED_MAPS = ("abs_err", "rel_err", "tolerance")
 
 #: Cells per block while a digest is formed (bounds the temporaries to a few MiB).
 _BLOCK_ELEMENTS = 1 << 18
@@ -52,6 +56,7 @@ class DigestTotals:
     floor: int
     floor_largest: float
     extent: float
+    ranges: dict[str, tuple[float, float]]
 
     @property
     def blind_share(self) -> float:
@@ -82,6 +87,9 @@ class RowDigest:
         Largest ``|analytic|`` among those cells (0 when none).
     extent : float array
         Largest finite ``|gradient|`` of either map (the maps' colour range).
+    lows, highs : dict of float arrays
+        Smallest and largest finite value of each map of :data:`RANGED_MAPS` (``inf`` / ``-inf`` when the row
+        has none): the error maps' colour ranges.
     """
 
     blind: NDArray
@@ -98,15 +106,26 @@ class RowDigest:
     floor: NDArray
     floor_largest: NDArray
     extent: NDArray
+    lows: dict[str, NDArray]
+    highs: dict[str, NDArray]
 
     @classmethod
     def empty(cls, n: int) -> RowDigest:
         ints = {"blind", "nonfinite", "vanished", "lost", "underflow", "floor"}
-        return cls(**{f.name: np.zeros(n, dtype=np.int64 if f.name in ints else bool if f.name == "overflowed"
-                                       else np.float64) for f in fields(cls)})  # fmt: skip
+        arrays: dict[str, Any] = {
+            f.name: np.zeros(n, dtype=np.int64 if f.name in ints else bool if f.name == "overflowed" else np.float64)
+            for f in fields(cls)
+            if f.name not in ("lows", "highs")
+        }
+        return cls(**arrays, lows={k: np.full(n, np.inf) for k in RANGED_MAPS},
+                   highs={k: np.full(n, -np.inf) for k in RANGED_MAPS})  # fmt: skip
 
     def copy(self) -> RowDigest:
-        return RowDigest(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+        copies: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            copies[f.name] = {m: a.copy() for m, a in v.items()} if isinstance(v, dict) else v.copy()
+        return RowDigest(**copies)
 
     def totals(self) -> DigestTotals:
         """The grid's numbers, O(N)."""
@@ -129,7 +148,14 @@ class RowDigest:
             floor=int(self.floor.sum()),
             floor_largest=top(self.floor_largest),
             extent=top(self.extent),
+            ranges={k: _range(self.lows[k], self.highs[k]) for k in RANGED_MAPS},
         )
+
+
+def _range(lows: NDArray, highs: NDArray) -> tuple[float, float]:
+    """The smallest and largest finite value over the rows, (NaN, NaN) when there is none."""
+    lo, hi = (float(lows.min()), float(highs.max())) if lows.size else (np.inf, -np.inf)
+    return (lo, hi) if lo <= hi else (np.nan, np.nan)
 
 
 def _largest(values: NDArray, mask: NDArray) -> NDArray:
@@ -173,6 +199,11 @@ def _fill(d: RowDigest, report: Report, rows: slice) -> None:
     d.floor_largest[rows] = _largest(a, floor_v)
     finite_n = np.isfinite(num)
     d.extent[rows] = np.maximum(_largest(a, finite_a), _largest(np.abs(num), finite_n))
+    err = _abs_err(num, ana)
+    for name, values in (("abs_err", err), ("rel_err", _rel_err(err, num, ana)), ("tolerance", tol)):
+        finite = np.isfinite(values)
+        d.lows[name][rows] = np.min(np.where(finite, values, np.inf), axis=1)
+        d.highs[name][rows] = np.max(np.where(finite, values, -np.inf), axis=1)
 
 
 def _blocks(rows: slice, c: int) -> list[slice]:

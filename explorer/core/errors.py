@@ -224,6 +224,8 @@ class Comparison:
         return worst_cells(self, k)
 
 
+#: Elements per chunk of :func:`worst_cells` (its temporaries stay a few MiB).
+_RANK_CHUNK = 1 << 18
 #: Block length of the pre-selection in :func:`_top`.
 _TOP_BLOCK = 1024
 
@@ -292,25 +294,32 @@ def worst_cells(result: object, k: int) -> NDArray:
         raise TypeError(f"worst_cells needs a Comparison or a Report, got {type(result).__name__}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
-    err = cmp.abs_err.ravel()
-    m = min(int(k), err.size)
+    shape = cmp.grad_numeric.shape
+    m = min(int(k), int(np.prod(shape)))
     if m == 0:
-        return np.zeros((0, cmp.abs_err.ndim), dtype=np.intp)
-    if cmp.n_failed == 0:
-        flat = _top(err, m)  # nothing fails, so nothing is NaN
-    else:
-        failing = np.flatnonzero(~cmp.passed.ravel())
-        keys = err[failing]
-        keys = np.where(np.isnan(keys), np.inf, keys)
-        first = failing[_top(keys, min(m, failing.size))]
-        rest = m - first.size
-        if rest > 0:
-            masked = err.copy()
-            masked[failing] = -np.inf  # passing cells only (their errors are numbers)
-            flat = np.concatenate([first, _top(masked, rest)])
-        else:
-            flat = first
-    return np.stack(np.unravel_index(flat, cmp.abs_err.shape), axis=1).astype(np.intp)
+        return np.zeros((0, len(shape)), dtype=np.intp)
+    known = cmp.__dict__.get("abs_err")
+    passed = cmp.passed.reshape(-1)
+    # Candidates chunk by chunk (the error map is never formed whole): each chunk's m worst failing and m
+    # worst passing cells, ties at the lowest indices, so the merged candidates hold the grid's m worst.
+    idx_parts, key_parts, fail_parts = [], [], []
+    for sl, num, ana in _chunks(cmp.grad_numeric, cmp.grad_analytic, _RANK_CHUNK):
+        err = known.reshape(-1)[sl] if known is not None else _abs_err(num, ana)
+        fail = ~passed[sl]
+        for group, failing in ((np.flatnonzero(fail), True), (np.flatnonzero(~fail), False)):
+            if group.size == 0:
+                continue
+            keys = err[group]
+            if failing:
+                keys = np.where(np.isnan(keys), np.inf, keys)  # a NaN error fails and ranks above every number
+            top = group[_top(keys, min(m, group.size))]
+            idx_parts.append(sl.start + top)
+            key_parts.append(np.where(np.isnan(err[top]), np.inf, err[top]))
+            fail_parts.append(np.full(top.size, failing))
+    idx, key, fail = np.concatenate(idx_parts), np.concatenate(key_parts), np.concatenate(fail_parts)
+    order = np.lexsort((idx, -key, ~fail))  # failing first, then by error descending, then in C order
+    flat = idx[order[:m]]
+    return np.stack(np.unravel_index(flat, shape), axis=1).astype(np.intp)
 
 
 def tolerance_from_expected(expected: NDArray, multiple: float, floor: float) -> NDArray:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-__all__ = ["OVERVIEW_KINDS", "OverviewImage", "Pyramid", "extreme_of"]
+__all__ = ["OVERVIEW_KINDS", "MapLike", "OverviewImage", "Pyramid", "RegionMap", "extreme_of"]
 
 #: The kinds of extreme a :class:`Pyramid` keeps.
 OVERVIEW_KINDS: tuple[str, ...] = ("abs_max", "signed_extreme")
@@ -67,7 +68,7 @@ def _step(a: NDArray, factors: tuple[int, int], ufunc: np.ufunc) -> NDArray:
 
 
 def _first_level(
-    base: NDArray, steps: list[tuple[int, int]], ufunc: np.ufunc, absolute: bool, rows: slice | None = None
+    base: MapLike, steps: list[tuple[int, int]], ufunc: np.ufunc, absolute: bool, rows: slice | None = None
 ) -> NDArray:
     """The first stored level (``steps`` applied to the base), or its rows ``rows``, in row chunks of bounded size.
 
@@ -89,8 +90,9 @@ def _first_level(
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
-#: Halvings done together, unstored, before the first stored level (its blocks hold up to 8 cells).
-_FIRST_STEPS = 3
+#: Halvings done together, unstored, before the first stored level (its blocks hold up to 32 cells, so the
+#: levels above a map hold about 1/16 of its cells per chain; views finer than that read the map itself).
+_FIRST_STEPS = 5
 
 
 def _groups(shape: tuple[int, int]) -> list[list[tuple[int, int]]]:
@@ -115,6 +117,61 @@ def _plan(shape: tuple[int, int]) -> list[tuple[int, int]]:
         steps.append(f)
         n, c = (n + f[0] - 1) // f[0], (c + f[1] - 1) // f[1]
     return steps
+
+
+class RegionMap:
+    """A map whose cells are formed when asked, region by region: ``fn(rows, cols) -> ndarray``.
+
+    Error maps of a large grid are derived element by element from its two gradients, so any
+    region can be formed exactly on demand; a :class:`Pyramid` built on a ``RegionMap`` reads it
+    in row blocks and never holds the whole map. Indexing takes ``[rows]`` or ``[rows, cols]``
+    (slices or integers) and returns a new array.
+
+    Examples
+    --------
+    >>> m = RegionMap((2, 3), lambda r, c: np.arange(6.0).reshape(2, 3)[r, c])
+    >>> m[1, 0:2].tolist(), m.shape
+    ([3.0, 4.0], (2, 3))
+    """
+
+    ndim = 2
+
+    def __init__(self, shape: tuple[int, int], fn: Callable[[slice, slice], NDArray], dtype: DTypeLike = np.float64):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._fn = fn
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def __getitem__(self, key: object) -> NDArray:
+        keys = key if isinstance(key, tuple) else (key, slice(None))
+        if len(keys) != 2:
+            raise IndexError(f"a map takes [rows] or [rows, cols], got {key!r}")
+        parts, squeeze = [], []
+        for k, size in zip(keys, self.shape, strict=True):
+            if isinstance(k, int | np.integer):
+                i = int(k) + size if k < 0 else int(k)
+                if not 0 <= i < size:
+                    raise IndexError(f"index {k} is outside the map's {size}")
+                parts.append(slice(i, i + 1))
+                squeeze.append(True)
+            elif isinstance(k, slice):
+                parts.append(slice(*k.indices(size)))
+                squeeze.append(False)
+            else:
+                raise IndexError(f"a map takes slices or integers, got {k!r}")
+        out = np.asarray(self._fn(parts[0], parts[1]))
+        axes = tuple(a for a, sq in enumerate(squeeze) if sq)
+        return out.squeeze(axis=axes) if axes else out
+
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray:
+        whole = self[:, :]
+        return whole if dtype is None else whole.astype(dtype)
+
+
+MapLike = NDArray | RegionMap
 
 
 def extreme_of(values: ArrayLike, kind: str) -> float:
@@ -208,7 +265,7 @@ class Pyramid:
     about as many values as the map for a wide map (a third for a square one), per chain.
     """
 
-    def __init__(self, kind: str, base: NDArray, highs: list[NDArray], lows: list[NDArray] | None,
+    def __init__(self, kind: str, base: MapLike, highs: list[Any], lows: list[Any] | None,
                  factors: list[tuple[int, int]]):  # fmt: skip
         self.kind = kind
         self.base = base
@@ -230,7 +287,7 @@ class Pyramid:
     def nbytes(self) -> int:
         """Bytes of the levels above the map (the map itself is not counted)."""
         chains = [self._highs] + ([self._lows] if self._lows is not None else [])
-        return sum(int(a.nbytes) for chain in chains for a in chain[1:])
+        return sum(int(a.nbytes) for chain in chains for a in chain[1:] if isinstance(a, np.ndarray))
 
     def level(self, k: int) -> NDArray:
         """The extremes of the blocks of level ``k`` (``|x|`` maxima for abs_max, signed values otherwise)."""
@@ -242,7 +299,7 @@ class Pyramid:
     # ------------------------------------------------------------------ building
     @classmethod
     def build(
-        cls, array: ArrayLike, kind: str = "abs_max", progress: Callable[[float], None] | None = None
+        cls, array: ArrayLike | RegionMap, kind: str = "abs_max", progress: Callable[[float], None] | None = None
     ) -> Pyramid:
         r"""The pyramid of a 2-D map.
 
@@ -273,12 +330,13 @@ class Pyramid:
         """
         if kind not in OVERVIEW_KINDS:
             raise ValueError(f"unknown overview kind {kind!r}; expected one of {', '.join(OVERVIEW_KINDS)}")
-        base = np.asarray(array)
+        base = array if isinstance(array, RegionMap) else np.asarray(array)
         if base.ndim != 2 or base.size == 0:
             raise ValueError(f"an overview needs a non-empty 2-D map, got shape {base.shape}")
         groups = _groups(base.shape)
         absolute = kind == "abs_max"
-        highs, lows = [base], None if absolute else [base]
+        highs: list[Any] = [base]
+        lows: list[Any] | None = None if absolute else [base]
         factors = [(1, 1)]
         for k, group in enumerate(groups):
             if k == 0:
@@ -295,7 +353,7 @@ class Pyramid:
                 progress((k + 1) / len(groups))
         return cls(kind, base, highs, lows, factors)
 
-    def updated(self, array: ArrayLike, rows: slice, inplace: bool = False) -> Pyramid:
+    def updated(self, array: ArrayLike | RegionMap, rows: slice, inplace: bool = False) -> Pyramid:
         """A new pyramid for ``array``, equal to the old map outside ``rows``: O(rows x C) work.
 
         Only the blocks that hold a row of ``rows`` are recomputed, so the result equals
@@ -303,17 +361,17 @@ class Pyramid:
         change), or with ``inplace=True`` written in place (O(rows x C) in all; this
         pyramid then shares the new levels and must not be used for the old map).
         """
-        base = np.asarray(array)
+        base = array if isinstance(array, RegionMap) else np.asarray(array)
         if base.shape != self.base.shape:
             raise ValueError(f"the map changed shape ({self.base.shape} -> {base.shape}): build a new pyramid")
         n = base.shape[0]
         r0 = max(0, rows.start or 0)
         r1 = min(n, n if rows.stop is None else rows.stop)
         absolute = self.kind == "abs_max"
-        chains: list[tuple[list[NDArray], np.ufunc, bool]] = [(self._highs, np.maximum, absolute)]
+        chains: list[tuple[list[Any], np.ufunc, bool]] = [(self._highs, np.maximum, absolute)]
         if self._lows is not None:
             chains.append((self._lows, np.minimum, False))
-        out: list[list[NDArray]] = []
+        out: list[list[Any]] = []
         for old, ufunc, use_abs in chains:
             levels = [base]
             for k, group in enumerate(self._groups):

@@ -15,6 +15,7 @@ from .errors import Comparison, compare, compare_noise, worst_cells
 from .losses import cross_entropy, cross_entropy_grad, loss_terms
 from .noise import NOISE_MULTIPLE, expected_error_map, noise_floor
 from .numeric import BLOCK_ELEMENTS, cross_entropy_numeric_grad, loss_sum_parts
+from .overview import RegionMap
 from .settings import CheckSettings
 
 __all__ = ["CheckSettings", "Report", "check_gradient"]
@@ -88,6 +89,13 @@ class Report:
     @property
     def ok(self) -> bool:
         return self.comparison.ok
+
+    def region_map(self, name: str) -> RegionMap:
+        """``"abs_err"``, ``"rel_err"`` or ``"tolerance"`` as a :class:`~explorer.core.overview.RegionMap`: its
+        cells formed when a region is asked for (exactly the whole map's values there), never the whole map."""
+        cmp, ana = self.comparison, self.grad_analytic
+        cmp.region(name, slice(0, 0), slice(0, 0), ana)  # refuses an unknown name now
+        return RegionMap(ana.shape, lambda rows, cols: cmp.region(name, rows, cols, ana))
 
     @property
     def worst(self) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
+from explorer.core.overview import MapLike
 from explorer.gui.map_overview import OverviewSource, Reduction, overview_of
 from explorer.gui.theme import LIGHT, Colors
 from explorer.gui.ticks import _spacing_digits, apply_tick_format, format_ticks
@@ -66,6 +67,8 @@ BAR_WIDTH = 20
 #: Cells smaller than this on screen (px) are not marked × / ○ one by one (the marks would cover the map);
 #: a NaN cell still shows, in :data:`NAN_COLOR`, and the summary counts them.
 MIN_MARK_PX = 7
+#: A map over this many cells is not drawn while its view is hidden (nothing to see; the pixels decide later).
+MAX_UNSEEN_CELLS = 1 << 20
 #: Most cells whose marks are looked up at once (more cannot be MIN_MARK_PX wide on a screen).
 MAX_MARKED_REGION = 1 << 18
 #: Marks of a region: ``(r0, r1, c0, c1) -> bool mask of shape (r1 - r0, c1 - c0)``.
@@ -297,7 +300,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._selected: tuple[int, int] | None = None
         self.levels: tuple[float, float] | None = None
         #: The full array on show (the image item may hold an overview of it).
-        self.data: NDArray | None = None
+        self.data: MapLike | None = None
         self.reduction: Reduction = reduction
         self._overview: OverviewSource | None = None
         self._region_key: tuple[int, ...] | None = None
@@ -336,7 +339,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.colorbar.set_colormap(cmap)
 
     # ------------------------------------------------------------------ data
-    def set_image(self, image: NDArray, levels: tuple[float, float], overview: OverviewSource | None = None) -> None:
+    def set_image(self, image: MapLike, levels: tuple[float, float], overview: OverviewSource | None = None) -> None:
         """Show ``image`` with fixed ``levels`` (never auto-levels).
 
         ``overview`` answers for the image when it has more cells than pixels (a pyramid built with the
@@ -347,7 +350,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         shape = image.shape
         self.levels = levels
         self.data = image
-        self._overview = overview if overview is not None else overview_of(image, self.reduction)
+        self._overview = overview if overview is not None else overview_of(np.asarray(image), self.reduction)
         self._region_key = None
         self.colorbar.set_levels(*levels)
         if shape != self._shape:
@@ -389,11 +392,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         n, c = data.shape
         height, width = self._view_pixels()
         r0, r1, c0, c1 = self._visible_cells()
+        if height <= 0 and n * c > MAX_UNSEEN_CELLS:
+            return  # not on screen: a large map waits until it is shown (showEvent refreshes it)
         fits = height <= 0 or (r1 - r0 <= height and c1 - c0 <= width)
         if fits:
             key: tuple[int, ...] = (0, n, 0, c, 1, 1)
             if key != self._region_key:  # set_image forgets the key, so new data always lands here
-                self.image_item.setImage(data, autoLevels=False, levels=self.levels)
+                self.image_item.setImage(_drawable(data), autoLevels=False, levels=self.levels)
                 self.image_item.setRect(QRectF(0, 0, c, n))
                 self._region_key = key
             return
@@ -561,6 +566,14 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         cell = self.cell_at(event.scenePos())  # type: ignore[attr-defined]
         if cell[0] >= 0:
             self.cellClicked.emit(*cell)
+
+
+def _drawable(data: MapLike) -> NDArray:
+    """The whole map as an array pyqtgraph draws (float32 or float64; a region map or a half-precision grid
+    is formed in float64: only maps that fit the screen's pixels are drawn whole)."""
+    if isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64):
+        return data
+    return np.asarray(data[:, :], dtype=np.float64)
 
 
 def symmetric_limit(*arrays: NDArray) -> float:

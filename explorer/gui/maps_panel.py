@@ -12,6 +12,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QToolBu
 from explorer.app.display import Display, DisplayChange, Source
 from explorer.app.report_text import affected_cells
 from explorer.core import Report
+from explorer.core.digest import digest
+from explorer.core.overview import RegionMap
 from explorer.gui.heatmap_view import (
     DIVERGING,
     DIVERGING_MAPS,
@@ -20,7 +22,6 @@ from explorer.gui.heatmap_view import (
     HeatmapView,
     nice_ceil,
     stable_levels,
-    symmetric_limit,
 )
 from explorer.gui.map_overview import PyramidOverview
 from explorer.gui.theme import Colors, theme_manager
@@ -37,14 +38,14 @@ ERROR_VIEWS: dict[str, tuple[str, str]] = {
 }
 #: Floor of the log views: exact zeros are drawn at this exponent.
 LOG_FLOOR = -20.0
+#: The map each error view shows (a name of :meth:`explorer.core.Report.region_map`).
+ERROR_MAPS: dict[str, str] = {"abs": "abs_err", "log_abs": "abs_err", "rel": "rel_err", "log_rel": "rel_err",
+                              "log_tol": "tolerance"}  # fmt: skip
 
 
 def error_image(report: Report, view: str) -> NDArray:
     """The array the error heatmap shows for a view key of :data:`ERROR_VIEWS`."""
-    if view == "log_tol":
-        err = report.tolerance_map
-    else:
-        err = report.abs_err if view in ("abs", "log_abs") else report.rel_err
+    err = {"tolerance": report.tolerance_map, "abs_err": report.abs_err, "rel_err": report.rel_err}[ERROR_MAPS[view]]
     return error_image_values(err, view)
 
 
@@ -58,11 +59,11 @@ def error_image_values(err: NDArray, view: str) -> NDArray:
     return np.where(np.isneginf(logged), LOG_FLOOR, np.maximum(logged, LOG_FLOOR))
 
 
-def _finite_range(a: NDArray) -> tuple[float, float]:
-    finite = a[np.isfinite(a)]
-    if not finite.size:
-        return math.nan, math.nan
-    return float(finite.min()), float(finite.max())
+def _log_value(v: float) -> float:
+    """One error as the log views show it (see :func:`error_image_values`); NaN stays NaN."""
+    if math.isnan(v):
+        return v
+    return LOG_FLOOR if v <= 0 else max(math.log10(v), LOG_FLOOR)
 
 
 class HeatmapPanel(QWidget):
@@ -215,11 +216,16 @@ class HeatmapPanel(QWidget):
             v.levels = None
 
     def show_report(self, report: Report) -> None:
-        """Draw a report: images with levels chosen on purpose."""
+        """Draw a report: images with levels chosen on purpose.
+
+        A grid with pyramids (over :data:`~explorer.app.jobs.OVERVIEW_THRESHOLD` cells) is drawn from the
+        report's own arrays and region maps: nothing of the grid's size is formed here.
+        """
         self._report = report
-        ana = report.grad_analytic.astype(np.float64)
-        num = report.grad_numeric.astype(np.float64)
-        extent = symmetric_limit(ana, num)
+        big = bool(self._pyramids(report))
+        ana = report.grad_analytic if big else report.grad_analytic.astype(np.float64)
+        num = report.grad_numeric if big else report.grad_numeric.astype(np.float64)
+        extent = digest(report).totals().extent
         kept = stable_levels(self.analytic.levels, -extent, extent)
         top = nice_ceil(extent) if extent > 0 else 1.0
         levels = kept if kept == self.analytic.levels else (-top, top)
@@ -253,9 +259,17 @@ class HeatmapPanel(QWidget):
         if report is None:
             return
         view = self.error_view
-        image = error_image(report, view)
-        lo, hi = _finite_range(image)
+        pyramids = self._pyramids(report)
+        name = ERROR_MAPS[view]
+        image: NDArray | RegionMap
+        if pyramids:
+            values = report.region_map(name)
+            image = RegionMap(values.shape, lambda rows, cols: error_image_values(values[rows, cols], view))
+        else:
+            image = error_image(report, view)
+        lo, hi = digest(report).totals().ranges[name]  # the finite values' range, formed with the report
         if view.startswith("log"):
+            lo, hi = (_log_value(v) for v in (lo, hi))
             if math.isnan(lo):
                 lo, hi = LOG_FLOOR, 0.0
             proposed = (float(math.floor(lo)), float(max(math.ceil(hi), math.floor(lo) + 1)))
@@ -266,7 +280,7 @@ class HeatmapPanel(QWidget):
         current = self.error.levels
         kept = stable_levels(current, lo, hi) if current is not None else None
         levels = kept if kept is not None and kept == current else proposed
-        self.error.set_image(image, levels, self._pyramids(report).get("error"))
+        self.error.set_image(image, levels, pyramids.get("error"))
         self.error.set_bar_label(ERROR_VIEWS[view][1])
 
     def _pyramids(self, report: Report) -> dict[str, PyramidOverview]:
@@ -276,9 +290,7 @@ class HeatmapPanel(QWidget):
         if overviews is None or getattr(overviews, "report", None) is not report:
             return {}
         view = self.error_view
-        if view == "log_tol":
-            return {}  # the tolerance has no pyramid: the map reduces it on the fly
-        error = overviews.abs_err if view in ("abs", "log_abs") else overviews.rel_err
+        error = getattr(overviews, ERROR_MAPS[view])
         to_log = (lambda img: error_image_values(img, view)) if view.startswith("log") else None
         return {"analytic": PyramidOverview(report.grad_analytic, "magnitude", overviews.analytic),
                 "numeric": PyramidOverview(report.grad_numeric, "magnitude", overviews.numeric),
