@@ -1,10 +1,21 @@
 """Autosave: each window saves its session to its own file, owned with a lock.
 
-Every :class:`Autosaver` writes ``autosave-<uuid>.gradexp.json`` in the user's data folder
+Every :class:`Autosaver` writes ``autosave-<uuid>.gradexp.npz`` in the user's data folder
 and holds ``autosave-<uuid>.lock`` (a :class:`QLockFile`) for as long as it lives. A clean
 exit removes the autosave; an autosave whose lock is *stale* (its owner is gone: it
 crashed or was killed) is work to offer at the next start. A live window's autosave is
 never offered, never set aside and never deleted by another window or instance.
+
+Autosaves are always the binary session form (see :mod:`explorer.files.sessions`): they
+are for the app to read back, not for people, and that form is exact in every dtype, holds
+any grid the window edits and writes 32 x 262,144 float32 in about 0.1 s (JSON took 55 s).
+Autosaves of earlier versions (``autosave*.gradexp.json``) are still offered and restored.
+
+After a change the GUI thread only takes a snapshot (one copy of the logits, which
+nothing else can change); a worker thread writes it beside the autosave and renames it
+into place. Newest wins: changes made meanwhile are saved once the write ends (one
+snapshot at a time), and a write overtaken by :meth:`Autosaver.save_now` or
+:meth:`Autosaver.discard` is dropped instead of renamed.
 
 Restoring treats the file as hostile: any error while reading or applying it sets it
 aside (``.bad``, or another free name, or it is left in place when nothing can be
@@ -16,18 +27,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
+from numpy.typing import NDArray
+from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
+from explorer.core import CheckSettings
 from explorer.files.io import load_session, save_session
 
 __all__ = [
     "AUTOSAVE_MS",
-    "AUTOSAVE_PATTERN",
+    "AUTOSAVE_PATTERNS",
     "LEGACY_AUTOSAVE_NAME",
     "Autosaver",
     "data_dir",
@@ -38,11 +52,15 @@ log = logging.getLogger("explorer")
 
 #: Delay after the last change before the session is autosaved.
 AUTOSAVE_MS = 3000
-#: Autosaves of all windows (``autosave-<uuid>.gradexp.json``; the legacy single file matches too).
-AUTOSAVE_PATTERN = "autosave*.gradexp.json"
+#: Autosaves of all windows (``autosave-<uuid>.gradexp.npz``), and the JSON ones of earlier versions
+#: (``autosave-<uuid>.gradexp.json`` and the legacy single file).
+AUTOSAVE_PATTERNS = ("autosave*.gradexp.npz", "autosave*.gradexp.json")
 #: The one shared autosave of versions before per-window autosaves.
 LEGACY_AUTOSAVE_NAME = "autosave.gradexp.json"
-_SUFFIX = ".gradexp.json"
+_SUFFIX = ".gradexp.npz"
+_SUFFIXES = (_SUFFIX, ".gradexp.json")
+#: A write in progress: ``.<autosave name>.partial``, hidden and matching no autosave pattern.
+_PARTIAL = ".partial"
 _MAX_ASIDE_NAMES = 20
 _MAX_MESSAGE = 160
 
@@ -68,10 +86,17 @@ def data_dir() -> Path:
     return base
 
 
+def _base(name: str) -> str:
+    """``autosave-<uuid>`` from an autosave's file name (either form)."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
 def lock_path(autosave: Path) -> Path:
-    """The lock file that owns an autosave: ``autosave-<uuid>.lock`` beside ``autosave-<uuid>.gradexp.json``."""
-    name = autosave.name.removesuffix(_SUFFIX)
-    return autosave.with_name(name + ".lock")
+    """The lock file that owns an autosave: ``autosave-<uuid>.lock`` beside ``autosave-<uuid>.gradexp.npz``."""
+    return autosave.with_name(_base(autosave.name) + ".lock")
 
 
 def _lock(path: Path) -> QLockFile:
@@ -106,11 +131,16 @@ class Autosaver(QObject):
     problem : str
         After a failed :meth:`restore` (or an unusable data folder), one sentence for the status bar.
 
+    Signals: ``saved(str)`` (the path) on the GUI thread after a background write is in place.
+
     The restore protocol: :meth:`leftover` claims the newest autosave of a window that
     is gone (its lock is held while the user is asked); then :meth:`restore` loads it,
     or :meth:`decline` deletes it. :meth:`discard` (a clean exit) removes this window's
     autosave; :meth:`release` also gives up its lock.
     """
+
+    saved = Signal(str)
+    _written = Signal(bool, str)  # from the worker thread: (renamed into place, error message)
 
     def __init__(self, state: ExplorerState, folder: Path | None = None, parent: QObject | None = None,
                  delay_ms: int = AUTOSAVE_MS):  # fmt: skip
@@ -133,8 +163,16 @@ class Autosaver(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self.save_now)
+        self._timer.timeout.connect(self.save_later)
         self._armed = False
+        # Background writes: one at a time (``_writing``, GUI thread); ``_epoch`` (under ``_commit``) moves on
+        # when a newer save or a discard overtakes the write in flight, which then drops its file.
+        self._partial = self.path.with_name(f".{self.path.name}{_PARTIAL}")
+        self._commit = threading.Lock()
+        self._epoch = 0
+        self._writing = False
+        self._again = False
+        self._written.connect(self._on_written)
 
     # ---------------------------------------------------------------- leftovers
     def leftovers(self) -> list[Path]:
@@ -143,7 +181,7 @@ class Autosaver(QObject):
             return []
         found: list[tuple[float, Path]] = []
         try:
-            candidates = list(self.folder.glob(AUTOSAVE_PATTERN))
+            candidates = [p for pattern in AUTOSAVE_PATTERNS for p in self.folder.glob(pattern)]
         except OSError:
             return []
         for path in candidates:
@@ -164,13 +202,20 @@ class Autosaver(QObject):
         return [p for _, p in found]
 
     def _remove_orphan_locks(self) -> None:
-        """Stale locks whose autosave is gone (a window that ended without :meth:`release`) are removed."""
+        """Stale locks whose autosave is gone (a window that ended without :meth:`release`) are removed,
+        and so are the unfinished writes of windows that are gone."""
         assert self.folder is not None
         with contextlib.suppress(OSError):
+            for partial in self.folder.glob(f".autosave*{_PARTIAL}"):
+                owner = lock_path(partial.with_name(partial.name[1:].removesuffix(_PARTIAL)))
+                probe = _lock(owner)
+                if partial != self._partial and probe.tryLock(0):
+                    probe.unlock()
+                    partial.unlink(missing_ok=True)
             for lock_file in self.folder.glob("autosave*.lock"):
-                if (
-                    lock_file == lock_path(self.path)
-                    or lock_file.with_name(lock_file.name.removesuffix(".lock") + _SUFFIX).exists()
+                base = lock_file.name.removesuffix(".lock")
+                if lock_file == lock_path(self.path) or any(
+                    lock_file.with_name(base + suffix).exists() for suffix in _SUFFIXES
                 ):
                     continue
                 probe = _lock(lock_file)
@@ -212,9 +257,22 @@ class Autosaver(QObject):
             self.problem = f"The autosaved session was damaged and was not restored ({_short(exc)}); {aside}"
             self._release_claim()
             return False
-        self.save_now()  # the restored work is now kept by this window's own autosave
+        self._keep_restored(path)  # the restored work is now kept by this window's own autosave
         self._delete_claimed()
         return True
+
+    def _keep_restored(self, path: Path) -> None:
+        """Make the restored work this window's autosave: a binary leftover is renamed (what it holds was just
+        applied), an older JSON one is saved again."""
+        if path.name.endswith(_SUFFIX) and self.folder is not None:
+            try:
+                with self._commit:
+                    self._epoch += 1
+                    os.replace(path, self.path)
+                return
+            except OSError as exc:
+                log.warning("could not keep %s as %s: %s", path, self.path, exc)
+        self.save_now()
 
     def decline(self) -> None:
         """The user does not want the claimed autosave: delete it."""
@@ -237,9 +295,9 @@ class Autosaver(QObject):
 
     def _set_aside(self, path: Path) -> str:
         """Move a bad autosave out of the way (``.bad``, else ``.bad-1`` ...); return what was done."""
-        stem = path.name.removesuffix(".json")
+        stem = _base(path.name)
         for k in range(_MAX_ASIDE_NAMES):
-            target = path.with_name(f"{stem.removesuffix('.gradexp')}.gradexp.bad" + (f"-{k}" if k else ""))
+            target = path.with_name(f"{stem}.gradexp.bad" + (f"-{k}" if k else ""))
             if target.exists() and (target.is_dir() or target.is_symlink()):
                 continue
             try:
@@ -264,19 +322,69 @@ class Autosaver(QObject):
         self._timer.start()
 
     def save_now(self) -> None:
-        """Write this window's autosave now (atomically)."""
+        """Write this window's autosave now, on this thread (atomically); a background write in flight is dropped."""
         if self.folder is None:
             return
         try:
-            save_session(self.path, *self.state.snapshot())
-        except OSError:
+            with self._commit:
+                self._epoch += 1
+                save_session(self.path, *self.state.snapshot(), binary=True)
+        except (OSError, ValueError):
             log.exception("autosave failed")
+
+    def save_later(self) -> None:
+        """Write this window's autosave in a worker thread; this thread only takes a snapshot.
+
+        While a write is running, the next one waits for it (newest wins: one snapshot is
+        taken when it ends), so at most one copy of the logits is held for autosaving.
+        """
+        if self.folder is None:
+            return
+        if self._writing:
+            self._again = True
+            return
+        logits, labels, settings = self.state.snapshot()  # copies: nothing the window does changes them
+        with self._commit:
+            epoch = self._epoch
+        self._writing = True
+        threading.Thread(target=self._write, args=(epoch, logits, labels, settings), name="autosave").start()
+
+    def _write(self, epoch: int, logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:
+        """Worker thread: write the partial file, then rename it over the autosave unless overtaken."""
+        placed, message = False, ""
+        try:
+            save_session(self._partial, logits, labels, settings, binary=True)
+            del logits
+            with self._commit:
+                placed = epoch == self._epoch
+                if placed:
+                    os.replace(self._partial, self.path)
+            if not placed:
+                self._partial.unlink(missing_ok=True)
+        except Exception as exc:  # a worker must report, never raise: the window goes on without this autosave
+            message = _short(exc)
+            with contextlib.suppress(OSError):
+                self._partial.unlink(missing_ok=True)
+        with contextlib.suppress(RuntimeError):  # the window (and this object) may be gone by now
+            self._written.emit(placed, message)
+
+    def _on_written(self, placed: bool, message: str) -> None:
+        self._writing = False
+        if message:
+            log.warning("autosave failed: %s", message)
+        elif placed:
+            self.saved.emit(str(self.path))
+        if self._again:
+            self._again = False
+            self.save_later()
 
     def discard(self) -> None:
         """A clean exit: no autosave of this window is left behind (a claimed leftover is declined)."""
         self._timer.stop()
+        self._again = False
         self.decline()
-        with contextlib.suppress(OSError):
+        with self._commit, contextlib.suppress(OSError):
+            self._epoch += 1  # a write in flight is dropped, not renamed into place
             self.path.unlink(missing_ok=True)
 
     def release(self) -> None:

@@ -367,7 +367,8 @@ def _session_from_npz(path: Path, limits: GridLimits, max_bytes: int) -> Session
         why = limits.refusal(shape)
         if why is not None:
             raise FileTooLargeError(f"{name}: {why}", shape)
-        member_limits = GridLimits(shape[0], shape[1], shape[0] * shape[1])  # nothing larger than declared
+        count = shape[0] * shape[1]
+        member_limits = GridLimits(count, count, count)  # no more values than declared; the shape is compared below
         stored = archive.read("logits", member_limits)
         if stored.shape != shape or stored.dtype != np.dtype(_STORAGE[dtype_name]):
             raise FileFormatError(

@@ -6,6 +6,7 @@ Everything exported reads the display model, so a file shows what the screen sho
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
@@ -13,14 +14,31 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
 
 from explorer.app.document import SESSION_SUFFIX
-from explorer.files.io import FileFormatError
+from explorer.files.io import BINARY_SESSION_SUFFIX, JSON_SESSION_MAX_ELEMENTS, FileFormatError, is_binary_session
 
 if TYPE_CHECKING:
     from explorer.gui.mainwindow import MainWindow
 
 __all__ = ["FileCommands"]
 
-OPEN_FILTER = f"Sessions and logits (*{SESSION_SUFFIX} *.json *.npy *.npz *.csv *.tsv *.txt);;All files (*)"
+OPEN_FILTER = (
+    f"Sessions and logits (*{SESSION_SUFFIX} *{BINARY_SESSION_SUFFIX} *.json *.npy *.npz *.csv *.tsv *.txt);;"
+    "All files (*)"
+)
+#: Save-as filters: the readable JSON form (small grids) and the binary form (any size).
+JSON_FILTER = f"Sessions, JSON (*{SESSION_SUFFIX} *.json)"
+BINARY_FILTER = f"Sessions, binary (*{BINARY_SESSION_SUFFIX})"
+
+
+def binary_name(path: str) -> str:
+    """``path`` renamed for the binary form: ``a.gradexp.json`` or ``a.json`` -> ``a.gradexp.npz``."""
+    p = Path(path)
+    stem = p.name.removesuffix(".json").removesuffix(".JSON").removesuffix(".gradexp")
+    return str(p.with_name(stem + BINARY_SESSION_SUFFIX))
+
+
+def _is_binary_session_name(path: str) -> bool:
+    return path.lower().endswith(BINARY_SESSION_SUFFIX)
 
 
 class FileCommands(QObject):
@@ -37,7 +55,11 @@ class FileCommands(QObject):
     def open_path(self, path: str) -> bool:
         """Open a session or a logits file; a refused file shows one message and changes nothing."""
         try:
-            what = self.document.open_any(path)
+            if _is_binary_session_name(path):  # a session, not logits in an .npz
+                self.document.open_session(path)
+                what = "session"
+            else:
+                what = self.document.open_any(path)
         except (FileFormatError, OSError) as exc:
             self.window.show_error("Cannot open file", str(exc))
             return False
@@ -76,13 +98,26 @@ class FileCommands(QObject):
             self.document.forget(path)
 
     # ------------------------------------------------------------------ save
+    def _json_too_large(self) -> bool:
+        n, c = self.document.state.shape
+        return n * c > JSON_SESSION_MAX_ELEMENTS
+
     def save_to(self, path: str) -> bool:
+        """Save the session; a grid too large for JSON is saved in the binary form beside ``path``, said in one line."""
+        note = ""
+        if not is_binary_session(path) and self._json_too_large():
+            n, c = self.document.state.shape
+            path = binary_name(path)
+            note = f" ({n} x {c} is too large for a JSON session; saved in the binary form)"
         try:
             saved = self.document.save(path)
         except OSError as exc:
             self.window.show_error("Cannot save", f"{path}: {exc.strerror or exc}")
             return False
-        self.window.show_message(f"Saved {saved}")
+        except ValueError as exc:  # values the file cannot hold
+            self.window.show_error("Cannot save", str(exc))
+            return False
+        self.window.show_message(f"Saved {saved}{note}")
         return True
 
     def on_save(self) -> bool:
@@ -91,8 +126,14 @@ class FileCommands(QObject):
         return self.save_to(str(self.document.path))
 
     def on_save_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save session", f"session{SESSION_SUFFIX}",
-                                              f"Sessions (*{SESSION_SUFFIX} *.json)")  # fmt: skip
+        """Ask for a file in either form; a grid too large for JSON is offered the binary form only."""
+        if self._json_too_large():
+            filters, chosen, name = BINARY_FILTER, BINARY_FILTER, f"session{BINARY_SESSION_SUFFIX}"
+        else:
+            filters, chosen, name = f"{JSON_FILTER};;{BINARY_FILTER}", JSON_FILTER, f"session{SESSION_SUFFIX}"
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Save session", name, filters, chosen)
+        if path and chosen == BINARY_FILTER and not is_binary_session(path):
+            path = binary_name(path)
         return bool(path) and self.save_to(path)
 
     def maybe_save(self) -> bool:
