@@ -1,4 +1,4 @@
-"""Binary sessions (``.gradexp.npz``): exact in every dtype, refused whole when hostile, autosaved off the GUI thread."""
+"""Binary sessions (.gradexp.npz): exact in every dtype, refused whole when hostile, autosaved off the GUI thread."""
 
 from __future__ import annotations
 
