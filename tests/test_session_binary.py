@@ -34,7 +34,7 @@ def _awkward(dtype: type) -> np.ndarray:
     info = ml_dtypes.finfo(dtype) if dtype is ml_dtypes.bfloat16 else np.finfo(dtype)
     special = np.array([info.max, -info.max, info.tiny, info.smallest_subnormal, -0.0, 0.0, info.eps], dtype=dtype)
     rng = np.random.default_rng(5)
-    rest = (rng.standard_normal(5 * 7 - special.size) * 10.0 ** rng.integers(-3, 3, 5 * 7 - special.size))
+    rest = rng.standard_normal(5 * 7 - special.size) * 10.0 ** rng.integers(-3, 3, 5 * 7 - special.size)
     return np.concatenate([special, rest.astype(dtype)]).reshape(5, 7)
 
 
@@ -348,3 +348,22 @@ def test_save_as_offers_both_forms_and_only_the_binary_one_for_a_large_grid(
     assert filters.split(";;") == ([BINARY_FILTER] if large else [JSON_FILTER, BINARY_FILTER])
     assert chosen == (BINARY_FILTER if large else JSON_FILTER) and name.endswith(".npz" if large else ".json")
     assert load_session(tmp_path / "picked.gradexp.npz").logits.shape == window.state.shape
+
+
+def test_the_copy_is_taken_in_slices_and_a_change_meanwhile_starts_it_again(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = ExplorerState(np.zeros((64, 8)), np.zeros(64, dtype=np.int64))
+    monkeypatch.setattr(autosave_module, "COPY_BYTES", 8 * 8 * 4)  # four rows per turn of the event loop
+    saver = Autosaver(state, tmp_path, delay_ms=1)
+    saver.start()
+    saver.save_later()
+    assert saver._copy is not None and saver._copy[2] == 4  # the rest waits for the event loop
+    state.set_logit(63, 7, 9.0)  # a row not copied yet, and one already copied
+    state.set_logit(0, 0, -9.0)
+    assert saver._copy is None  # abandoned: it would have mixed two states
+    with qtbot.waitSignal(saver.saved, timeout=10_000):
+        pass
+    back = load_session(saver.path).logits
+    assert back[63, 7] == 9.0 and back[0, 0] == -9.0
+    saver.release()

@@ -11,10 +11,11 @@ are for the app to read back, not for people, and that form is exact in every dt
 any grid the window edits and writes 32 x 262,144 float32 in about 0.1 s (JSON took 55 s).
 Autosaves of earlier versions (``autosave*.gradexp.json``) are still offered and restored.
 
-After a change the GUI thread only takes a snapshot (one copy of the logits, which
-nothing else can change); a worker thread writes it beside the autosave and renames it
-into place. Newest wins: changes made meanwhile are saved once the write ends (one
-snapshot at a time), and a write overtaken by :meth:`Autosaver.save_now` or
+After a change the GUI thread only copies the logits (one copy, which nothing else can
+change), 16 MiB per turn of the event loop so that no turn waits long; a change during the
+copy abandons it (the next autosave is due anyway). A worker thread writes the copy beside
+the autosave and renames it into place. Newest wins: changes made during a write are saved
+once it ends (one copy at a time), and a write overtaken by :meth:`Autosaver.save_now` or
 :meth:`Autosaver.discard` is dropped instead of renamed.
 
 Restoring treats the file as hostile: any error while reading or applying it sets it
@@ -32,6 +33,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
@@ -61,6 +63,8 @@ _SUFFIX = ".gradexp.npz"
 _SUFFIXES = (_SUFFIX, ".gradexp.json")
 #: A write in progress: ``.<autosave name>.partial``, hidden and matching no autosave pattern.
 _PARTIAL = ".partial"
+#: Bytes of logits copied for an autosave per turn of the event loop (about 5 ms here).
+COPY_BYTES = 16 << 20
 _MAX_ASIDE_NAMES = 20
 _MAX_MESSAGE = 160
 
@@ -173,6 +177,12 @@ class Autosaver(QObject):
         self._writing = False
         self._again = False
         self._written.connect(self._on_written)
+        # The copy being taken for the next write: (epoch, copy, rows copied so far); None when none is.
+        self._copy: tuple[int, NDArray, int] | None = None
+        self._copy_timer = QTimer(self)
+        self._copy_timer.setSingleShot(True)
+        self._copy_timer.setInterval(0)
+        self._copy_timer.timeout.connect(self._copy_step)
 
     # ---------------------------------------------------------------- leftovers
     def leftovers(self) -> list[Path]:
@@ -319,7 +329,14 @@ class Autosaver(QObject):
             self.state.changed.connect(self._on_state_changed)
 
     def _on_state_changed(self, _change: Change) -> None:
+        self._cancel_copy()  # a half-taken copy would mix two states; the timer saves the new one
         self._timer.start()
+
+    def _cancel_copy(self) -> None:
+        if self._copy is not None:
+            self._copy_timer.stop()
+            self._copy = None
+            self._writing = False
 
     def save_now(self) -> None:
         """Write this window's autosave now, on this thread (atomically); a background write in flight is dropped."""
@@ -333,21 +350,37 @@ class Autosaver(QObject):
             log.exception("autosave failed")
 
     def save_later(self) -> None:
-        """Write this window's autosave in a worker thread; this thread only takes a snapshot.
+        """Write this window's autosave in a worker thread; this thread only copies the logits, in slices.
 
-        While a write is running, the next one waits for it (newest wins: one snapshot is
-        taken when it ends), so at most one copy of the logits is held for autosaving.
+        While a write is running, the next one waits for it (newest wins: one copy is taken
+        when it ends), so at most one copy of the logits is held for autosaving.
         """
         if self.folder is None:
             return
         if self._writing:
             self._again = True
             return
-        logits, labels, settings = self.state.snapshot()  # copies: nothing the window does changes them
         with self._commit:
             epoch = self._epoch
         self._writing = True
-        threading.Thread(target=self._write, args=(epoch, logits, labels, settings), name="autosave").start()
+        self._copy = (epoch, np.empty_like(self.state.logits), 0)
+        self._copy_step()
+
+    def _copy_step(self) -> None:
+        """Copy the next :data:`COPY_BYTES` of logits; once all are copied, hand them to a worker thread."""
+        if self._copy is None:
+            return
+        epoch, copy, row = self._copy
+        n = copy.shape[0]
+        stop = min(n, row + max(1, COPY_BYTES // max(1, copy[0].nbytes)))
+        copy[row:stop] = self.state.logits[row:stop]
+        if stop < n:
+            self._copy = (epoch, copy, stop)
+            self._copy_timer.start()
+            return
+        self._copy = None
+        labels, settings = self.state.labels.copy(), self.state.settings
+        threading.Thread(target=self._write, args=(epoch, copy, labels, settings), name="autosave").start()
 
     def _write(self, epoch: int, logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:
         """Worker thread: write the partial file, then rename it over the autosave unless overtaken."""
@@ -382,6 +415,7 @@ class Autosaver(QObject):
         """A clean exit: no autosave of this window is left behind (a claimed leftover is declined)."""
         self._timer.stop()
         self._again = False
+        self._cancel_copy()
         self.decline()
         with self._commit, contextlib.suppress(OSError):
             self._epoch += 1  # a write in flight is dropped, not renamed into place
