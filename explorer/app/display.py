@@ -168,14 +168,15 @@ class Display(QObject):
         n, c = report.grad_analytic.shape
         if not (0 <= i < n and 0 <= j < c):
             return None
+        cmp, at = report.comparison, (slice(i, i + 1), slice(j, j + 1))  # one cell of each map, not the maps
         return CellValues(
             (i, j),
             float(report.grad_analytic[i, j]),
             float(report.grad_numeric[i, j]),
-            float(report.abs_err[i, j]),
-            float(report.rel_err[i, j]),
-            bool(report.comparison.passed[i, j]),
-            float(report.tolerance_map[i, j]),
+            float(cmp.region("abs_err", *at)[0, 0]),
+            float(cmp.region("rel_err", *at)[0, 0]),
+            bool(cmp.passed[i, j]),
+            float(cmp.region("tolerance", *at, report.grad_analytic)[0, 0]),
         )
 
     # ---------------------------------------------------------------- writing

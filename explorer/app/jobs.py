@@ -359,7 +359,8 @@ class Recomputer(BackgroundJob):
             def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, str]:
                 # O(rows x C) here; the patch is written into the report's arrays on the GUI thread (in
                 # place: no copy of the grid, no fresh allocation of its size per edit).
-                return compute_rows(base, block, labels, rows, settings, progress), old_overviews, "rows"
+                patch = compute_rows(base, block, labels, rows, settings, progress)
+                return patch.ranked(), old_overviews, "rows"  # the worst cells ranked here, not on the GUI thread
 
             return partial, n * c > self.worker_threshold
         logits, labels, settings = self.state.snapshot()
@@ -368,11 +369,13 @@ class Recomputer(BackgroundJob):
             if not big:
                 report = check_gradient(logits, labels, settings, progress)
                 digest(report)  # the summary's whole-grid facts, here rather than on the GUI thread
+                report.keep_ranking()  # and the worst cells
                 return report, None, "full"
             part = None if progress is None else (lambda f: progress(0.8 * f))
             report = check_gradient(logits, labels, settings, part)
             prepare(report)  # per-row summaries: the next edit is row-local and O(N) for the totals
             digest(report)
+            report.keep_ranking()
             overviews = MapOverviews.build(report, None if progress is None else (lambda f: progress(0.8 + 0.2 * f)))
             return report, overviews, "full"
 

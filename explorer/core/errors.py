@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -294,26 +294,36 @@ def worst_cells(result: object, k: int) -> NDArray:
         raise TypeError(f"worst_cells needs a Comparison or a Report, got {type(result).__name__}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
-    shape = cmp.grad_numeric.shape
+    known = cmp.__dict__.get("abs_err")
+    passed = cmp.passed.reshape(-1)
+
+    def blocks() -> Iterator[tuple[int, NDArray, NDArray]]:
+        for sl, num, ana in _chunks(cmp.grad_numeric, cmp.grad_analytic, _RANK_CHUNK):
+            err = known.reshape(-1)[sl] if known is not None else _abs_err(num, ana)
+            yield sl.start, err, passed[sl]
+
+    return rank_blocks(blocks(), cmp.grad_numeric.shape, int(k))
+
+
+def rank_blocks(blocks: Iterable[tuple[int, NDArray, NDArray]], shape: tuple[int, ...], k: int) -> NDArray:
+    """:func:`worst_cells` from the error map given block by block: ``(flat start, |num - ana|, passed)`` per
+    block, flattened in C order, covering the grid once. The map is never needed whole."""
     m = min(int(k), int(np.prod(shape)))
     if m == 0:
         return np.zeros((0, len(shape)), dtype=np.intp)
-    known = cmp.__dict__.get("abs_err")
-    passed = cmp.passed.reshape(-1)
-    # Candidates chunk by chunk (the error map is never formed whole): each chunk's m worst failing and m
-    # worst passing cells, ties at the lowest indices, so the merged candidates hold the grid's m worst.
+    # Each block's m worst failing and m worst passing cells, ties at the lowest indices, so the merged
+    # candidates hold the grid's m worst.
     idx_parts, key_parts, fail_parts = [], [], []
-    for sl, num, ana in _chunks(cmp.grad_numeric, cmp.grad_analytic, _RANK_CHUNK):
-        err = known.reshape(-1)[sl] if known is not None else _abs_err(num, ana)
-        fail = ~passed[sl]
-        for group, failing in ((np.flatnonzero(fail), True), (np.flatnonzero(~fail), False)):
+    for start, err, ok in blocks:
+        fail = ~ok
+        for group, failing in ((np.flatnonzero(fail), True), (np.flatnonzero(ok), False)):
             if group.size == 0:
                 continue
             keys = err[group]
             if failing:
                 keys = np.where(np.isnan(keys), np.inf, keys)  # a NaN error fails and ranks above every number
             top = group[_top(keys, min(m, group.size))]
-            idx_parts.append(sl.start + top)
+            idx_parts.append(start + top)
             key_parts.append(np.where(np.isnan(err[top]), np.inf, err[top]))
             fail_parts.append(np.full(top.size, failing))
     idx, key, fail = np.concatenate(idx_parts), np.concatenate(key_parts), np.concatenate(fail_parts)

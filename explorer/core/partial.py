@@ -19,8 +19,8 @@ verdict) are updated in O(N) instead of O(N C).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,16 +28,20 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .digest import _CACHE_KEY as DIGEST_KEY
 from .digest import RowDigest, refresh_rows
-from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, tolerance_from_expected
+from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, rank_blocks, tolerance_from_expected
 from .losses import LossTerms, _reduce, _row_losses, _shifted, grad_rows, loss_terms
 from .noise import NOISE_MULTIPLE, NoiseRows, noise_floor
 from .numeric import BLOCK_ELEMENTS, RowBlock, _shifted_quotient
-from .report import Report, check_gradient, float64_row_sums
+from .report import RANK_DEPTH, Report, check_gradient, float64_row_sums
 from .schemes import get_scheme
 from .settings import CheckSettings
 
 __all__ = ["RowPatch", "RowSummary", "changed_rows", "compute_rows", "prepare", "row_local_refusal", "update_rows"]
 
+#: A block of a flattened error map: (flat start, |num - ana|, passed).
+_Block = tuple[int, NDArray, NDArray]
+#: Elements per block while a patched grid is ranked.
+_RANK_ROWS_ELEMENTS = 1 << 18
 #: Key of the per-row summary in a report's ``__dict__`` (next to its cached ``cell_flags``).
 _CACHE_KEY = "_row_summary"
 
@@ -268,6 +272,36 @@ class RowPatch:
     labels: NDArray
     spans: list[slice]
     parts: list[dict[str, NDArray]]
+    #: The new report's worst cells (:meth:`ranked`), kept with it by :meth:`apply` when given.
+    ranking: NDArray | None = None
+
+    def ranked(self, depth: int = RANK_DEPTH) -> RowPatch:
+        """This patch with the new report's ``depth`` worst cells ranked (O(N C), reading the base's rows and
+        the new ones: call it in the worker, before :meth:`apply` writes the rows in)."""
+        b = self.base
+        n, c = b.grad_analytic.shape
+        per = max(1, _RANK_ROWS_ELEMENTS // max(c, 1))
+
+        def rows_of(
+            source: dict[str, NDArray], r0: int, r1: int, offset: int
+        ) -> Iterator[tuple[int, NDArray, NDArray]]:
+            for a in range(r0, r1, per):
+                z = min(r1, a + per)
+                num = source["grad_numeric"][a - offset : z - offset].astype(np.float64)
+                ana = source["grad_analytic"][a - offset : z - offset].astype(np.float64)
+                yield a * c, _abs_err(num, ana).reshape(-1), source["passed"][a - offset : z - offset].reshape(-1)
+
+        base = {"grad_numeric": b.grad_numeric, "grad_analytic": b.grad_analytic, "passed": b.comparison.passed}
+
+        def blocks() -> Iterator[_Block]:
+            row = 0
+            for span, part in sorted(zip(self.spans, self.parts, strict=True), key=lambda sp: sp[0].start):
+                yield from rows_of(base, row, span.start, 0)
+                yield from rows_of(part, span.start, span.stop, span.start)
+                row = span.stop
+            yield from rows_of(base, row, n, 0)
+
+        return replace(self, ranking=rank_blocks(blocks(), (n, c), depth))
 
     @property
     def rows(self) -> slice:
@@ -315,6 +349,8 @@ class RowPatch:
         out = Report(self.settings, x, self.labels, total, arrays["grad_analytic"], arrays["grad_numeric"], comparison,
                      arrays["row_sums"], arrays["expected_error"])  # fmt: skip
         out.__dict__[_CACHE_KEY] = summary
+        if self.ranking is not None:
+            out.keep_ranking(self.ranking)
         old_digest = b.__dict__.get(DIGEST_KEY)
         if isinstance(old_digest, RowDigest):  # kept up to date for the summary, O(rows x C)
             refresh_rows(out, old_digest, self.spans)

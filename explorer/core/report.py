@@ -21,6 +21,12 @@ from .settings import CheckSettings
 __all__ = ["CheckSettings", "Report", "check_gradient"]
 
 
+#: Depth of the worst-cell ranking the app keeps with each report.
+RANK_DEPTH = 200
+#: Key of that ranking in a report's ``__dict__``.
+RANKING_KEY = "_ranked"
+
+
 @dataclass(frozen=True)
 class Report:
     """Result of one gradient check.
@@ -103,8 +109,22 @@ class Report:
         return self.comparison.worst
 
     def worst_cells(self, k: int) -> NDArray:
-        """The ``k`` worst cells, failing ones first, each group by error (see :func:`~explorer.core.worst_cells`)."""
+        """The ``k`` worst cells, failing ones first, each group by error (see :func:`~explorer.core.worst_cells`).
+
+        A ranking kept with the report (:meth:`keep_ranking`, formed in the app's worker) answers when it is
+        deep enough; otherwise the cells are ranked now (O(N C), in chunks).
+        """
+        kept = self.__dict__.get(RANKING_KEY)
+        if kept is not None and isinstance(k, int) and 0 <= k <= len(kept):
+            return kept[:k].copy()
         return worst_cells(self.comparison, k)
+
+    def keep_ranking(self, cells: NDArray | None = None, depth: int = RANK_DEPTH) -> NDArray:
+        """Rank the ``depth`` worst cells (or take ``cells``, that ranking formed elsewhere) and keep it with
+        the report, so :meth:`worst_cells` up to ``depth`` is O(k)."""
+        ranked = worst_cells(self.comparison, depth) if cells is None else np.asarray(cells, dtype=np.intp)
+        self.__dict__[RANKING_KEY] = ranked
+        return ranked
 
     @cached_property
     def cell_flags(self) -> CellFlags:

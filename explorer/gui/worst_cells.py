@@ -54,7 +54,9 @@ class WorstCellsModel(QAbstractTableModel):
                 i, j = cells[:, 0], cells[:, 1]
                 ana = report.grad_analytic[i, j].astype(np.float64)
                 num = report.grad_numeric[i, j].astype(np.float64)
-                abs_err, rel_err = report.abs_err[i, j], report.rel_err[i, j]
+                cmp = report.comparison  # the listed cells of the error maps (never the whole maps)
+                abs_err = np.array([cmp.region("abs_err", slice(a, a + 1), slice(b, b + 1))[0, 0] for a, b in cells])
+                rel_err = np.array([cmp.region("rel_err", slice(a, a + 1), slice(b, b + 1))[0, 0] for a, b in cells])
                 passed = report.comparison.passed[i, j]
                 columns = zip(i, j, ana, num, abs_err, rel_err, passed, strict=True)
                 self._rows = [

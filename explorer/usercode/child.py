@@ -65,11 +65,30 @@ def _raised(who: str, exc: BaseException, where: str = "") -> str:
     return f"{who} raised {type(exc).__name__}{where}: {shorten(str(exc))}"
 
 
-def _scalar(value: object, name: str) -> complex:
+def _scalar(value: object, name: str, rows: int | None = None) -> complex:
+    """The loss the user's function returned, as one number: the value itself, or the sum of one value per row.
+
+    With ``rows`` (N), any other shape (an N x C matrix of element losses, say) is refused in one sentence rather
+    than summed: summing would difference a loss the user did not mean.
+    """
+    if type(value).__module__.partition(".")[0] == "torch" and getattr(value, "ndim", None) == 0:
+        import torch
+
+        if isinstance(value, torch.Tensor):  # a 0-d tensor: its one number, exactly (no NumPy round trip)
+            return complex(value.item())
     arr = _as_numpy(value)
     if arr.dtype.kind not in "biufc":
         raise _Failure("dtype", f"{name} returned {type(value).__name__} values of dtype {arr.dtype}, not numbers")
+    if rows is not None and arr.size != 1 and arr.shape not in ((rows,), (rows, 1)):
+        raise _Failure("shape", f"{name} returned an array of shape {_shape_text(arr.shape)}; a loss must return "
+                                f"one number, or one number per row (shape ({rows},) or ({rows}, 1)), which "
+                                "is summed")  # fmt: skip
     return complex(arr.sum())  # a per-row vector of losses is summed, as in the origin question
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as Python writes a tuple: ``(64, 512)``, ``(3,)``, ``()``."""
+    return str(tuple(int(n) for n in shape))
 
 
 def defined_functions(source: str) -> list[str]:
@@ -142,6 +161,11 @@ class Framework:
     def labels(self, y: np.ndarray) -> Any:
         return y.copy()
 
+    def share(self, x: np.ndarray) -> Any:
+        """``x`` as the framework's array on the same memory (no copy), or None when the framework must copy.
+        The element path hands its one reused buffer to the user's code this way (see :func:`element_gradient`)."""
+        return x.view()
+
     def evaluator(self, loss_fn: Callable, y: Any) -> Callable[[Any], Any]:
         """The loss as a function of the logits alone, for the many evaluations of the finite differences."""
         return lambda v: loss_fn(v, y)
@@ -169,6 +193,11 @@ class TorchFramework(Framework):
 
     def labels(self, y: np.ndarray) -> Any:
         return self.torch.from_numpy(y.astype(np.int64))
+
+    def share(self, x: np.ndarray) -> Any:
+        if _is_bfloat16(x.dtype):  # the same 16 bits: ml_dtypes' bfloat16 is torch's
+            return self.torch.from_numpy(x.view(np.uint16)).view(self.torch.bfloat16)
+        return self.torch.from_numpy(x)
 
     def autodiff(self, loss_fn: Callable, x: np.ndarray, y: Any, loss_name: str) -> np.ndarray:
         torch = self.torch
@@ -199,6 +228,9 @@ class JaxFramework(Framework):
 
     def logits(self, x: np.ndarray) -> Any:
         return self.jnp.array(x, dtype=x.dtype)
+
+    def share(self, x: np.ndarray) -> Any:
+        return None  # JAX arrays are immutable and may be read after the call returns: always a copy
 
     def labels(self, y: np.ndarray) -> Any:
         return self.jnp.asarray(y.astype(np.int64))
@@ -456,26 +488,115 @@ class ColumnDifferences:
         return total / (self.sch.divisor * self.h)
 
 
+def element_gradient(value_of: Callable[[np.ndarray], complex], x: np.ndarray, eps: float, scheme: str,
+                     shared: bool = False, counted: Callable[[], None] | None = None) -> np.ndarray:
+    """:func:`explorer.core.numeric_grad` of a scalar loss, element by element, with the same calls in the same
+    order, the same perturbed inputs and the same arithmetic (so the same bits), without its per-call costs.
+
+    ``numeric_grad`` copies the whole array for every call (and the framework copied it again). Here the
+    perturbed values of every element are formed at once, with the arithmetic of ``numeric_grad``'s one element
+    (its dtype after ``element + step``, then the storage dtype), and written one at a time into one buffer that
+    is restored after each call.
+
+    Parameters
+    ----------
+    value_of : callable
+        The loss at logits ``v`` as a Python complex, formed completely before it returns (nothing the loss
+        returned may still read ``v`` afterwards).
+    x : ndarray
+        The point, in the check's dtype.
+    eps, scheme
+        As for ``numeric_grad``.
+    shared : bool
+        ``value_of`` hands the buffer itself to the user's code (a view, or a tensor on the same memory)
+        instead of a copy. Then after every call the buffer is checked: if the code kept a reference to its
+        input (it could read it later) the buffer is left to it and a fresh one used; if it changed its input in
+        place (bit for bit against the point) the buffer is restored. Either way the next call sees exactly
+        what ``numeric_grad`` would give it.
+    counted : callable, optional
+        Called after each call of ``value_of``.
+    """
+    from explorer.core import check_eps, get_scheme
+    from explorer.core._dtypes import complex_dtype, work_dtype
+
+    sch, h = get_scheme(scheme), check_eps(eps)
+    storage = x.dtype
+    work = work_dtype(storage)
+    base = x.astype(complex_dtype(storage) if sch.is_complex else storage)
+    out = np.empty(x.shape, dtype=storage)
+    if not base.size:
+        return out
+    flat_base, flat_out = base.reshape(-1), out.reshape(-1)
+    # Each stencil point's perturbed value of every element: numeric_grad's expression, vectorised.
+    points: list[tuple[float, np.ndarray | None]] = []
+    for o, wgt in [(1.0, 1)] if sch.is_complex else sch.stencil:
+        if o == 0.0:
+            points.append((wgt, None))
+            continue
+        step: float | complex = 1j * h if sch.is_complex else o * h
+        start = base if sch.is_complex else base.astype(work)
+        dt = (start.reshape(-1)[0] + step).dtype
+        points.append((wgt, (start.astype(dt) + np.asarray(step, dtype=dt)).astype(base.dtype).reshape(-1)))
+    bits = _bits_view(base)
+    buffer = base.copy()
+    flat = buffer.reshape(-1)
+
+    def call(k: int = -1, value: object = None) -> complex:
+        """The loss with element ``k`` (none if -1) set to ``value``; the buffer equals the point afterwards."""
+        nonlocal buffer, flat
+        if k >= 0:
+            flat[k] = value
+        before = sys.getrefcount(buffer)
+        result = value_of(buffer)
+        if counted is not None:
+            counted()
+        if shared and sys.getrefcount(buffer) != before:  # the code kept its input: leave that buffer to it
+            buffer = base.copy()
+            flat = buffer.reshape(-1)
+            return result
+        if k >= 0:
+            flat[k] = flat_base[k]
+        if shared and not np.array_equal(_bits_view(buffer), bits):  # the code changed its input in place
+            np.copyto(buffer, base)
+        return result
+
+    f0 = call() if any(values is None for _, values in points) else 0j
+    for k in range(flat_base.size):
+        if sch.is_complex:
+            flat_out[k] = call(k, points[0][1][k]).imag / h  # type: ignore[index]
+            continue
+        total = 0.0
+        for wgt, values in points:
+            fv = f0 if values is None else call(k, values[k])
+            total += wgt * fv.real
+        flat_out[k] = total / (sch.divisor * h)
+    return out
+
+
+def _bits_view(a: np.ndarray) -> np.ndarray:
+    """``a``'s bytes as unsigned integers of its item size (equal views: the same bits, NaNs and signed zeros
+    included)."""
+    unit = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(a.dtype.itemsize)
+    return a.view(unit) if unit is not None else a.view(np.uint8)
+
+
 class _Differences:
     """The numeric gradient at one or more steps: by columns while the loss is per row (checked each time),
-    else element by element (:func:`explorer.core.numeric_grad`); records the path, why, and the calls."""
+    else element by element (:func:`element_gradient`, the bits of :func:`explorer.core.numeric_grad`);
+    records the path, why, and the calls."""
 
     def __init__(self, loss_of: Callable[[np.ndarray], complex], rows_of: Callable[[np.ndarray], np.ndarray],
-                 x: np.ndarray, scheme: str, columns: bool):  # fmt: skip
-        self.x, self.scheme = x, scheme
+                 x: np.ndarray, scheme: str, columns: bool, shared: bool = False):  # fmt: skip
+        self.x, self.scheme, self.shared = x, scheme, shared
         self.reason = "per_row" if columns else "off"
         self.paths: list[str] = []
         self.calls = 0
+        self.loss_of, self.rows_of = loss_of, rows_of
 
-        def counted(v: np.ndarray) -> complex:
-            self.calls += 1
-            return loss_of(v)
-
-        self.loss_of, self.rows_of = counted, rows_of
+    def _count(self) -> None:
+        self.calls += 1
 
     def gradient(self, eps: float) -> np.ndarray:
-        from explorer.core import numeric_grad
-
         if self.reason == "per_row":  # never tried, or per row at the steps so far
             by_columns = ColumnDifferences(self.rows_of, self.x, eps, self.scheme)
             numeric, self.reason = by_columns.gradient()
@@ -484,7 +605,7 @@ class _Differences:
                 self.paths.append("columns")
                 return numeric
         self.paths.append("elements")
-        return numeric_grad(self.loss_of, self.x, eps, self.scheme)
+        return element_gradient(self.loss_of, self.x, eps, self.scheme, self.shared, self._count)
 
     @property
     def path(self) -> str:
@@ -531,17 +652,21 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     loss_fn = functions[0]
     grad_fn = functions[1] if grad_name else None
     attempts = [("(N,)", labels), ("(N, 1)", labels[:, None])]
-    chosen, last = None, None
+    chosen, last, refused = None, None, None
     for shape, y_np in attempts:
         try:
-            base = _scalar(loss_fn(fw.logits(x), fw.labels(y_np)), loss_name)
+            base = _scalar(loss_fn(fw.logits(x), fw.labels(y_np)), loss_name, int(x.shape[0]))
             chosen = (shape, y_np)
             break
-        except _Failure:
-            raise
+        except _Failure as failure:
+            if failure.kind != "shape":
+                raise
+            refused = refused or failure  # code written for (N, 1) labels may broadcast (N,) ones to a matrix
         except Exception as exc:
             last = (exc, _user_traceback(filename))
     if chosen is None:
+        if refused is not None:
+            raise refused
         assert last is not None
         raise _Failure("exception", _raised(loss_name, last[0]), last[1])
     shape, y_np = chosen
@@ -565,17 +690,27 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     quiet = _quiet(fw)
     evaluate = fw.evaluator(loss_fn, y)
 
+    n_rows = int(x.shape[0])
+
     def loss_of(v: np.ndarray) -> complex:
         with quiet():
-            return _scalar(evaluate(fw.logits(v)), loss_name)
+            return _scalar(evaluate(fw.logits(v)), loss_name, n_rows)
 
     def rows_of(v: np.ndarray) -> np.ndarray:
         with quiet():
             return _as_numpy(evaluate(fw.logits(v)))
 
+    shared = fw.share(x[:1]) is not None
+
+    def loss_of_shared(v: np.ndarray) -> complex:
+        """The loss at ``v`` itself (no copy), its value formed before returning (see element_gradient)."""
+        with quiet():
+            return _scalar(evaluate(fw.share(v)), loss_name, n_rows)
+
     eps = request["eps"]
     extra: dict[str, Any] = {}
-    differences = _Differences(loss_of, rows_of, x, request["scheme"], bool(request.get("columns", True)))
+    differences = _Differences(loss_of_shared if shared else loss_of, rows_of, x, request["scheme"],
+                               bool(request.get("columns", True)), shared)  # fmt: skip
     try:
         with np.errstate(all="ignore"):
             numeric = differences.gradient(eps)

@@ -89,7 +89,7 @@ NUMERIC_PATHS = {
 NUMERIC_REASONS = {
     "per_row": "",
     "scalar": "the loss returns one number",
-    "shape": "the loss returns neither one number nor one per row",
+    "shape": "the loss returns neither one number nor a vector of one per row",
     "coupled": "the loss is not per row: a row's value changed with another row's logits",
     "raised": "the loss failed on a whole perturbed column",
     "small": "too small to gain from differencing by columns",
