@@ -93,6 +93,8 @@ def _stored(values: NDArray, dtype: np.dtype) -> NDArray:
 
 def _overflow_message(values: NDArray, dtype: np.dtype, what: str) -> str | None:
     """A message when finite ``values`` do not fit ``dtype`` (they would become inf), else None."""
+    if np.asarray(values).dtype.kind == "f" and np.can_cast(np.asarray(values).dtype, dtype, "safe"):
+        return None  # a wider or equal float type: nothing can overflow (and no copy of a large grid is made)
     stored = _stored(values, dtype)
     bad = ~np.isfinite(stored)
     if not np.any(bad):

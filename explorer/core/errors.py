@@ -82,7 +82,7 @@ class Comparison:
     n_failed : int
     mode : str
         Which tolerance decided: "fixed" (``atol + rtol |ana|``) or "noise" (:attr:`tolerance`).
-    expected : ndarray (N, C), float64, or None
+    expected : ndarray (N, C), float32 or float64, or None
         The expected error :math:`E` of the check's "noise" verdict, whose tolerance is
         ``noise_multiple * E + noise_floor``; None otherwise.
     noise_multiple, noise_floor : float

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, complex_dtype, quiet_if_nonfinite, resolve_dtype, round_to, work_dtype
 from .diagnose import min_surviving_eps
 from .losses import LossTerms, grad_rows, loss_terms
-from .noise import NoiseRows, noise_tolerance
+from .noise import NoiseRows, expected_dtype, noise_tolerance
 from .numeric import RowBlock, ShiftEvaluator, loss_sum_parts
 from .schemes import Scheme, get_scheme
 from .settings import CheckSettings
@@ -224,9 +224,10 @@ def _explain(
     target = np.asarray(labels)
     label = int(target[i]) if target.ndim == 1 else -1
     parts = NoiseRows(xi, row_terms, slice(0, 1), sch, h, whole_sum).parts(slice(j, j + 1))  # the map's bits
-    expected = float(parts.total[0, 0])
+    kept = parts.total.astype(expected_dtype(storage))  # as the report keeps it
+    expected = float(kept[0, 0])
     if settings.tolerance == "noise":
-        tolerance = float(noise_tolerance(parts.total, storage)[0, 0])
+        tolerance = float(noise_tolerance(kept, storage)[0, 0])
     else:
         atol, rtol = settings.tolerances
         tolerance = float(atol + rtol * np.abs(np.float64(analytic)))

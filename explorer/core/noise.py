@@ -98,6 +98,20 @@ def noise_floor(dtype: DTypeLike) -> float:
         return float(ml_dtypes.finfo(dt).tiny)
 
 
+def expected_dtype(dtype: DTypeLike) -> np.dtype:
+    """The dtype a map of expected errors is kept in for a check in ``dtype``: float32 below float64.
+
+    The expected error is an estimate good to a few digits; float32 keeps 7 and halves the map of a
+    large half- or single-precision grid. Every view and the verdict read the kept values.
+
+    Examples
+    --------
+    >>> expected_dtype("float16"), expected_dtype("float64")
+    (dtype('float32'), dtype('float64'))
+    """
+    return np.dtype(np.float64) if np.dtype(dtype).itemsize >= 8 else np.dtype(np.float32)
+
+
 def noise_tolerance(expected: ArrayLike, dtype: DTypeLike, multiple: float = NOISE_MULTIPLE) -> NDArray:
     r"""The per-element tolerance of the "noise" verdict: :math:`K E + \text{floor}` (float64).
 
@@ -712,7 +726,7 @@ def expected_error_map(
     ``progress`` is called with the fraction done (0..1) after each block; it may raise to abandon the work.
     """
     n, c = x.shape
-    out = np.empty((n, c), dtype=np.float64)
+    out = np.empty((n, c), dtype=expected_dtype(x.dtype))
     rows_per_block = max(1, BLOCK_ELEMENTS // max(c, 1))
     for r0 in range(0, n, rows_per_block):
         rows = slice(r0, min(n, r0 + rows_per_block))

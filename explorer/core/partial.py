@@ -30,7 +30,7 @@ from .digest import _CACHE_KEY as DIGEST_KEY
 from .digest import RowDigest, refresh_rows
 from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, rank_blocks, tolerance_from_expected
 from .losses import LossTerms, _reduce, _row_losses, _shifted, grad_rows, loss_terms
-from .noise import NOISE_MULTIPLE, NoiseRows, noise_floor
+from .noise import NOISE_MULTIPLE, NoiseRows, expected_dtype, noise_floor
 from .numeric import BLOCK_ELEMENTS, RowBlock, _shifted_quotient
 from .report import RANK_DEPTH, Report, check_gradient, float64_row_sums
 from .schemes import get_scheme
@@ -415,7 +415,7 @@ def compute_rows(
             part["grad_analytic"] = grad_rows(x, terms)
             part["losses"] = _row_losses_of(x, terms)
             grad_n = np.empty_like(x)
-            expected = np.empty(x.shape, dtype=np.float64)
+            expected = np.empty(x.shape, dtype=expected_dtype(x.dtype))
             for r0 in range(span.start, span.stop, per_block):  # the row blocks of the full check
                 blk = slice(r0, min(span.stop, r0 + per_block))
                 local_blk = slice(blk.start - span.start, blk.stop - span.start)

@@ -41,6 +41,7 @@ class UserRuns(QObject):
         if error is not None or checked is None:
             details = str(getattr(error, "details", ""))
             self.panel.show_error(str(error), details, "Your edits in the grid are untouched.")
+            self.panel.offer_time_limit(getattr(error, "suggested_timeout_s", None))
             self.message(f"Your code: {error}")
             return
         self.display.show_user(checked)

@@ -53,6 +53,7 @@ MAX_OUTPUT_SHOWN = 8 * 1024  # of what the user's code printed, per stream (the 
 MAX_PANEL_CHARS = 24 * 1024
 MAX_MESSAGE_CHARS = 2000  # of the one-line message in show_error
 MAX_DETAILS_CHARS = 12 * 1024  # of a traceback or output in show_error (the tail is kept)
+MAX_PANEL_TIMEOUT_S = 3600.0  # the time limit's spin box goes up to an hour
 
 RIGHTS_WARNING = (
     "Your code runs in a separate Python process, with your own user rights (it can do anything you "
@@ -221,9 +222,14 @@ class UserCodePanel(QWidget):
         self._names_timer = QTimer(self, singleShot=True, interval=NAMES_DEBOUNCE_MS)
         self._names_timer.timeout.connect(self.refresh_function_names)
         self.editor.textChanged.connect(self._names_timer.start)
-        self.timeout = QDoubleSpinBox(objectName="timeoutSpin", minimum=0.5, maximum=600.0, value=DEFAULT_TIMEOUT_S,
-                                      suffix=" s", decimals=1)  # fmt: skip
-        self.timeout.setToolTip("Your code is stopped after this long")
+        self.timeout = QDoubleSpinBox(objectName="timeoutSpin", minimum=0.5, maximum=MAX_PANEL_TIMEOUT_S,
+                                      value=DEFAULT_TIMEOUT_S, suffix=" s", decimals=1)  # fmt: skip
+        self.timeout.setToolTip("Your code is stopped after this long. A loss that returns one number is called "
+                                "for every element (131,073 times at 64 x 512 with the noise verdict); a run "
+                                "stopped at the limit says how far it got and what limit would do")  # fmt: skip
+        self.retry_button = QPushButton(objectName="retryLongerButton", visible=False)
+        self.retry_button.setToolTip("Set the time limit to what the stopped run needed, and check again")
+        self.retry_button.clicked.connect(self._on_retry_clicked)
         self.open_button = QPushButton("Open file…", objectName="openUserCodeButton")
         self.open_button.setToolTip("Load a .py file into the editor")
         self.open_button.clicked.connect(self._on_open_clicked)
@@ -248,12 +254,14 @@ class UserCodePanel(QWidget):
         buttons = QHBoxLayout()
         for b in (self.open_button, self.run_button, self.builtin_button):
             buttons.addWidget(b)
+        self._retry_s = 0.0
         layout = QVBoxLayout(self)
         layout.addWidget(self.warning)
         layout.addWidget(self.gallery)
         layout.addWidget(self.editor, 3)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addWidget(self.retry_button)
         layout.addWidget(self.output, 2)
 
     def code(self) -> UserCode:
@@ -373,6 +381,18 @@ class UserCodePanel(QWidget):
                 parts.append(f"<p>Your code {name}:</p><pre>{html.escape(_cut(text, 0, MAX_OUTPUT_SHOWN))}</pre>")
         self.output.append("".join(parts))
 
+    def offer_time_limit(self, seconds: float | None) -> None:
+        """After a run stopped at its time limit: a button that checks again with ``seconds`` (hidden if None)."""
+        self._retry_s = 0.0 if seconds is None else min(float(seconds), self.timeout.maximum())
+        self.retry_button.setText(f"Check again with a {self._retry_s:g} s time limit")
+        self.retry_button.setVisible(seconds is not None)
+
+    def _on_retry_clicked(self) -> None:
+        self.timeout.setValue(self._retry_s)
+        self.request_run()
+
     def set_running(self, running: bool) -> None:
+        if running:
+            self.offer_time_limit(None)
         self.run_button.setEnabled(not running)
         self.run_button.setText("Running…" if running else "Check my code")

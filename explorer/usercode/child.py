@@ -25,7 +25,12 @@ import numpy as np
 from explorer.usercode.sandbox import MAX_OUTPUT_BYTES, cap_text
 
 MAGIC = b"GRADEXP-RESULT-1"
-KIND_RESULT, KIND_ERROR = b"R", b"E"
+KIND_RESULT, KIND_ERROR, KIND_PROGRESS = b"R", b"E", b"P"
+#: A progress frame's payload: calls of the loss made and planned for the numeric gradient (uint64), seconds since
+#: the differencing began and since the child started (float64), little-endian.
+PROGRESS_FORMAT = "<QQdd"
+#: At most one progress frame per this many seconds (the parent's cap on the result pipe counts on it).
+PROGRESS_EVERY_S = 0.5
 LENGTH_BYTES = 8
 MAX_LINE_CHARS = 2000  # one line of a message or traceback (a 2 MB exception text is cut to this)
 #: Exit code when the app went away while the check ran.
@@ -39,6 +44,49 @@ EXTRAS = {"torch": "PyTorch", "jax": "JAX"}
 def frame(token: str, kind: bytes, payload: bytes) -> bytes:
     """One message on the result pipe: magic, token, kind, payload length (8 bytes, little-endian), payload."""
     return MAGIC + token.encode("ascii") + kind + len(payload).to_bytes(LENGTH_BYTES, "little") + payload
+
+
+class Progress:
+    """Calls of the loss for the numeric gradient, made and planned, sent to the parent as :data:`KIND_PROGRESS`
+    frames (at most one per :data:`PROGRESS_EVERY_S`) so that a run stopped at its time limit can say how far it
+    got and how long the whole would take. Without a pipe (tests, benchmarks) it only counts."""
+
+    def __init__(self, fd: int = -1, token: str = ""):
+        import time
+
+        self.clock = time.monotonic
+        self.fd, self.token = fd, token
+        self.done = self.planned = 0
+        self.started = self.clock()
+        self.began: float | None = None
+        self.next_send = 0.0
+
+    def plan(self, planned: int) -> None:
+        """The calls planned in all (made ones included); the differencing begins at the first plan."""
+        if self.began is None:
+            self.began = self.clock()
+        self.planned = max(planned, self.done)
+        self.send(force=True)
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.fd >= 0 and self.done & 63 == 0:
+            self.send()
+
+    def send(self, force: bool = False) -> None:
+        if self.fd < 0 or self.began is None:
+            return
+        now = self.clock()
+        if now < self.next_send and not force:
+            return
+        self.next_send = now + PROGRESS_EVERY_S
+        import struct
+
+        payload = struct.pack(PROGRESS_FORMAT, self.done, self.planned, now - self.began, now - self.started)
+        try:
+            os.write(self.fd, frame(self.token, KIND_PROGRESS, payload))
+        except OSError:  # the user's code closed the pipe: the result will say so
+            self.fd = -1
 
 
 def shorten(text: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -583,27 +631,47 @@ def _bits_view(a: np.ndarray) -> np.ndarray:
 class _Differences:
     """The numeric gradient at one or more steps: by columns while the loss is per row (checked each time),
     else element by element (:func:`element_gradient`, the bits of :func:`explorer.core.numeric_grad`);
-    records the path, why, and the calls."""
+    records the path, why, and the calls, and reports the calls made and planned to ``progress``."""
 
     def __init__(self, loss_of: Callable[[np.ndarray], complex], rows_of: Callable[[np.ndarray], np.ndarray],
-                 x: np.ndarray, scheme: str, columns: bool, shared: bool = False):  # fmt: skip
-        self.x, self.scheme, self.shared = x, scheme, shared
+                 x: np.ndarray, scheme: str, columns: bool, shared: bool = False, steps: int = 1,
+                 progress: Progress | None = None):  # fmt: skip
+        self.x, self.scheme, self.shared, self.steps = x, scheme, shared, steps
         self.reason = "per_row" if columns else "off"
         self.paths: list[str] = []
         self.calls = 0
-        self.loss_of, self.rows_of = loss_of, rows_of
+        self.progress = progress or Progress()
+        self.loss_of, self._rows_of = loss_of, rows_of
 
     def _count(self) -> None:
         self.calls += 1
+        self.progress.tick()
+
+    def rows_of(self, v: np.ndarray) -> np.ndarray:
+        self.progress.tick()
+        return self._rows_of(v)
+
+    def element_calls(self) -> int:
+        """Calls of the loss :func:`element_gradient` makes at one step."""
+        from explorer.core import get_scheme
+
+        sch = get_scheme(self.scheme)
+        if sch.is_complex:
+            return int(self.x.size)
+        points = sum(1 for o in sch.offsets if o != 0.0)
+        return int(self.x.size) * points + (1 if 0.0 in sch.offsets else 0)
 
     def gradient(self, eps: float) -> np.ndarray:
+        left = max(1, self.steps - len(self.paths))  # this step and the ones after it
         if self.reason == "per_row":  # never tried, or per row at the steps so far
             by_columns = ColumnDifferences(self.rows_of, self.x, eps, self.scheme)
+            self.progress.plan(self.progress.done + left * by_columns.planned_calls)
             numeric, self.reason = by_columns.gradient()
             self.calls += by_columns.calls
             if numeric is not None:
                 self.paths.append("columns")
                 return numeric
+        self.progress.plan(self.progress.done + left * self.element_calls())
         self.paths.append("elements")
         return element_gradient(self.loss_of, self.x, eps, self.scheme, self.shared, self._count)
 
@@ -614,7 +682,7 @@ class _Differences:
         return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
-def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
+def _check(request: dict, logits: np.ndarray, labels: np.ndarray, progress: Progress | None = None) -> bytes:
     """Run the user's functions; the results as NPZ bytes, or :class:`_Failure`.
 
     The logits reach the user's code in the check's dtype (``request["dtype"]``, bfloat16 included) as the
@@ -710,7 +778,8 @@ def _check(request: dict, logits: np.ndarray, labels: np.ndarray) -> bytes:
     eps = request["eps"]
     extra: dict[str, Any] = {}
     differences = _Differences(loss_of_shared if shared else loss_of, rows_of, x, request["scheme"],
-                               bool(request.get("columns", True)), shared)  # fmt: skip
+                               bool(request.get("columns", True)), shared, 2 if request.get("noise") else 1,
+                               progress)  # fmt: skip
     try:
         with np.errstate(all="ignore"):
             numeric = differences.gradient(eps)
@@ -791,7 +860,7 @@ def main(argv: list[str]) -> int:
         sys.path.insert(0, request["folder"])
     sys.argv = [request["filename"]]
     try:
-        kind, payload = KIND_RESULT, _check(request, logits, labels)
+        kind, payload = KIND_RESULT, _check(request, logits, labels, Progress(result_fd, token))
     except _Failure as failure:
         details = cap_text(failure.details, MAX_OUTPUT_BYTES)
         text = {"kind": failure.kind, "message": shorten(failure.message), "details": details}

@@ -23,9 +23,11 @@ import math
 import os
 import secrets
 import stat
+import struct
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +53,10 @@ from explorer.usercode.sandbox import MAX_OUTPUT_BYTES, ProcessOutcome, cap_text
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_SOURCE_BYTES",
+    "MAX_TIMEOUT_S",
     "NUMERIC_PATHS",
     "NUMERIC_REASONS",
+    "Progress",
     "UserCheck",
     "UserCode",
     "UserCodeError",
@@ -63,6 +67,8 @@ __all__ = [
     "read_source_capped",
     "run_user_check",
     "run_user_code",
+    "suggested_limit",
+    "timeout_message",
     "user_report",
     "user_sweep",
 ]
@@ -168,7 +174,8 @@ class UserCodeError(Exception):
     """The user's code could not be checked. ``kind`` is one of :data:`KINDS`: exception, timeout, crash,
     missing, shape, dtype, nan, cancelled, interfered (it wrote into the runner's result pipe), bad (bad
     input); ``message`` is one sentence; ``details`` a traceback or output, if any; ``stdout``/``stderr``
-    the tails of what the code printed (capped)."""
+    the tails of what the code printed (capped). After a time-out, ``progress`` says how far the numeric gradient
+    got (None if it had not begun) and ``suggested_timeout_s`` a time limit that would do (None if unknown)."""
 
     def __init__(self, kind: str, message: str, details: str = "", stdout: str = "", stderr: str = ""):
         super().__init__(message)
@@ -177,6 +184,8 @@ class UserCodeError(Exception):
         self.details = details
         self.stdout = stdout
         self.stderr = stderr
+        self.progress: Progress | None = None
+        self.suggested_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,9 +347,45 @@ def _parse_error(payload: bytes) -> tuple[str, str, str]:
     return kind, cap_text(message, MAX_MESSAGE_CHARS), cap_text(details, MAX_OUTPUT_BYTES)
 
 
-def _split_frame(channel: bytes, token: str) -> tuple[bytes, bytes]:
+@dataclass(frozen=True)
+class Progress:
+    """How far the numeric gradient got: calls of the loss made and planned, seconds since the differencing began
+    and since the child started (from the child's last progress frame)."""
+
+    done: int
+    planned: int
+    differencing_s: float
+    child_s: float
+
+
+_PROGRESS_BYTES = struct.calcsize(protocol.PROGRESS_FORMAT)
+
+
+def _progress_frame(channel: bytes | bytearray, start: int, token: str) -> tuple[Progress, int] | None:
+    """The progress frame at ``start`` and the offset after it, or None (another kind, incomplete or garbled)."""
+    head = protocol.MAGIC + token.encode("ascii") + protocol.KIND_PROGRESS
+    n = len(head) + protocol.LENGTH_BYTES
+    end = start + n + _PROGRESS_BYTES
+    if len(channel) < end or channel[start : start + len(head)] != head:
+        return None
+    if int.from_bytes(channel[start + len(head) : start + n], "little") != _PROGRESS_BYTES:
+        return None
+    done, planned, differencing_s, child_s = struct.unpack(protocol.PROGRESS_FORMAT, channel[start + n : end])
+    if not (done <= planned < 2**53 and math.isfinite(differencing_s + child_s)):
+        return None
+    return Progress(int(done), int(planned), float(differencing_s), float(child_s)), end
+
+
+def _split_frame(channel: bytes, token: str) -> tuple[Progress | None, bytes, bytes]:
+    """(the last progress, the result's kind, its payload): progress frames, then exactly one result frame."""
+    progress, start = None, 0
+    while (found := _progress_frame(channel, start, token)) is not None:
+        progress, start = found
+    channel = channel[start:]
     head = protocol.MAGIC + token.encode("ascii")
     n = len(head) + 1 + protocol.LENGTH_BYTES
+    if not channel and progress is not None:
+        return progress, b"", b""
     if len(channel) < n or not channel.startswith(protocol.MAGIC):
         raise _Interfered("no valid result frame")
     if channel[: len(head)] != head:
@@ -349,7 +394,23 @@ def _split_frame(channel: bytes, token: str) -> tuple[bytes, bytes]:
     length = int.from_bytes(channel[len(head) + 1 : n], "little")
     if kind not in (protocol.KIND_RESULT, protocol.KIND_ERROR) or length != len(channel) - n:
         raise _Interfered("a garbled result frame")
-    return kind, channel[n:]
+    return progress, kind, channel[n:]
+
+
+class _ProgressReader:
+    """Reads progress frames from the result pipe as they arrive and reports each to ``report(done, planned)``."""
+
+    def __init__(self, token: str, report: Callable[[int, int], None]):
+        self.token, self.report = token, report
+        self.data, self.start = bytearray(), 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.data.extend(chunk)
+        last = None
+        while (found := _progress_frame(self.data, self.start, self.token)) is not None:
+            last, self.start = found
+        if last is not None:
+            self.report(last.done, last.planned)
 
 
 def _child_command() -> list[str]:
@@ -369,6 +430,7 @@ def run_user_code(
     dtype: str = "float64",
     noise: bool = False,
     columns: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UserOutcome:
     """Run the user's functions in a child process; every way it can go wrong is an outcome with a message.
 
@@ -396,6 +458,9 @@ def run_user_code(
         Difference a per-row loss (one value per row, checked to be row-separable bit for bit) by columns:
         C calls per stencil point instead of N C, the same numbers. False always differences element by
         element (for comparisons and benchmarks).
+    progress : callable, optional
+        Called (on the calling thread, at most about twice a second) with the calls of the loss made and planned
+        for the numeric gradient(s), while the run goes on.
 
     Returns
     -------
@@ -422,10 +487,13 @@ def run_user_code(
                "columns": bool(columns)}  # fmt: skip
     buffer = io.BytesIO()
     np.savez(buffer, logits=x, labels=y, request=np.frombuffer(json.dumps(request).encode("utf-8"), np.uint8))
+    progress_frames = int(timeout_s / protocol.PROGRESS_EVERY_S) + 64  # throttled in the child, + its plans
     cap = 3 * x.nbytes + len(SCHEMES) * sweep_eps.nbytes + (1 << 20) + _ERROR_FRAME_BYTES
+    cap += progress_frames * (len(protocol.frame(token, protocol.KIND_PROGRESS, b"")) + _PROGRESS_BYTES)
+    reader = None if progress is None else _ProgressReader(token, progress)
     try:
         run = run_in_session(_child_command(), buffer.getvalue(), float(timeout_s), cancel=cancel,
-                             max_channel_bytes=cap)  # fmt: skip
+                             max_channel_bytes=cap, on_channel=reader)  # fmt: skip
     except OSError as exc:  # no process could be started (too many open files, no memory)
         return UserOutcome(None, UserCodeError("crash", f"could not start a process for your code: {exc}"))
     return UserOutcome(*_outcome(run, token, code, x.shape, sweep_cell, sweep_eps, timeout_s, str(dtype)))
@@ -441,14 +509,24 @@ def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, 
     if run.cancelled:
         return error("cancelled", "the check of your code was cancelled and its processes were stopped")
     if run.timed_out:
-        return error("timeout", f"your code did not finish within {timeout_s:g} s and was stopped")
+        try:
+            stopped_at, _, _ = _split_frame(run.channel, token)
+        except _Interfered:
+            stopped_at = None
+        message, suggested = timeout_message(timeout_s, stopped_at, run.duration_s)
+        out = error("timeout", message)
+        out[1].progress, out[1].suggested_timeout_s = stopped_at, suggested
+        return out
     if run.channel_overflow:
         return None, _interfered("far more data than results on the result pipe", run)
     if not run.channel:
         how = f"signal {-run.returncode}" if run.returncode < 0 else f"exit code {run.returncode}"
         return error("crash", f"the process running your code ended unexpectedly ({how})")
     try:
-        kind, payload = _split_frame(run.channel, token)
+        _, kind, payload = _split_frame(run.channel, token)
+        if not kind:
+            how = f"signal {-run.returncode}" if run.returncode < 0 else f"exit code {run.returncode}"
+            return error("crash", f"the process running your code ended unexpectedly ({how})")
         if kind == protocol.KIND_ERROR:
             err_kind, message, details = _parse_error(payload)
             return error(err_kind, message, details)
@@ -476,6 +554,49 @@ def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, 
         return UserResult(*common, **more), None
     cell = (int(sweep_cell[0]), int(sweep_cell[1]))
     return UserResult(*common, cell, sweep_eps, sweep, **more), None
+
+
+def suggested_limit(seconds: float) -> float:
+    """A round time limit of at least ``seconds`` plus a fifth (the machine may be busier next time).
+
+    Examples
+    --------
+    >>> suggested_limit(32.0), suggested_limit(3.0), suggested_limit(700.0)
+    (40.0, 5.0, 900.0)
+    """
+    want = 1.2 * seconds + 1.0
+    unit = 5.0 if want <= 60 else 10.0 if want <= 600 else 60.0
+    return min(MAX_TIMEOUT_S, unit * math.ceil(want / unit))
+
+
+def timeout_message(timeout_s: float, progress: Progress | None, duration_s: float) -> tuple[str, float | None]:
+    """What a run stopped at its time limit tells the user, and the limit it suggests (None if it cannot tell).
+
+    ``progress`` is the child's last report (calls of the loss made and planned for the numeric gradient, and
+    how long the differencing had run); the rest of the check (the error-versus-eps curve at one cell) is a few
+    hundred calls more and is left out of the estimate.
+
+    Examples
+    --------
+    >>> message, limit = timeout_message(10.0, Progress(20000, 131073, 8.0, 9.5), 10.0)
+    >>> message.split(": ", 1)[1].split("; ")[0]
+    '20,000 of the 131,073 calls of your loss that the finite differences need were done (15%, 0.4 ms a call)'
+    >>> message.split("; ")[1], limit
+    ('the whole check needs about 54 s: set the time limit to 70 s or more', 70.0)
+    """
+    head = f"your code did not finish within {timeout_s:g} s and was stopped"
+    if progress is None:
+        return (f"{head} before the finite differences of your loss began (loading your code, its first calls and "
+                "its gradient took that long)"), None  # fmt: skip
+    if progress.done == 0 or progress.differencing_s <= 0:
+        return f"{head} as the {progress.planned:,} calls of your loss for the finite differences began", None
+    per_call = progress.differencing_s / progress.done
+    whole = max(duration_s, timeout_s) + (progress.planned - progress.done) * per_call
+    suggested = suggested_limit(whole)
+    share = 100.0 * progress.done / max(1, progress.planned)
+    return (f"{head}: {progress.done:,} of the {progress.planned:,} calls of your loss that the finite differences "
+            f"need were done ({share:.0f}%, {per_call * 1e3:.2g} ms a call); the whole check needs about "
+            f"{whole:.0f} s: set the time limit to {suggested:g} s or more"), suggested  # fmt: skip
 
 
 def gradient_source(code: UserCode, framework: str) -> str:
@@ -511,6 +632,7 @@ def run_user_check(
     dtype: str = "float64",
     noise: bool = False,
     columns: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UserResult:
     """Run the user's functions in a child process and return their results, validated.
 
@@ -524,7 +646,7 @@ def run_user_check(
         NaN, or code that interfered with the runner's result pipe.
     """
     outcome = run_user_code(code, logits, labels, eps, scheme, timeout_s, sweep_cell, cancel, dtype=dtype, noise=noise,
-                            columns=columns)  # fmt: skip
+                            columns=columns, progress=progress)  # fmt: skip
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None
@@ -586,13 +708,16 @@ def check_user_code(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sweep_cell: tuple[int, int] | None = None,
     cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> UserCheck:
     """Run the user's code and derive the report, the cell sweep and the difference from the built-in gradient.
 
-    Raises :class:`UserCodeError` as :func:`run_user_check`; set ``cancel`` from any thread to stop it.
+    Raises :class:`UserCodeError` as :func:`run_user_check`; set ``cancel`` from any thread to stop it;
+    ``progress(done, planned)`` is called with the calls of the loss as the run goes on (see :func:`run_user_code`).
     """
     result = run_user_check(code, logits, labels, settings.eps, settings.scheme, timeout_s, sweep_cell, cancel,
-                            dtype=settings.dtype, noise=settings.tolerance == "noise")  # fmt: skip
+                            dtype=settings.dtype, noise=settings.tolerance == "noise",
+                            progress=progress)  # fmt: skip
     diff = builtin_difference(result, logits, labels, settings) if np.asarray(labels).ndim == 1 else None
     return UserCheck(code, result, user_report(result, logits, labels, settings),
                      user_sweep(result, logits, labels, settings), diff)  # fmt: skip

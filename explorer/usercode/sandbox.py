@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -187,6 +187,7 @@ def run_in_session(
     cancel: threading.Event | None = None,
     max_channel_bytes: int,
     cwd: str | None = None,
+    on_channel: Callable[[bytes], None] | None = None,
 ) -> ProcessOutcome:
     """Start ``argv`` in a new session and return how it ended; never leaves a process of its tree behind.
 
@@ -207,6 +208,9 @@ def run_in_session(
         More than this on the result pipe stops the tree (``channel_overflow``).
     cwd : str, optional
         The child's working folder.
+    on_channel : callable, optional
+        Called (on this thread) with each chunk read from the result pipe, as it arrives; also kept in
+        ``channel``.
 
     Returns
     -------
@@ -267,6 +271,8 @@ def run_in_session(
                         overflow = True
                     else:
                         channel.extend(chunk)
+                        if on_channel is not None:
+                            on_channel(chunk)
                 else:
                     (out if fd == out_r else err).add(chunk)
             return bool(events)
