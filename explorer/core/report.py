@@ -47,7 +47,8 @@ class Report:
     cell_flags : CellFlags
         Why elements are 0 or NaN (lost step, underflowed p, overflowed row, noise
         floor) and the smallest surviving step per logit; computed on first use.
-    expected_error : ndarray (N, C), float32 (float64 for float64 checks: :func:`~explorer.core.noise.expected_dtype`), or None
+    expected_error : ndarray (N, C), or None
+        In float32 (float64 for float64 checks; see :func:`~explorer.core.noise.expected_dtype`).
         The expected error of each numeric element at this eps, dtype, scheme and
         evaluate mode (:func:`~explorer.core.expected_error`), for either verdict (the "noise"
         verdict's tolerance is :data:`~explorer.core.NOISE_MULTIPLE` times it plus a tiny floor).
