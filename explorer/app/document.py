@@ -123,7 +123,7 @@ class Document(QObject):
         """
         try:
             logits, labels = load_logits(
-                path, labels_path=labels_path, labels_column=labels_column, limits=WINDOW_LIMITS
+                path, labels_path=labels_path, labels_column=labels_column, limits=WINDOW_LIMITS, keep_float=True
             )
         except FileTooLargeError as exc:
             raise _too_large_for_window(exc) from None

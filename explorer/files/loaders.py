@@ -167,7 +167,7 @@ def _integer_labels(values: NDArray, name: str) -> NDArray:
     return values.astype(np.int64)
 
 
-def _as_logits(arr: NDArray, name: str, limits: GridLimits) -> NDArray:
+def _as_logits(arr: NDArray, name: str, limits: GridLimits, keep_float: bool = False) -> NDArray:
     if arr.dtype.name == "bfloat16":
         arr = arr.astype(np.float32)  # exact: every bfloat16 is a float32
     if arr.dtype.kind not in "biuf":
@@ -179,6 +179,8 @@ def _as_logits(arr: NDArray, name: str, limits: GridLimits) -> NDArray:
     why = limits.refusal(arr.shape)
     if why is not None:
         raise FileTooLargeError(f"{name}: {why}", tuple(arr.shape))
+    if keep_float and arr.dtype in (np.float16, np.float32, np.float64):
+        return arr  # exact, and no float64 copy of a large single-precision grid
     with np.errstate(over="ignore"):  # float128 beyond float64 becomes inf; the caller refuses non-finite logits
         return np.asarray(arr, dtype=np.float64)
 
@@ -202,6 +204,7 @@ def load_logits(
     *,
     limits: GridLimits = FILE_LIMITS,
     max_bytes: int = MAX_FILE_BYTES,
+    keep_float: bool = False,
 ) -> tuple[NDArray, NDArray | None]:
     """Read logits (N, C) and, when available, labels (N,) from .npy, .npz, .safetensors, .csv, .tsv or .txt.
 
@@ -221,6 +224,10 @@ def load_logits(
         are read (the window passes its own, smaller limits).
     max_bytes : int
         No file is read past this many bytes.
+    keep_float : bool
+        Return float16, float32 and float64 logits in their own dtype (bfloat16 as float32), not widened
+        to float64: the window stores the grid in the check's dtype anyway, and a large float32 grid then
+        costs no float64 copy.
 
     Raises
     ------
@@ -234,7 +241,7 @@ def load_logits(
         raise FileFormatError(f"{p.name}: unknown file type {p.suffix!r}; use one of {', '.join(LOGITS_SUFFIXES)}")
     labels: NDArray | None = None
     if suffix == ".npy":
-        logits = _as_logits(read_npy(p, limits, max_bytes), p.name, limits)
+        logits = _as_logits(read_npy(p, limits, max_bytes), p.name, limits, keep_float)
     elif suffix == ".npz":
         with open_npz(p, max_bytes) as z:
             names = z.names
@@ -245,7 +252,7 @@ def load_logits(
                 raise FileFormatError(
                     f"{p.name} has no {logits_key!r} entry (its arrays: {', '.join(names) or 'none'})"
                 )
-            logits = _as_logits(z.read(key, limits), p.name, limits)
+            logits = _as_logits(z.read(key, limits), p.name, limits, keep_float)
             if labels_key in names and key != labels_key:
                 labels = _integer_labels(z.read(labels_key, _labels_limits(limits), max_ndim=1), p.name)
     elif suffix == ".safetensors":
@@ -256,7 +263,7 @@ def load_logits(
                 raise FileFormatError(
                     f"{p.name} has no {logits_key!r} tensor (its tensors: {', '.join(names) or 'none'})"
                 )
-            logits = _as_logits(st.read(key, limits), p.name, limits)
+            logits = _as_logits(st.read(key, limits), p.name, limits, keep_float)
             if labels_key in names and key != labels_key:
                 raw = st.read(labels_key, _labels_limits(limits), max_ndim=2)
                 labels = _integer_labels(raw.ravel() if raw.ndim == 2 and 1 in raw.shape else raw, p.name)
