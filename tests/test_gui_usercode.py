@@ -175,3 +175,22 @@ def test_a_torch_backward_bug_through_the_window(qtbot, window: MainWindow) -> N
     text = panel.output.toPlainText()
     assert "FAIL" in text and "torch.autograd.grad of loss" in text, text
     assert window.heatmaps.analytic.title == "Your gradient"
+
+
+def test_a_stopped_run_shows_how_far_it_got_and_offers_a_limit_that_would_do(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    panel = window.user_panel
+    slow = "def loss(logits, labels):\n    __import__('time').sleep(0.05)\n"
+    source = MUTANTS["correct"].source.replace("def loss(logits, labels):\n", slow)
+    assert not panel.retry_button.isVisibleTo(panel)
+    _run(qtbot, window, source, timeout=2.0)
+    text = panel.output.toPlainText()
+    assert "did not finish within 2 s and was stopped: " in text and "calls of your loss that the finite" in text
+    assert "set the time limit to" in text
+    assert panel.retry_button.isVisibleTo(panel)
+    limit = float(panel.retry_button.text().removeprefix("Check again with a ").removesuffix(" s time limit"))
+    assert limit > 2.0 and f"set the time limit to {limit:g} s or more" in text
+    panel.retry_button.click()  # the same check again, with that limit
+    assert window.user_job.busy and panel.timeout.value() == limit
+    assert not panel.retry_button.isVisibleTo(panel)
+    with qtbot.waitSignal(window.user_job.finished, timeout=5000):
+        window.user_job.cancel()

@@ -6,6 +6,7 @@ one per row is refused, not summed."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -195,3 +196,44 @@ def grad(x, y):
     outcome = run_user_code(UserCode(source), x, np.array([0, 2, 1]), 1e-5, timeout_s=LIMIT_S)
     assert outcome.error is None, outcome.error
     assert outcome.result is not None and outcome.result.labels_shape == "(N, 1)"
+
+
+SLOW_SCALAR = """import time
+import numpy as np
+
+def loss(logits, labels):
+    time.sleep(0.02)  # a slow loss: 121 calls need more than 2 s
+    return (np.exp(logits) * (labels[:, None] + 1)).sum()
+
+def grad(logits, labels):
+    return np.exp(logits) * (labels[:, None] + 1)
+"""
+
+
+def test_a_run_stopped_at_its_limit_says_how_far_it_got_and_what_limit_would_do() -> None:
+    x = np.random.default_rng(0).normal(size=(6, 10))
+    reports: list[tuple[int, int]] = []
+    outcome = run_user_code(UserCode(SLOW_SCALAR), x, np.arange(6) % 3, 1e-5, timeout_s=2.0,
+                            progress=lambda done, planned: reports.append((done, planned)))  # fmt: skip
+    error = outcome.error
+    assert error is not None and error.kind == "timeout"
+    assert error.progress is not None and error.suggested_timeout_s is not None
+    planned = 2 * x.size + 1  # central: two calls per element, and the one that found the loss returns one number
+    assert error.progress.planned == planned and 0 < error.progress.done < planned
+    assert error.message.startswith(f"your code did not finish within 2 s and was stopped: {error.progress.done:,} "
+                                    f"of the {planned:,} calls of your loss that the finite differences need were "
+                                    "done (")  # fmt: skip
+    assert error.message.endswith(f"set the time limit to {error.suggested_timeout_s:g} s or more")
+    assert error.suggested_timeout_s > 2.0
+    assert reports and reports[-1][1] == planned  # the live reports, as they came
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(reports))
+
+
+def test_a_run_stopped_before_the_differences_says_so() -> None:
+    source = "import time\n\nwhile True:\n    time.sleep(0.05)\n"
+    outcome = run_user_code(UserCode(source), np.zeros((2, 3)), np.zeros(2), 1e-5, timeout_s=1.0)
+    assert outcome.error is not None and outcome.error.kind == "timeout"
+    assert outcome.error.message == ("your code did not finish within 1 s and was stopped before the finite "
+                                     "differences of your loss began (loading your code, its first calls and its "
+                                     "gradient took that long)")  # fmt: skip
+    assert outcome.error.progress is None and outcome.error.suggested_timeout_s is None

@@ -70,7 +70,7 @@ class Progress:
 
     def tick(self) -> None:
         self.done += 1
-        if self.fd >= 0 and self.done & 63 == 0:
+        if self.fd >= 0 and self.clock() >= self.next_send:
             self.send()
 
     def send(self, force: bool = False) -> None:
@@ -536,8 +536,14 @@ class ColumnDifferences:
         return total / (self.sch.divisor * self.h)
 
 
-def element_gradient(value_of: Callable[[np.ndarray], complex], x: np.ndarray, eps: float, scheme: str,
-                     shared: bool = False, counted: Callable[[], None] | None = None) -> np.ndarray:
+def element_gradient(
+    value_of: Callable[[np.ndarray], complex],
+    x: np.ndarray,
+    eps: float,
+    scheme: str,
+    shared: bool = False,
+    counted: Callable[[], None] | None = None,
+) -> np.ndarray:
     """:func:`explorer.core.numeric_grad` of a scalar loss, element by element, with the same calls in the same
     order, the same perturbed inputs and the same arithmetic (so the same bits), without its per-call costs.
 
