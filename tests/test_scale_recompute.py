@@ -39,7 +39,8 @@ def _check_overviews(recomputer: Recomputer) -> None:
     for pyramid, array, kind in [(ov.analytic, report.grad_analytic, "signed_extreme"),
                                  (ov.numeric, report.grad_numeric, "signed_extreme"),
                                  (ov.abs_err, report.abs_err, "abs_max"),
-                                 (ov.rel_err, report.rel_err, "abs_max")]:  # fmt: skip
+                                 (ov.rel_err, report.rel_err, "abs_max"),
+                                 (ov.tolerance, report.tolerance_map, "abs_max")]:  # fmt: skip
         fresh = Pyramid.build(array, kind)
         for k in range(fresh.depth):
             np.testing.assert_array_equal(pyramid.level(k), fresh.level(k))

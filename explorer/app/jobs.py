@@ -315,6 +315,8 @@ class Recomputer(BackgroundJob):
         self._cell_timer.setInterval(0)
         self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
         self._explain_generation = 0
+        #: The running computation reads the state's logits array itself (see :meth:`_request`).
+        self._reads_state = False
         self._explain_relay = _Relay(self)
         self._explain_relay.done.connect(self._on_explain_done)
 
@@ -329,6 +331,8 @@ class Recomputer(BackgroundJob):
         super().shutdown()
 
     def _on_state_changed(self, change: Change) -> None:
+        if self._reads_state and self.busy:
+            self._bump_generation()  # the running check reads the state's own logits: drop it, a new one follows
         for name in ("_since_report", "_since_request"):
             old = getattr(self, name)
             setattr(self, name, change if old is None else old.merged(change))
@@ -351,6 +355,7 @@ class Recomputer(BackgroundJob):
         big = n * c > OVERVIEW_THRESHOLD
         local = self._row_local()
         self._since_request = None
+        self._reads_state = False
         if local is not None:
             base, rows = local
             block, labels, settings = self.state.rows_snapshot(rows)
@@ -363,7 +368,10 @@ class Recomputer(BackgroundJob):
                 return patch.ranked(), old_overviews, "rows"  # the worst cells ranked here, not on the GUI thread
 
             return partial, n * c > self.worker_threshold
-        logits, labels, settings = self.state.snapshot()
+        # A large grid is checked on the state's own array (no copy of it); a change drops the run (above). The
+        # report then shares the array with the state: an edit's row-local update writes the same rows into it.
+        self._reads_state = big
+        logits, labels, settings = self.state.live_snapshot() if big else self.state.snapshot()
 
         def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
             if not big:

@@ -164,6 +164,14 @@ class ExplorerState(QObject):
         """Copies of everything a computation needs, safe to hand to a worker thread."""
         return self._logits.copy(), self._labels.copy(), self._settings
 
+    def live_snapshot(self) -> tuple[NDArray, NDArray, CheckSettings]:
+        """The logits array itself (not a copy: edits write into it), copies of the labels, and the settings.
+
+        For a worker whose result is dropped as soon as the state changes while it runs (the
+        :class:`~explorer.app.jobs.Recomputer` does so), so that a large grid is not held twice.
+        """
+        return self._logits, self._labels.copy(), self._settings
+
     def rows_snapshot(self, rows: NDArray) -> tuple[NDArray, NDArray, CheckSettings]:
         """Copies of the logits of ``rows`` (k, C), of all labels (N,), and the settings: O(k C + N)."""
         return self._logits[np.asarray(rows, dtype=np.intp)], self._labels.copy(), self._settings

@@ -33,7 +33,7 @@ __all__ = ["RANGED_MAPS", "DigestTotals", "RowDigest", "digest", "refresh_rows"]
 RANGED_MAPS = ("abs_err", "rel_err", "tolerance")
 
 #: Cells per block while a digest is formed (bounds the temporaries to a few MiB).
-_BLOCK_ELEMENTS = 1 << 18
+_BLOCK_ELEMENTS = 1 << 16
 #: Key of the digest in a report's ``__dict__`` (like a cached property).
 _CACHE_KEY = "_row_digest"
 

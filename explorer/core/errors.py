@@ -225,7 +225,7 @@ class Comparison:
 
 
 #: Elements per chunk of :func:`worst_cells` (its temporaries stay a few MiB).
-_RANK_CHUNK = 1 << 18
+_RANK_CHUNK = 1 << 16
 #: Block length of the pre-selection in :func:`_top`.
 _TOP_BLOCK = 1024
 

@@ -33,7 +33,7 @@ __all__ = ["OVERVIEW_KINDS", "MapLike", "OverviewImage", "Pyramid", "RegionMap",
 OVERVIEW_KINDS: tuple[str, ...] = ("abs_max", "signed_extreme")
 
 #: Rows of the base handled at once when the first level is built (keeps temporaries small).
-_CHUNK_ELEMENTS = 1 << 20
+_CHUNK_ELEMENTS = 1 << 18
 
 
 def _signed(hi: NDArray, lo: NDArray) -> NDArray:

@@ -41,7 +41,7 @@ __all__ = ["RowPatch", "RowSummary", "changed_rows", "compute_rows", "prepare", 
 #: A block of a flattened error map: (flat start, |num - ana|, passed).
 _Block = tuple[int, NDArray, NDArray]
 #: Elements per block while a patched grid is ranked.
-_RANK_ROWS_ELEMENTS = 1 << 18
+_RANK_ROWS_ELEMENTS = 1 << 16
 #: Key of the per-row summary in a report's ``__dict__`` (next to its cached ``cell_flags``).
 _CACHE_KEY = "_row_summary"
 
