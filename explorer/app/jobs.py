@@ -157,6 +157,9 @@ class BackgroundJob(QObject):
         self._latest_lock = threading.Lock()
         self._latest = 0
         self._busy = False
+        #: The running worker computation reads the state's own logits array (no copy): subclasses drop it
+        #: (bump the generation) when the state changes under it.
+        self._reads_state = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=type(self).__name__)
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_worker_done)
@@ -315,8 +318,6 @@ class Recomputer(BackgroundJob):
         self._cell_timer.setInterval(0)
         self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
         self._explain_generation = 0
-        #: The running computation reads the state's logits array itself (see :meth:`_request`).
-        self._reads_state = False
         self._explain_relay = _Relay(self)
         self._explain_relay.done.connect(self._on_explain_done)
 
@@ -471,6 +472,8 @@ class SweepComputer(BackgroundJob):
     _NOT_SWEPT = frozenset({"atol", "rtol"})
 
     def _on_state_changed(self, change: Change) -> None:
+        if self._reads_state and self.busy and change.data:
+            self._bump_generation()  # the running sweep reads the state's own logits: drop it (a new one follows)
         names = change.settings - self._NOT_SWEPT
         if not self.overlay:
             names -= {"scheme"}  # every scheme is swept already
@@ -494,7 +497,8 @@ class SweepComputer(BackgroundJob):
         self.schedule()
 
     def _request(self) -> tuple[Callable[[Progress | None], object], bool] | None:
-        logits, labels, settings = self.state.snapshot()
+        # The state's own array (no copy of a large grid per sweep): in the worker, a change drops the run (above).
+        logits, labels, settings = self.state.live_snapshot()
         n, c = logits.shape
         cell = self.cell if self.cell is not None and self.cell[0] < n and self.cell[1] < c else (0, 0)
         mode, overlay = self.mode, self.overlay
@@ -502,7 +506,7 @@ class SweepComputer(BackgroundJob):
 
         def work(progress: Progress | None) -> SweepResult:
             with np.errstate(over="ignore"):
-                x = logits.astype(resolve_dtype(settings.dtype))
+                x = logits.astype(resolve_dtype(settings.dtype), copy=False)  # stored in that dtype already
             target = None if mode == "grid" else cell
             # The current eps is on the grid exactly, so the curve passes through the map's value there.
             perturb, here, evaluate = settings.perturb, settings.eps, settings.evaluate
@@ -519,6 +523,7 @@ class SweepComputer(BackgroundJob):
                                settings.eps, overlay)  # fmt: skip
 
         in_worker = mode == "grid" or settings.perturb == "all" or logits.shape[1] > CELL_WORKER_THRESHOLD
+        self._reads_state = in_worker
         return work, in_worker
 
     def _publish(self, result: object, duration: float) -> None:
