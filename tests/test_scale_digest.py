@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer.app.report_text import blind_share, extreme_notes
-from explorer.core import CheckSettings, check_gradient, compare
+from explorer.core import CheckSettings, check_gradient, compare, errors
 from explorer.core.diagnose import diagnose
 from explorer.core.digest import digest
 from explorer.core.errors import worst_cells
 from explorer.core.partial import compute_rows, update_rows
-from explorer.core.report import RANKING_KEY
+from explorer.core.report import CANDIDATES_KEY, RANKING_KEY
 
 
 def _reference_ranking(cmp, k: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -94,20 +94,27 @@ def test_row_local_digest_equals_a_full_one(seed: int, dtype: str) -> None:
     assert digest(updated).totals() == digest(full).totals()
 
 
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(1, 60))
-def test_a_patched_ranking_equals_the_full_checks(seed: int, depth: int) -> None:
-    """The worker ranks the edited grid from the base's rows and the new ones; the result is the full check's."""
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(1, 60), kept=st.booleans(),
+       block=st.sampled_from([1, 7, 4096]))
+def test_a_patched_ranking_equals_the_full_checks(seed: int, depth: int, kept: bool, block: int) -> None:
+    """The worker ranks the edited grid from the base's rows and the new ones (re-ranking only the edited rows'
+    blocks when the base kept its candidates); the result is the full check's ranking."""
     rng = np.random.default_rng(seed)
     n, c = int(rng.integers(2, 40)), int(rng.integers(2, 300))
     x = rng.normal(size=(n, c)) * 5
     y = rng.integers(0, c, n)
     s = CheckSettings(dtype=str(rng.choice(["float32", "float64"])), eps=float(10 ** rng.uniform(-7, -2)))
     base = check_gradient(x, y, s)
-    rows = np.unique(rng.integers(0, n, 3))
-    x2 = x.copy()
-    x2[rows, rng.integers(0, c)] = rng.normal() * 40
-    patch = compute_rows(base, x2[rows], y, rows, s).ranked(depth)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(errors, "_RANK_CHUNK", block * c)  # blocks of `block` rows
+        if kept:
+            base.keep_ranking(depth=depth + int(rng.integers(0, 5)))
+            assert base.__dict__[CANDIDATES_KEY].rows_per_block == block
+        rows = np.unique(rng.integers(0, n, 3))
+        x2 = x.copy()
+        x2[rows, rng.integers(0, c)] = rng.normal() * 40
+        patch = compute_rows(base, x2[rows], y, rows, s).ranked(depth)
     updated = patch.apply()
     assert RANKING_KEY in updated.__dict__
     k = int(rng.integers(0, depth + 1))

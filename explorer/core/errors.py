@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -305,31 +305,87 @@ def worst_cells(result: object, k: int) -> NDArray:
     return rank_blocks(blocks(), cmp.grad_numeric.shape, int(k))
 
 
+def _block_candidates(start: int, err: NDArray, ok: NDArray, m: int) -> tuple[NDArray, NDArray, NDArray]:
+    """A block's ``m`` worst failing and ``m`` worst passing cells (ties at the lowest indices): flat indices,
+    keys (NaN as inf) and failed flags. The grid's ``m`` worst lie among its blocks' candidates."""
+    idx_parts, key_parts, fail_parts = [], [], []
+    for group, failing in ((np.flatnonzero(~ok), True), (np.flatnonzero(ok), False)):
+        if group.size == 0:
+            continue
+        keys = err[group]
+        if failing:
+            keys = np.where(np.isnan(keys), np.inf, keys)  # a NaN error fails and ranks above every number
+        top = group[_top(keys, min(m, group.size))]
+        idx_parts.append(start + top)
+        key_parts.append(np.where(np.isnan(err[top]), np.inf, err[top]))
+        fail_parts.append(np.full(top.size, failing))
+    if not idx_parts:
+        return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0, dtype=bool)
+    return np.concatenate(idx_parts), np.concatenate(key_parts), np.concatenate(fail_parts)
+
+
+def _merge(cands: Iterable[tuple[NDArray, NDArray, NDArray]], shape: tuple[int, ...], m: int) -> NDArray:
+    """The ``m`` worst of the candidates: failing first, then by error descending, then in C order."""
+    parts = list(cands)
+    idx = np.concatenate([c[0] for c in parts])
+    key = np.concatenate([c[1] for c in parts])
+    fail = np.concatenate([c[2] for c in parts])
+    order = np.lexsort((idx, -key, ~fail))
+    return np.stack(np.unravel_index(idx[order[:m]], shape), axis=1).astype(np.intp)
+
+
 def rank_blocks(blocks: Iterable[tuple[int, NDArray, NDArray]], shape: tuple[int, ...], k: int) -> NDArray:
     """:func:`worst_cells` from the error map given block by block: ``(flat start, |num - ana|, passed)`` per
     block, flattened in C order, covering the grid once. The map is never needed whole."""
     m = min(int(k), int(np.prod(shape)))
     if m == 0:
         return np.zeros((0, len(shape)), dtype=np.intp)
-    # Each block's m worst failing and m worst passing cells, ties at the lowest indices, so the merged
-    # candidates hold the grid's m worst.
-    idx_parts, key_parts, fail_parts = [], [], []
-    for start, err, ok in blocks:
-        fail = ~ok
-        for group, failing in ((np.flatnonzero(fail), True), (np.flatnonzero(ok), False)):
-            if group.size == 0:
-                continue
-            keys = err[group]
-            if failing:
-                keys = np.where(np.isnan(keys), np.inf, keys)  # a NaN error fails and ranks above every number
-            top = group[_top(keys, min(m, group.size))]
-            idx_parts.append(start + top)
-            key_parts.append(np.where(np.isnan(err[top]), np.inf, err[top]))
-            fail_parts.append(np.full(top.size, failing))
-    idx, key, fail = np.concatenate(idx_parts), np.concatenate(key_parts), np.concatenate(fail_parts)
-    order = np.lexsort((idx, -key, ~fail))  # failing first, then by error descending, then in C order
-    flat = idx[order[:m]]
-    return np.stack(np.unravel_index(flat, shape), axis=1).astype(np.intp)
+    return _merge((_block_candidates(start, err, ok, m) for start, err, ok in blocks), shape, m)
+
+
+@dataclass(frozen=True)
+class RankCandidates:
+    """For each block of ``rows_per_block`` rows, its ``depth`` worst failing and passing cells.
+
+    The grid's ``depth`` worst cells are among them, so an edit of some rows re-ranks only their
+    blocks and merges the candidates (O(rows x C + blocks x depth)) instead of the whole grid.
+    """
+
+    shape: tuple[int, int]
+    rows_per_block: int
+    depth: int
+    blocks: tuple[tuple[NDArray, NDArray, NDArray], ...]
+
+    def ranking(self, k: int | None = None) -> NDArray:
+        """The ``k`` (default ``depth``) worst cells, ``k <= depth``."""
+        m = min(self.depth if k is None else int(k), self.shape[0] * self.shape[1])
+        if m == 0:
+            return np.zeros((0, 2), dtype=np.intp)
+        return _merge(self.blocks, self.shape, m)
+
+    def block_rows(self, b: int) -> slice:
+        return slice(b * self.rows_per_block, min(self.shape[0], (b + 1) * self.rows_per_block))
+
+    @classmethod
+    def build(cls, rows_of: Callable[[slice], tuple[NDArray, NDArray]], shape: tuple[int, int], depth: int,
+              rows_per_block: int | None = None) -> RankCandidates:  # fmt: skip
+        """Candidates of every block; ``rows_of(rows)`` gives ``(|num - ana|, passed)`` of those rows."""
+        n, c = shape
+        per = rows_per_block or max(1, _RANK_CHUNK // max(c, 1))
+        out = cls(shape, per, depth, ())
+        return out.updated(rows_of, range(math.ceil(n / per)))
+
+    def updated(self, rows_of: Callable[[slice], tuple[NDArray, NDArray]], blocks: Iterable[int]) -> RankCandidates:
+        """These candidates with ``blocks`` re-ranked from ``rows_of`` (a new object)."""
+        n, c = self.shape
+        count = math.ceil(n / self.rows_per_block)
+        empty = (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0, dtype=bool))
+        table = list(self.blocks) + [empty] * (count - len(self.blocks))
+        for b in blocks:
+            rows = self.block_rows(b)
+            err, ok = rows_of(rows)
+            table[b] = _block_candidates(rows.start * c, err.reshape(-1), ok.reshape(-1), self.depth)
+        return RankCandidates(self.shape, self.rows_per_block, self.depth, tuple(table))
 
 
 def tolerance_from_expected(expected: NDArray, multiple: float, floor: float) -> NDArray:

@@ -19,7 +19,7 @@ verdict) are updated in O(N) instead of O(N C).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,11 +28,11 @@ from numpy.typing import ArrayLike, NDArray
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .digest import _CACHE_KEY as DIGEST_KEY
 from .digest import RowDigest, refresh_rows
-from .errors import Comparison, _abs_err, _rel_err, compare, compare_noise, rank_blocks, tolerance_from_expected
+from .errors import Comparison, RankCandidates, _abs_err, _rel_err, compare, compare_noise, tolerance_from_expected
 from .losses import LossTerms, _reduce, _row_losses, _shifted, grad_rows, loss_terms
 from .noise import NOISE_MULTIPLE, NoiseRows, expected_dtype, noise_floor
 from .numeric import BLOCK_ELEMENTS, RowBlock, _shifted_quotient
-from .report import RANK_DEPTH, Report, check_gradient, float64_row_sums
+from .report import CANDIDATES_KEY, RANK_DEPTH, Report, check_gradient, float64_row_sums
 from .schemes import get_scheme
 from .settings import CheckSettings
 
@@ -272,36 +272,41 @@ class RowPatch:
     labels: NDArray
     spans: list[slice]
     parts: list[dict[str, NDArray]]
-    #: The new report's worst cells (:meth:`ranked`), kept with it by :meth:`apply` when given.
+    #: The new report's worst cells and their per-block candidates (:meth:`ranked`), kept with it by
+    #: :meth:`apply` when given.
     ranking: NDArray | None = None
+    candidates: RankCandidates | None = None
 
     def ranked(self, depth: int = RANK_DEPTH) -> RowPatch:
-        """This patch with the new report's ``depth`` worst cells ranked (O(N C), reading the base's rows and
-        the new ones: call it in the worker, before :meth:`apply` writes the rows in)."""
+        """This patch with the new report's ``depth`` worst cells ranked (call it in the worker, before
+        :meth:`apply` writes the rows in): the base's per-block candidates with the edited rows' blocks
+        re-ranked, O(rows x C + blocks x depth); O(N C) when the base kept none."""
         b = self.base
         n, c = b.grad_analytic.shape
-        per = max(1, _RANK_ROWS_ELEMENTS // max(c, 1))
+        passed = b.comparison.passed
 
-        def rows_of(
-            source: dict[str, NDArray], r0: int, r1: int, offset: int
-        ) -> Iterator[tuple[int, NDArray, NDArray]]:
-            for a in range(r0, r1, per):
-                z = min(r1, a + per)
-                num = source["grad_numeric"][a - offset : z - offset].astype(np.float64)
-                ana = source["grad_analytic"][a - offset : z - offset].astype(np.float64)
-                yield a * c, _abs_err(num, ana).reshape(-1), source["passed"][a - offset : z - offset].reshape(-1)
+        def rows_of(rows: slice) -> tuple[NDArray, NDArray]:
+            num, ana = b.grad_numeric[rows].astype(np.float64), b.grad_analytic[rows].astype(np.float64)
+            ok = passed[rows].copy()
+            for span, part in zip(self.spans, self.parts, strict=True):
+                lo, hi = max(rows.start, span.start), min(rows.stop, span.stop)
+                if lo < hi:  # these rows are new: the patch's values
+                    mine, theirs = slice(lo - rows.start, hi - rows.start), slice(lo - span.start, hi - span.start)
+                    num[mine] = part["grad_numeric"][theirs]
+                    ana[mine] = part["grad_analytic"][theirs]
+                    ok[mine] = part["passed"][theirs]
+            return _abs_err(num, ana), ok
 
-        base = {"grad_numeric": b.grad_numeric, "grad_analytic": b.grad_analytic, "passed": b.comparison.passed}
-
-        def blocks() -> Iterator[_Block]:
-            row = 0
-            for span, part in sorted(zip(self.spans, self.parts, strict=True), key=lambda sp: sp[0].start):
-                yield from rows_of(base, row, span.start, 0)
-                yield from rows_of(part, span.start, span.stop, span.start)
-                row = span.stop
-            yield from rows_of(base, row, n, 0)
-
-        return replace(self, ranking=rank_blocks(blocks(), (n, c), depth))
+        old = b.__dict__.get(CANDIDATES_KEY)
+        if isinstance(old, RankCandidates) and old.depth >= depth and old.shape == (n, c):
+            per = old.rows_per_block
+            touched = sorted(
+                {k for s in self.spans if s.stop > s.start for k in range(s.start // per, (s.stop - 1) // per + 1)}
+            )
+            cands = old.updated(rows_of, touched)
+        else:
+            cands = RankCandidates.build(rows_of, (n, c), depth)
+        return replace(self, ranking=cands.ranking(depth), candidates=cands)
 
     @property
     def rows(self) -> slice:
@@ -350,7 +355,7 @@ class RowPatch:
                      arrays["row_sums"], arrays["expected_error"])  # fmt: skip
         out.__dict__[_CACHE_KEY] = summary
         if self.ranking is not None:
-            out.keep_ranking(self.ranking)
+            out.keep_ranking(self.ranking, candidates=self.candidates)
         old_digest = b.__dict__.get(DIGEST_KEY)
         if isinstance(old_digest, RowDigest):  # kept up to date for the summary, O(rows x C)
             refresh_rows(out, old_digest, self.spans)

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._dtypes import as_float_array, quiet_if_nonfinite, resolve_dtype
 from .diagnose import CellFlags, diagnose
-from .errors import Comparison, compare, compare_noise, worst_cells
+from .errors import Comparison, RankCandidates, _abs_err, compare, compare_noise, worst_cells
 from .losses import cross_entropy, cross_entropy_grad, loss_terms
 from .noise import NOISE_MULTIPLE, expected_error_map, noise_floor
 from .numeric import BLOCK_ELEMENTS, cross_entropy_numeric_grad, loss_sum_parts
@@ -25,6 +25,8 @@ __all__ = ["CheckSettings", "Report", "check_gradient"]
 RANK_DEPTH = 200
 #: Key of that ranking in a report's ``__dict__``.
 RANKING_KEY = "_ranked"
+#: Key of the per-block candidates behind it.
+CANDIDATES_KEY = "_rank_candidates"
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,25 @@ class Report:
             return kept[:k].copy()
         return worst_cells(self.comparison, k)
 
-    def keep_ranking(self, cells: NDArray | None = None, depth: int = RANK_DEPTH) -> NDArray:
-        """Rank the ``depth`` worst cells (or take ``cells``, that ranking formed elsewhere) and keep it with
-        the report, so :meth:`worst_cells` up to ``depth`` is O(k)."""
-        ranked = worst_cells(self.comparison, depth) if cells is None else np.asarray(cells, dtype=np.intp)
+    def keep_ranking(self, cells: NDArray | None = None, depth: int = RANK_DEPTH,
+                     candidates: RankCandidates | None = None) -> NDArray:  # fmt: skip
+        """Rank the ``depth`` worst cells and keep the ranking with the report, so :meth:`worst_cells` up to
+        ``depth`` is O(k); keep the per-block candidates too, so an edit of some rows re-ranks only their
+        blocks (:meth:`explorer.core.partial.RowPatch.ranked`). ``cells`` and ``candidates``: both formed
+        elsewhere (the app's worker)."""
+        if cells is None:
+            if candidates is None:
+                cmp = self.comparison
+
+                def rows_of(rows: slice) -> tuple[NDArray, NDArray]:
+                    num, ana = cmp.grad_numeric[rows].astype(np.float64), cmp.grad_analytic[rows].astype(np.float64)
+                    return _abs_err(num, ana), cmp.passed[rows]
+
+                candidates = RankCandidates.build(rows_of, self.grad_analytic.shape, depth)
+            cells = candidates.ranking()
+        if candidates is not None:
+            self.__dict__[CANDIDATES_KEY] = candidates
+        ranked = np.asarray(cells, dtype=np.intp)
         self.__dict__[RANKING_KEY] = ranked
         return ranked
 
