@@ -41,13 +41,25 @@ class WorstCellsModel(QAbstractTableModel):
     def __init__(self, parent: Any = None):
         super().__init__(parent)
         self._rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+        self._texts: list[tuple[str, ...]] = []
         self.report: Report | None = None
 
     def set_report(self, report: Report | None, k: int = WORST_CELLS_SHOWN) -> None:
-        """List the ``k`` worst cells of ``report`` (none when it is None)."""
-        self.beginResetModel()
+        """List the ``k`` worst cells of ``report`` (none when it is None); the views are told only when the
+        listed rows changed (an edit elsewhere in a large grid leaves them as they were)."""
+        old = self._rows
         self.report = report
-        self._rows = []
+        rows = self._rows_of(report, k)
+        if rows == old:
+            return
+        self.beginResetModel()
+        self._rows = rows
+        self._texts = [tuple(_text(v, c) for c, v in enumerate(row)) for row in rows]
+        self.endResetModel()
+
+    @staticmethod
+    def _rows_of(report: Report | None, k: int) -> list[tuple[int, int, int, float, float, float, float, bool]]:
+        rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
         if report is not None and report.grad_analytic.ndim == 2:
             cells = report.worst_cells(k)
             if len(cells):
@@ -59,11 +71,11 @@ class WorstCellsModel(QAbstractTableModel):
                 rel_err = np.array([cmp.region("rel_err", slice(a, a + 1), slice(b, b + 1))[0, 0] for a, b in cells])
                 passed = report.comparison.passed[i, j]
                 columns = zip(i, j, ana, num, abs_err, rel_err, passed, strict=True)
-                self._rows = [
+                rows = [
                     (rank + 1, int(a), int(b), float(x), float(y), float(e), float(r), bool(p))
                     for rank, (a, b, x, y, e, r, p) in enumerate(columns)
                 ]
-        self.endResetModel()
+        return rows
 
     def cell(self, row: int) -> tuple[int, int]:
         """The grid cell listed in ``row``."""
@@ -83,11 +95,7 @@ class WorstCellsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return float(value) if not isinstance(value, bool) else int(value)
         if role == Qt.ItemDataRole.DisplayRole:
-            if isinstance(value, bool):
-                return "pass" if value else "FAIL"
-            if isinstance(value, int):
-                return str(value)
-            return f"{value:.3g}" if index.column() >= 5 else f"{value:.6g}"
+            return self._texts[index.row()][index.column()]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -99,6 +107,19 @@ class WorstCellsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
         return None
+
+
+def _text(value: object, column: int) -> str:
+    """A listed value as the table shows it."""
+    if isinstance(value, bool):
+        return "pass" if value else "FAIL"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3g}" if column >= 5 else f"{value:.6g}"
+
+
+#: Rows the table measures to size its columns (Qt reads every row otherwise, on every new report).
+SIZED_ROWS = 40
 
 
 class WorstCellsPanel(QWidget):
@@ -128,6 +149,7 @@ class WorstCellsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setResizeContentsPrecision(SIZED_ROWS)
         self.table.setToolTip("The worst cells, failing ones first; click a column to sort, a row to select the cell")
         self.table.clicked.connect(self._on_table_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
