@@ -192,6 +192,20 @@ class Comparison:
         err = known_abs[rows, cols] if known_abs is not None else _abs_err(num, ana64)
         return err if name == "abs_err" else _rel_err(err, num, ana64)
 
+    def at(self, name: str, i: ArrayLike, j: ArrayLike) -> NDArray:
+        """Cells ``(i[k], j[k])`` of a map (``"abs_err"`` or ``"rel_err"``), formed for those cells only: the
+        whole map's values there (element-wise). For a few listed cells of a large grid."""
+        if name not in ("abs_err", "rel_err"):
+            raise ValueError(f"unknown map {name!r}; expected abs_err or rel_err")
+        rows, cols = np.asarray(i, dtype=np.intp), np.asarray(j, dtype=np.intp)
+        known = self.__dict__.get(name)
+        if known is not None:
+            return np.asarray(known[rows, cols])
+        num = np.asarray(self.grad_numeric[rows, cols]).astype(np.float64)
+        ana = np.asarray(self.grad_analytic[rows, cols]).astype(np.float64)
+        err = _abs_err(num, ana)
+        return err if name == "abs_err" else _rel_err(err, num, ana)
+
     def tolerance_rows(self, rows: slice, grad_analytic: ArrayLike | None = None) -> NDArray:
         """Rows of :meth:`tolerance_map` (float64), formed for those rows only."""
         return self.region("tolerance", rows, _ALL, grad_analytic)

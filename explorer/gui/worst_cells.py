@@ -67,8 +67,7 @@ class WorstCellsModel(QAbstractTableModel):
                 ana = report.grad_analytic[i, j].astype(np.float64)
                 num = report.grad_numeric[i, j].astype(np.float64)
                 cmp = report.comparison  # the listed cells of the error maps (never the whole maps)
-                abs_err = np.array([cmp.region("abs_err", slice(a, a + 1), slice(b, b + 1))[0, 0] for a, b in cells])
-                rel_err = np.array([cmp.region("rel_err", slice(a, a + 1), slice(b, b + 1))[0, 0] for a, b in cells])
+                abs_err, rel_err = cmp.at("abs_err", i, j), cmp.at("rel_err", i, j)
                 passed = report.comparison.passed[i, j]
                 columns = zip(i, j, ana, num, abs_err, rel_err, passed, strict=True)
                 rows = [
