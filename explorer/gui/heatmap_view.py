@@ -303,6 +303,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.data: MapLike | None = None
         self.reduction: Reduction = reduction
         self._overview: OverviewSource | None = None
+        self._fixed_pixels: tuple[float, float] | None = None  # see draw_at
         self._region_key: tuple[int, ...] | None = None
         self._overview_timer = QTimer(self, singleShot=True, interval=0)
         self._overview_timer.timeout.connect(self._on_overview_timer_timeout)
@@ -364,8 +365,17 @@ class HeatmapView(pg.GraphicsLayoutWidget):
                 self.plot.getAxis(axis_name).setTicks(ticks)
         self._refresh_overview()
 
+    def draw_at(self, height_px: float, width_px: float) -> None:
+        """Draw the map for a plot area of ``height_px x width_px`` pixels off screen (a figure being exported:
+        its plot was taken into the figure's layout), each pixel the extreme of its cells."""
+        self._fixed_pixels = (float(height_px), float(width_px))
+        self._region_key = None
+        self._refresh_overview()
+
     def _view_pixels(self) -> tuple[float, float]:
         """Device pixels of the plot area (height, width); 0 when the view is not on screen."""
+        if self._fixed_pixels is not None:
+            return self._fixed_pixels
         if not self.isVisible():
             return 0.0, 0.0
         vb = self.plot.getViewBox()

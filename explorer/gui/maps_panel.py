@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QToolButton, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange, Source
+from explorer.app.jobs import MapOverviews
 from explorer.app.report_text import affected_cells
 from explorer.core import Report
 from explorer.core.digest import digest
@@ -84,9 +85,12 @@ class HeatmapPanel(QWidget):
     cellClicked = Signal(int, int)
     worstRequested = Signal()
 
-    def __init__(self, display: Display | None = None, parent: QWidget | None = None):
+    def __init__(self, display: Display | None = None, parent: QWidget | None = None,
+                 overviews: MapOverviews | None = None):  # fmt: skip
         super().__init__(parent)
         self.display = display
+        #: Pyramids to draw from without a display model (an export of the window's report uses the window's).
+        self.overviews = overviews
         self.analytic = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x", reduction="magnitude")
         self.analytic.setObjectName("analyticHeatmap")
         self.numeric = HeatmapView("Numeric gradient", DIVERGING, "∂L/∂x", reduction="magnitude")
@@ -286,7 +290,7 @@ class HeatmapPanel(QWidget):
     def _pyramids(self, report: Report) -> dict[str, PyramidOverview]:
         """The maps' overviews from the pyramids the recomputer built with this report (in its worker), or
         none (the maps then build their own when a grid outgrows its pixels)."""
-        overviews = getattr(self.display.recomputer, "overviews", None) if self.display is not None else None
+        overviews = getattr(self.display.recomputer, "overviews", None) if self.display is not None else self.overviews
         if overviews is None or getattr(overviews, "report", None) is not report:
             return {}
         view = self.error_view

@@ -40,6 +40,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator, QSvgRenderer
 
+from explorer.app.jobs import MapOverviews
 from explorer.core import Report, eps_sweep
 from explorer.core.sweep import SweepResult
 from explorer.files.atomic import atomic_write
@@ -119,9 +120,11 @@ def screen_levels(panel: HeatmapPanel) -> dict[str, tuple[float, float]]:
 
 # ------------------------------------------------------------------ the screen's views
 def _screen_maps(report: Report, error_view: str, levels: Mapping[str, tuple[float, float]] | None,
-                 titles: Mapping[str, str] | None) -> tuple[HeatmapPanel, dict[str, HeatmapView]]:  # fmt: skip
+                 titles: Mapping[str, str] | None,
+                 overviews: MapOverviews | None = None) -> tuple[HeatmapPanel, dict[str, HeatmapView]]:  # fmt: skip
     """The three maps drawn by the screen's own code (levels, marks), ready to be taken into a figure."""
-    panel = HeatmapPanel()  # no display model: the export feeds its report to the panel directly
+    # No display model: the export feeds its report to the panel directly (with the window's pyramids for it).
+    panel = HeatmapPanel(overviews=overviews)
     panel.set_error_view(error_view)
     panel.show_report(report)
     views = dict(zip(MAP_KEYS, panel.views, strict=True))
@@ -162,7 +165,9 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
         The window's maps: their levels, titles and error view are copied, so the export matches the screen.
     """
     titles: dict[str, str] = {}
+    overviews = None
     if screen is not None:
+        overviews = getattr(getattr(screen.display, "recomputer", None), "overviews", None)
         error_view = screen.error_view
         levels = {**screen_levels(screen), **(levels or {})}
         titles = {key: str(view.plot.titleLabel.text) for key, view in zip(MAP_KEYS, screen.views, strict=True)}
@@ -179,7 +184,7 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
         layout.addLabel("<b>Gradient check</b>", row=0, col=0, colspan=6, size="13pt", color="k")
         row = 1
     if what != "sweep":
-        panel, views = _screen_maps(report, error_view, levels, titles)
+        panel, views = _screen_maps(report, error_view, levels, titles, overviews)
         fig.source_panel = panel  # type: ignore[attr-defined]  # keeps the views' Python objects alive
         keys = MAP_KEYS if what == "dashboard" else (what,)
         for k, key in enumerate(keys):
@@ -217,6 +222,10 @@ def build_figure(report: Report, what: str = "dashboard", sweep: SweepResult | N
     w, h = max(w, math.ceil(minimum.width())), max(h, math.ceil(minimum.height()))
     layout.setGeometry(QRectF(0, 0, w, h))  # lay the figure out at its size without showing a window
     layout.layout.activate()
+    if what != "sweep":
+        for key in keys:  # each map as many pixels as its plot has in the figure: a pixel shows its cells' extreme
+            vb = views[key].plot.getViewBox()
+            views[key].draw_at(vb.height(), vb.width())
     return fig
 
 
