@@ -47,3 +47,24 @@ def test_an_exported_error_map_shows_one_bad_cell_among_millions(qapp, tmp_path:
     px, py = where.x() * scale, where.y() * scale
     near = [(x, y) for x, y in yellow if abs(x - px) <= 4 * scale and abs(y - py) <= 8 * scale]
     assert near, (where, scale, yellow[:5])
+
+
+def test_data_exports_stream_and_a_csv_too_large_is_refused_whole(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from explorer.files import data_export
+    from explorer.files.errors import FileTooLargeError
+
+    report = _planted(8, 20_000, (3, 4_567))
+    monkeypatch.setattr(data_export, "_PIECE_CELLS", 30_000)  # several pieces
+    data_export.export_npz(tmp_path / "r.npz", report)
+    with np.load(tmp_path / "r.npz") as z:
+        assert np.array_equal(z["abs_err"], report.abs_err) and np.array_equal(z["rel_err"], report.rel_err)
+        assert np.array_equal(z["grad_numeric"], report.grad_numeric) and z["passed"].sum() == 8 * 20_000 - 1
+    monkeypatch.setattr(data_export, "CSV_MAX_CELLS", 100_000)
+    (tmp_path / "r.csv").write_text("old")
+    try:
+        data_export.export_csv(tmp_path / "r.csv", report)
+    except FileTooLargeError as exc:
+        assert "at most 100,000 cells" in str(exc) and ".npz" in str(exc)
+    else:
+        raise AssertionError("a CSV of 160,000 cells was written past a 100,000-cell cap")
+    assert (tmp_path / "r.csv").read_text() == "old"  # nothing changed

@@ -6,9 +6,11 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_stream", "atomic_write"]
 
 
 def _create_temp(target: Path) -> tuple[int, Path]:
@@ -21,6 +23,41 @@ def _create_temp(target: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a temporary file beside {target}")
+
+
+@contextlib.contextmanager
+def atomic_stream(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file to write ``path`` through, in pieces: a temporary beside it, fsync'd and renamed over
+    ``path`` when the block ends; an error removes the temporary and leaves the old file (see
+    :func:`atomic_write`, which writes one ``bytes`` through it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_stream(p) as f:
+    ...     _ = f.write(b"hel"), f.write(b"lo")
+    >>> p.read_bytes()
+    b'hello'
+    """
+    target = Path(path)
+    try:
+        old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        old_mode = None
+    fd, tmp = _create_temp(target)
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            if old_mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), old_mode)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -39,21 +76,5 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     >>> p.read_bytes()
     b'hello'
     """
-    target = Path(path)
-    try:
-        old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        old_mode = None
-    fd, tmp = _create_temp(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if old_mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), old_mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_stream(path) as f:
+        f.write(data)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,12 @@ from numpy.typing import NDArray
 
 from explorer.core import Report
 
-from .atomic import atomic_write
+from .atomic import atomic_stream
 from .errors import FileFormatError, FileTooLargeError
 from .limits import FILE_LIMITS, MAX_FILE_BYTES, GridLimits
 from .safe_read import read_text_capped
 
-__all__ = ["CSV_COLUMNS", "DATA_SUFFIXES", "export_csv", "export_npz", "read_csv_export"]
+__all__ = ["CSV_COLUMNS", "CSV_MAX_CELLS", "DATA_SUFFIXES", "export_csv", "export_npz", "read_csv_export"]
 
 #: Suffixes of data exports.
 DATA_SUFFIXES = (".csv", ".npz")
@@ -31,29 +32,54 @@ _REPR_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 _INDEX = re.compile(r"-?[0-9]{1,18}")
 
 
+#: Most cells a CSV export holds (one text line each); larger grids are exported as .npz.
+CSV_MAX_CELLS = 1 << 20
+#: Cells formatted or written per piece (bounds the memory an export needs beside the report).
+_PIECE_CELLS = 1 << 16
+
+
+def _rows_per_piece(c: int) -> int:
+    return max(1, _PIECE_CELLS // max(c, 1))
+
+
 def export_csv(path: str | os.PathLike[str], report: Report) -> None:
     """One row per element: sample, class, label, logit, analytic, numeric, abs_err, rel_err, passed.
 
     The settings come first as ``# key: value`` comment lines. Values are written with
-    ``repr`` so reading them back gives the same floats.
+    ``repr`` so reading them back gives the same floats. Written in pieces of rows (the error
+    maps formed for those rows only); grids over :data:`CSV_MAX_CELLS` are refused (use .npz).
     """
-    buf = io.StringIO()
-    for key, value in report.settings.to_mapping().items():
-        buf.write(f"# {key}: {json.dumps(value)}\n")
-    buf.write(f"# loss: {report.loss!r}\n")
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
     n, c = report.logits.shape
+    if n * c > CSV_MAX_CELLS:
+        raise FileTooLargeError(
+            f"a CSV export holds at most {CSV_MAX_CELLS:,} cells (one line each); this grid has {n * c:,}: "
+            "export .npz instead", (n, c)
+        )  # fmt: skip
     labels = np.asarray(report.labels)
-    for i in range(n):
-        for j in range(c):
-            writer.writerow([
-                i, j, int(labels[i]) if labels.ndim == 1 else "",
-                repr(float(report.logits[i, j])), repr(float(report.grad_analytic[i, j])),
-                repr(float(report.grad_numeric[i, j])), repr(float(report.abs_err[i, j])),
-                repr(float(report.rel_err[i, j])), int(report.comparison.passed[i, j]),
-            ])  # fmt: skip
-    atomic_write(path, buf.getvalue().encode("utf-8"))
+    cmp = report.comparison
+    with atomic_stream(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        for key, value in report.settings.to_mapping().items():
+            text.write(f"# {key}: {json.dumps(value)}\n")
+        text.write(f"# loss: {report.loss!r}\n")
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        per = _rows_per_piece(c)
+        for r0 in range(0, n, per):
+            rows = slice(r0, min(n, r0 + per))
+            abs_err, rel_err = cmp.region("abs_err", rows), cmp.region("rel_err", rows)
+            x, ana, num = report.logits[rows], report.grad_analytic[rows], report.grad_numeric[rows]
+            passed = cmp.passed[rows]
+            for k in range(rows.stop - rows.start):
+                i = rows.start + k
+                label = int(labels[i]) if labels.ndim == 1 else ""
+                writer.writerows(
+                    [i, j, label, repr(float(x[k, j])), repr(float(ana[k, j])), repr(float(num[k, j])),
+                     repr(float(abs_err[k, j])), repr(float(rel_err[k, j])), int(passed[k, j])]
+                    for j in range(c)
+                )  # fmt: skip
+        text.flush()
+        text.detach()  # the stream is closed (and renamed into place) by atomic_stream
 
 
 def _meta_value(key: str, value: str, name: str, line_no: int) -> object:
@@ -141,18 +167,33 @@ def _portable(a: np.ndarray) -> np.ndarray:
 def export_npz(path: str | os.PathLike[str], report: Report) -> None:
     """Arrays ``logits``, ``labels``, ``grad_analytic``, ``grad_numeric``, ``abs_err``, ``rel_err``, ``passed``,
     and ``settings`` (a JSON string, readable with ``allow_pickle=False``). bfloat16 arrays are written as
-    float32 (exactly the same values) so any NumPy reads them."""
-    buf = io.BytesIO()
+    float32 (exactly the same values) so any NumPy reads them.
+
+    Streamed into the archive member by member, the error maps row piece by row piece (formed for those
+    rows only), so a grid of millions of cells needs no whole-map copy; written atomically.
+    """
     meta = {**report.settings.to_mapping(), "loss": report.loss}
-    np.savez(
-        buf,
-        logits=_portable(report.logits),
-        labels=np.asarray(report.labels),
-        grad_analytic=_portable(report.grad_analytic),
-        grad_numeric=_portable(report.grad_numeric),
-        abs_err=report.abs_err,
-        rel_err=report.rel_err,
-        passed=report.comparison.passed,
-        settings=np.array(json.dumps(meta)),
-    )
-    atomic_write(path, buf.getvalue())
+    n, c = report.logits.shape
+    cmp = report.comparison
+    whole = {
+        "logits": _portable(report.logits),
+        "labels": np.asarray(report.labels),
+        "grad_analytic": _portable(report.grad_analytic),
+        "grad_numeric": _portable(report.grad_numeric),
+    }
+    with atomic_stream(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in whole.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=array.nbytes > 2**31) as out:
+                np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
+        for name in ("abs_err", "rel_err"):
+            with zf.open(f"{name}.npy", "w", force_zip64=n * c * 8 > 2**31) as out:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float64)), "fortran_order": False,
+                          "shape": (n, c)}  # fmt: skip
+                np.lib.format.write_array_header_1_0(out, header)
+                per = _rows_per_piece(c)
+                for r0 in range(0, n, per):
+                    out.write(np.ascontiguousarray(cmp.region(name, slice(r0, min(n, r0 + per))), dtype="<f8").data)
+        with zf.open("passed.npy", "w") as out:
+            np.lib.format.write_array(out, np.ascontiguousarray(cmp.passed), allow_pickle=False)
+        with zf.open("settings.npy", "w") as out:
+            np.lib.format.write_array(out, np.array(json.dumps(meta)), allow_pickle=False)
