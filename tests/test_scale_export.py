@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QImage
 
@@ -58,13 +59,10 @@ def test_data_exports_stream_and_a_csv_too_large_is_refused_whole(tmp_path: Path
     data_export.export_npz(tmp_path / "r.npz", report)
     with np.load(tmp_path / "r.npz") as z:
         assert np.array_equal(z["abs_err"], report.abs_err) and np.array_equal(z["rel_err"], report.rel_err)
-        assert np.array_equal(z["grad_numeric"], report.grad_numeric) and z["passed"].sum() == 8 * 20_000 - 1
+        assert np.array_equal(z["grad_numeric"], report.grad_numeric)
+        assert np.array_equal(z["passed"], report.comparison.passed) and not z["passed"][3, 4_567]
     monkeypatch.setattr(data_export, "CSV_MAX_CELLS", 100_000)
     (tmp_path / "r.csv").write_text("old")
-    try:
+    with pytest.raises(FileTooLargeError, match=r"at most 100,000 cells.*\.npz"):
         data_export.export_csv(tmp_path / "r.csv", report)
-    except FileTooLargeError as exc:
-        assert "at most 100,000 cells" in str(exc) and ".npz" in str(exc)
-    else:
-        raise AssertionError("a CSV of 160,000 cells was written past a 100,000-cell cap")
     assert (tmp_path / "r.csv").read_text() == "old"  # nothing changed
