@@ -303,7 +303,7 @@ def test_newest_wins_and_a_discard_drops_the_write_in_flight(
     state.set_logit(0, 0, 5.0)
     qtbot.waitUntil(lambda: len(gate.threads) == 3, timeout=5000)
     saver.discard()  # a clean exit while a write is in flight: it must not come back afterwards
-    with qtbot.waitSignal(saver._written, timeout=10_000) as blocker:
+    with qtbot.waitSignal(saver._relay.written, timeout=10_000) as blocker:
         gate.release.set()
     assert blocker.args == [False, ""]
     assert not saver.path.exists() and not list(tmp_path.glob(".autosave*"))

@@ -116,6 +116,42 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
+class _Relay(QObject):
+    """A child of the autosaver in the GUI thread; the worker reports through it (queued delivery)."""
+
+    written = Signal(bool, str)  # (renamed into place, error message)
+
+
+class _Commit:
+    """What the worker shares with the GUI thread, and nothing else (the worker never holds the QObject):
+    the lock under which a write is renamed into place, and the epoch it must still be in."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.epoch = 0
+
+
+def _write(partial: Path, target: Path, commit: _Commit, epoch: int, relay: _Relay,
+           logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:  # fmt: skip
+    """Worker thread: write ``partial``, then rename it over ``target`` unless a newer save or a discard came first."""
+    placed, message = False, ""
+    try:
+        save_session(partial, logits, labels, settings, binary=True)
+        del logits
+        with commit.lock:
+            placed = epoch == commit.epoch
+            if placed:
+                os.replace(partial, target)
+        if not placed:
+            partial.unlink(missing_ok=True)
+    except Exception as exc:  # a worker must report, never raise: the window goes on without this autosave
+        message = _short(exc)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    with contextlib.suppress(RuntimeError):  # the window (and the relay) may be gone by now
+        relay.written.emit(placed, message)
+
+
 class Autosaver(QObject):
     """Saves the session a few seconds after each change, to this window's own locked file.
 
@@ -144,7 +180,6 @@ class Autosaver(QObject):
     """
 
     saved = Signal(str)
-    _written = Signal(bool, str)  # from the worker thread: (renamed into place, error message)
 
     def __init__(self, state: ExplorerState, folder: Path | None = None, parent: QObject | None = None,
                  delay_ms: int = AUTOSAVE_MS):  # fmt: skip
@@ -169,14 +204,14 @@ class Autosaver(QObject):
         self._timer.setInterval(delay_ms)
         self._timer.timeout.connect(self.save_later)
         self._armed = False
-        # Background writes: one at a time (``_writing``, GUI thread); ``_epoch`` (under ``_commit``) moves on
+        # Background writes: one at a time (``_writing``, GUI thread); the epoch (under the commit lock) moves on
         # when a newer save or a discard overtakes the write in flight, which then drops its file.
         self._partial = self.path.with_name(f".{self.path.name}{_PARTIAL}")
-        self._commit = threading.Lock()
-        self._epoch = 0
+        self._commit = _Commit()
         self._writing = False
         self._again = False
-        self._written.connect(self._on_written)
+        self._relay = _Relay(self)
+        self._relay.written.connect(self._on_written)
         # The copy being taken for the next write: (epoch, copy, rows copied so far); None when none is.
         self._copy: tuple[int, NDArray, int] | None = None
         self._copy_timer = QTimer(self)
@@ -276,8 +311,8 @@ class Autosaver(QObject):
         applied), an older JSON one is saved again."""
         if path.name.endswith(_SUFFIX) and self.folder is not None:
             try:
-                with self._commit:
-                    self._epoch += 1
+                with self._commit.lock:
+                    self._commit.epoch += 1
                     os.replace(path, self.path)
                 return
             except OSError as exc:
@@ -343,8 +378,8 @@ class Autosaver(QObject):
         if self.folder is None:
             return
         try:
-            with self._commit:
-                self._epoch += 1
+            with self._commit.lock:
+                self._commit.epoch += 1
                 save_session(self.path, *self.state.snapshot(), binary=True)
         except (OSError, ValueError):
             log.exception("autosave failed")
@@ -360,8 +395,8 @@ class Autosaver(QObject):
         if self._writing:
             self._again = True
             return
-        with self._commit:
-            epoch = self._epoch
+        with self._commit.lock:
+            epoch = self._commit.epoch
         self._writing = True
         self._copy = (epoch, np.empty_like(self.state.logits), 0)
         self._copy_step()
@@ -380,26 +415,8 @@ class Autosaver(QObject):
             return
         self._copy = None
         labels, settings = self.state.labels.copy(), self.state.settings
-        threading.Thread(target=self._write, args=(epoch, copy, labels, settings), name="autosave").start()
-
-    def _write(self, epoch: int, logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:
-        """Worker thread: write the partial file, then rename it over the autosave unless overtaken."""
-        placed, message = False, ""
-        try:
-            save_session(self._partial, logits, labels, settings, binary=True)
-            del logits
-            with self._commit:
-                placed = epoch == self._epoch
-                if placed:
-                    os.replace(self._partial, self.path)
-            if not placed:
-                self._partial.unlink(missing_ok=True)
-        except Exception as exc:  # a worker must report, never raise: the window goes on without this autosave
-            message = _short(exc)
-            with contextlib.suppress(OSError):
-                self._partial.unlink(missing_ok=True)
-        with contextlib.suppress(RuntimeError):  # the window (and this object) may be gone by now
-            self._written.emit(placed, message)
+        args = (self._partial, self.path, self._commit, epoch, self._relay, copy, labels, settings)
+        threading.Thread(target=_write, args=args, name="autosave").start()
 
     def _on_written(self, placed: bool, message: str) -> None:
         self._writing = False
@@ -417,8 +434,8 @@ class Autosaver(QObject):
         self._again = False
         self._cancel_copy()
         self.decline()
-        with self._commit, contextlib.suppress(OSError):
-            self._epoch += 1  # a write in flight is dropped, not renamed into place
+        with self._commit.lock, contextlib.suppress(OSError):
+            self._commit.epoch += 1  # a write in flight is dropped, not renamed into place
             self.path.unlink(missing_ok=True)
 
     def release(self) -> None:
