@@ -66,3 +66,13 @@ def test_data_exports_stream_and_a_csv_too_large_is_refused_whole(tmp_path: Path
     with pytest.raises(FileTooLargeError, match=r"at most 100,000 cells.*\.npz"):
         data_export.export_csv(tmp_path / "r.csv", report)
     assert (tmp_path / "r.csv").read_text() == "old"  # nothing changed
+
+
+def test_a_reproducing_script_refuses_a_grid_too_large_for_text() -> None:
+    from explorer.files.snippets import SNIPPET_MAX_CELLS, code_snippet
+
+    with pytest.raises(ValueError, match=r"at most 65,536 logits.*\.npz"):
+        code_snippet(np.zeros((2, SNIPPET_MAX_CELLS // 2 + 1)), [0, 0], CheckSettings())
+    scope: dict[str, object] = {}
+    exec(compile(code_snippet([[0.0, 1.0]], [1], CheckSettings(dtype="bfloat16")), "snippet", "exec"), scope)
+    assert str(scope["logits"].dtype) == "bfloat16"  # type: ignore[attr-defined]

@@ -10,6 +10,10 @@ from explorer.core import CheckSettings
 __all__ = ["code_snippet"]
 
 
+#: Most logits a reproducing script writes out as text (beyond this it would be megabytes of digits).
+SNIPPET_MAX_CELLS = 1 << 16
+
+
 def code_snippet(logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> str:
     """A short runnable script that reproduces the check with the core (and without it, in plain NumPy).
 
@@ -20,6 +24,11 @@ def code_snippet(logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) 
     """
     x = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
+    if x.size > SNIPPET_MAX_CELLS:
+        raise ValueError(
+            f"a script holds grids of at most {SNIPPET_MAX_CELLS:,} logits as text; this one has {x.size:,}: "
+            "save the session (.gradexp.npz) or export the data (.npz) and load that instead"
+        )
     weight = "None" if settings.weight is None else f"np.array({list(settings.weight)!r})"
     rows = ",\n    ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in x)
     loss_kw = (
@@ -33,7 +42,7 @@ from explorer.core import cross_entropy, cross_entropy_grad, cross_entropy_numer
 
 logits = np.array([
     {rows},
-], dtype=np.{settings.dtype})
+], dtype="{settings.dtype}")
 labels = np.array({y.tolist()!r})
 weight = {weight}
 loss = cross_entropy(logits, labels, {loss_kw})
