@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from explorer.core import CheckSettings, check_gradient, compare, explain_cell, noise, noise_tolerance
 from explorer.core._dtypes import resolve_dtype, round_to, unit_roundoff, work_dtype
 from explorer.core.losses import LossTerms, loss_terms
-from explorer.core.noise import _half_ulp, _ulp_into, expected_error_map, noise_block
+from explorer.core.noise import _half_ulp, _ulp_into, expected_dtype, expected_error_map, noise_block
 from explorer.core.numeric import BLOCK_ELEMENTS, loss_sum_parts
 from explorer.core.schemes import Scheme, get_scheme
 
@@ -215,9 +215,10 @@ def reference_noise_block(
 
 
 def reference_map(x: NDArray, terms: LossTerms, scheme: str, eps: float, whole_sum: float | None) -> NDArray:
-    """The map as it was built: the reference block's total, in the same row blocks."""
+    """The map as it was built: the reference block's total, in the same row blocks, kept in the map's dtype
+    (float32 below float64 checks)."""
     n, c = x.shape
-    out = np.empty((n, c))
+    out = np.empty((n, c), dtype=expected_dtype(x.dtype))
     per = max(1, BLOCK_ELEMENTS // max(c, 1))
     for r0 in range(0, n, per):
         rows = slice(r0, min(n, r0 + per))
