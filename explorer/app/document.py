@@ -147,7 +147,7 @@ class Document(QObject):
     def open_any(self, path: str | Path) -> str:
         """Open a session or a logits file by its name; returns what was opened."""
         name = str(path).lower()
-        if name.endswith(".json"):
+        if name.endswith(".json") or name.endswith(".gradexp.npz"):
             self.open_session(path)
             return "session"
         n, c = self.open_logits(path)

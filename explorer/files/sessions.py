@@ -30,15 +30,12 @@ caller that applies a returned session does it in one step: a refused file chang
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import stat
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -46,7 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 from explorer.core import CheckSettings, resolve_dtype
 
 from .arrays import open_npz
-from .atomic import _create_temp, atomic_write
+from .atomic import atomic_stream, atomic_write
 from .errors import FileFormatError, FileTooLargeError
 from .limits import FILE_LIMITS, MAX_FILE_BYTES, GridLimits
 from .safe_read import open_regular, read_text_capped
@@ -186,33 +183,6 @@ def _all_finite(x: NDArray, rows: int = 1024) -> bool:
     return all(bool(np.isfinite(x[i : i + rows]).all()) for i in range(0, x.shape[0], rows))
 
 
-@contextlib.contextmanager
-def _atomic_stream(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """A file to write ``path`` through: a temporary beside it, fsync'd and renamed over it at the end.
-
-    Like :func:`~explorer.files.atomic.atomic_write` (same temporary, umask and kept permissions)
-    for data written in pieces; an error removes the temporary and leaves the old file.
-    """
-    target = Path(path)
-    try:
-        old_mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        old_mode = None
-    fd, tmp = _create_temp(target)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            if old_mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), old_mode)
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _save_binary(path: str | os.PathLike[str], logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> None:
     name, stored = _logits_to_store(logits)
     y = np.ascontiguousarray(labels, dtype=np.int64)
@@ -226,7 +196,7 @@ def _save_binary(path: str | os.PathLike[str], logits: ArrayLike, labels: ArrayL
         "settings": settings.to_mapping(),
     }
     text = json.dumps(meta, indent=1, allow_nan=False).encode("utf-8")
-    with _atomic_stream(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+    with atomic_stream(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr(_META, text)
         for member, array in (("logits.npy", stored), ("labels.npy", y)):
             # Large members need ZIP64 fields, which must be reserved before the size is known.

@@ -202,5 +202,10 @@ class FileCommands(QObject):
             self.export_data(path)
 
     def on_copy_code(self) -> None:
-        QApplication.clipboard().setText(self.document.code())
+        try:
+            code = self.document.code()
+        except ValueError as exc:  # a grid too large to write out as text
+            self.window.show_message(f"Nothing copied: {exc}")
+            return
+        QApplication.clipboard().setText(code)
         self.window.show_message("Copied a NumPy script that reproduces this check")
