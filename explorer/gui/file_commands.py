@@ -6,11 +6,13 @@ Everything exported reads the display model, so a file shows what the screen sho
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
 
 from explorer.app.document import SESSION_SUFFIX
@@ -39,6 +41,18 @@ def binary_name(path: str) -> str:
 
 def _is_binary_session_name(path: str) -> bool:
     return path.lower().endswith(BINARY_SESSION_SUFFIX)
+
+
+@contextlib.contextmanager
+def busy_cursor(busy: bool = True) -> Iterator[None]:
+    """Show the wait cursor while the block runs (when ``busy``)."""
+    if busy:
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        yield
+    finally:
+        if busy:
+            QApplication.restoreOverrideCursor()
 
 
 class FileCommands(QObject):
@@ -110,7 +124,9 @@ class FileCommands(QObject):
             path = binary_name(path)
             note = f" ({n} x {c} is too large for a JSON session; saved in the binary form)"
         try:
-            saved = self.document.save(path)
+            # A grid of hundreds of MB takes about a second to write: a busy cursor says so meanwhile.
+            with busy_cursor(self._json_too_large()):
+                saved = self.document.save(path)
         except OSError as exc:
             self.window.show_error("Cannot save", f"{path}: {exc.strerror or exc}")
             return False
