@@ -164,46 +164,63 @@ def _largest(values: NDArray, mask: NDArray) -> NDArray:
 
 
 def _fill(d: RowDigest, report: Report, rows: slice) -> None:
-    """The digest of ``rows`` of ``report`` (one block)."""
+    """The digest of ``rows`` of ``report`` (one block of rows; column pieces of it at a time, so a row of
+    262,144 classes needs a few MiB of temporaries, not tens)."""
     s = report.settings
     x = report.logits[rows]
-    ana = report.grad_analytic[rows].astype(np.float64)
-    num = report.grad_numeric[rows].astype(np.float64)
-    tol = report.comparison.tolerance_rows(rows, report.grad_analytic)
-    a = np.abs(ana)
-    finite_a = np.isfinite(a)
-    with np.errstate(invalid="ignore"):
-        blind = (a > 0) & (tol >= a)
-    d.blind[rows] = np.count_nonzero(blind, axis=1)
-    d.blind_abs[rows] = np.sum(np.where(blind & finite_a, a, 0.0), axis=1)
-    d.abs_total[rows] = np.sum(np.where(finite_a, a, 0.0), axis=1)
-    nonfinite = ~finite_a | ~np.isfinite(num)
-    d.nonfinite[rows] = np.count_nonzero(nonfinite, axis=1)
-    vanished = (num == 0) & (ana != 0) & ~nonfinite
-    d.vanished[rows] = np.count_nonzero(vanished, axis=1)
     with quiet_if_nonfinite(x):
-        lost, under, overflow = _rows_flags(x, s.eps, s.scheme)
-    d.overflowed[rows] = overflow.any(axis=1)
-    lost_v = vanished & lost
-    d.lost[rows] = np.count_nonzero(lost_v, axis=1)
-    if lost_v.any():
-        d.lost_need[rows] = _largest(min_surviving_eps(x, s.scheme), lost_v)
-        d.lost_at[rows] = _largest(np.abs(x.astype(np.float64)), lost_v)
-    else:
-        d.lost_need[rows] = d.lost_at[rows] = 0.0
-    under_v = vanished & under & ~lost
-    d.underflow[rows] = np.count_nonzero(under_v, axis=1)
-    d.underflow_largest[rows] = _largest(a, under_v)
-    floor_v = vanished & ~lost & ~under & ~overflow
-    d.floor[rows] = np.count_nonzero(floor_v, axis=1)
-    d.floor_largest[rows] = _largest(a, floor_v)
-    finite_n = np.isfinite(num)
-    d.extent[rows] = np.maximum(_largest(a, finite_a), _largest(np.abs(num), finite_n))
-    err = _abs_err(num, ana)
-    for name, values in (("abs_err", err), ("rel_err", _rel_err(err, num, ana)), ("tolerance", tol)):
-        finite = np.isfinite(values)
-        d.lows[name][rows] = np.min(np.where(finite, values, np.inf), axis=1)
-        d.highs[name][rows] = np.max(np.where(finite, values, -np.inf), axis=1)
+        lost_all, under_all, overflow_all = _rows_flags(x, s.eps, s.scheme)  # row-wise (p needs the whole row)
+    d.overflowed[rows] = overflow_all.any(axis=1)
+    k = rows.stop - rows.start
+    counts = ("blind", "nonfinite", "vanished", "lost", "underflow", "floor")
+    acc = {name: np.zeros(k, dtype=np.int64) for name in counts}
+    sums = {name: np.zeros(k) for name in ("blind_abs", "abs_total")}
+    tops = {name: np.zeros(k) for name in ("lost_need", "lost_at", "underflow_largest", "floor_largest", "extent")}
+    lows = {name: np.full(k, np.inf) for name in RANGED_MAPS}
+    highs = {name: np.full(k, -np.inf) for name in RANGED_MAPS}
+    c = x.shape[1]
+    per = max(1, _BLOCK_ELEMENTS // max(k, 1))
+    for c0 in range(0, c, per):
+        cols = slice(c0, min(c, c0 + per))
+        ana = report.grad_analytic[rows, cols].astype(np.float64)
+        num = report.grad_numeric[rows, cols].astype(np.float64)
+        tol = report.comparison.region("tolerance", rows, cols, report.grad_analytic)
+        lost, under, overflow = lost_all[:, cols], under_all[:, cols], overflow_all[:, cols]
+        a = np.abs(ana)
+        finite_a = np.isfinite(a)
+        with np.errstate(invalid="ignore"):
+            blind = (a > 0) & (tol >= a)
+        acc["blind"] += np.count_nonzero(blind, axis=1)
+        sums["blind_abs"] += np.sum(np.where(blind & finite_a, a, 0.0), axis=1)
+        sums["abs_total"] += np.sum(np.where(finite_a, a, 0.0), axis=1)
+        nonfinite = ~finite_a | ~np.isfinite(num)
+        acc["nonfinite"] += np.count_nonzero(nonfinite, axis=1)
+        vanished = (num == 0) & (ana != 0) & ~nonfinite
+        acc["vanished"] += np.count_nonzero(vanished, axis=1)
+        lost_v = vanished & lost
+        acc["lost"] += np.count_nonzero(lost_v, axis=1)
+        if lost_v.any():
+            xc = x[:, cols]
+            tops["lost_need"] = np.maximum(tops["lost_need"], _largest(min_surviving_eps(xc, s.scheme), lost_v))
+            tops["lost_at"] = np.maximum(tops["lost_at"], _largest(np.abs(xc.astype(np.float64)), lost_v))
+        under_v = vanished & under & ~lost
+        acc["underflow"] += np.count_nonzero(under_v, axis=1)
+        tops["underflow_largest"] = np.maximum(tops["underflow_largest"], _largest(a, under_v))
+        floor_v = vanished & ~lost & ~under & ~overflow
+        acc["floor"] += np.count_nonzero(floor_v, axis=1)
+        tops["floor_largest"] = np.maximum(tops["floor_largest"], _largest(a, floor_v))
+        extent = np.maximum(_largest(a, finite_a), _largest(np.abs(num), np.isfinite(num)))
+        tops["extent"] = np.maximum(tops["extent"], extent)
+        err = _abs_err(num, ana)
+        for name, values in (("abs_err", err), ("rel_err", _rel_err(err, num, ana)), ("tolerance", tol)):
+            finite = np.isfinite(values)
+            lows[name] = np.minimum(lows[name], np.min(np.where(finite, values, np.inf), axis=1))
+            highs[name] = np.maximum(highs[name], np.max(np.where(finite, values, -np.inf), axis=1))
+    for table in (acc, sums, tops):
+        for name, values in table.items():
+            getattr(d, name)[rows] = values
+    for name in RANGED_MAPS:
+        d.lows[name][rows], d.highs[name][rows] = lows[name], highs[name]
 
 
 def _blocks(rows: slice, c: int) -> list[slice]:
