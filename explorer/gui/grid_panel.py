@@ -12,6 +12,7 @@ is still being read. Pasted values obey the same rule as typed ones
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +52,8 @@ CELL_WIDTH = 36
 #: Column widths are measured on at most this many cells (all of them in smaller grids; in larger ones
 #: the extremes of every column and an even sample): measuring is O(1) in the grid's size.
 WIDTH_SAMPLE_CELLS = 4096
+#: Values per piece when the extremes of a large grid are found (bounded scratch memory: 8 MiB).
+EXTREMES_CHUNK = 1 << 20
 #: Padding added to the widest text of a column (px): the cell's margins and the focus frame.
 CELL_PADDING = 14
 #: Pasted text longer than this (characters) is parsed in a worker thread.
@@ -174,12 +177,36 @@ def _renumber(message: str, shift: int) -> str:
     return _LINE_NO.sub(lambda m: f"line {int(m.group(1)) + shift}", message, count=1)
 
 
+def _extreme_values(flat: NDArray) -> NDArray:
+    """The smallest and largest finite values and ± the smallest nonzero magnitude of ``flat`` (1-D), in float64.
+
+    One pass over pieces of :data:`EXTREMES_CHUNK` values, so a 32 x 262,144 grid costs a few milliseconds and
+    no copy of the grid (its text is widest at these values: the longest exponents, signs and leading zeros).
+    """
+    lo, hi, tiny = math.inf, -math.inf, math.inf
+    for start in range(0, flat.size, EXTREMES_CHUNK):
+        chunk = np.asarray(flat[start : start + EXTREMES_CHUNK], dtype=np.float64)
+        a, b = float(chunk.min()), float(chunk.max())
+        if not (math.isfinite(a) and math.isfinite(b)):  # rare: leave out what is not a number
+            chunk = chunk[np.isfinite(chunk)]
+            if not chunk.size:
+                continue
+            a, b = float(chunk.min()), float(chunk.max())
+        lo, hi = min(lo, a), max(hi, b)
+        magnitude = np.abs(chunk, out=chunk)
+        magnitude[magnitude == 0] = np.inf
+        tiny = min(tiny, float(magnitude.min()))
+    found = [v for v in (lo, hi, -tiny, -max(abs(lo), abs(hi))) if math.isfinite(v)]
+    return np.array(found, dtype=np.float64)
+
+
 def column_width(values: NDArray, metrics: QFontMetrics, digits: int, bold: bool = False) -> int:
     """Width (px) that shows every value of ``values`` formatted with ``digits`` significant digits.
 
     Values are measured on a bounded sample (:data:`WIDTH_SAMPLE_CELLS`): all of them when few,
-    else the smallest, largest, and smallest-magnitude values and an even stride through the rest
-    (the text's length grows with the exponent and the sign, which the extremes cover).
+    else the smallest and largest values, the smallest magnitude (negated) and an even stride
+    through the rest (the text's length grows with the exponent and the sign, which the extremes
+    cover). The extremes take one pass in pieces, never a copy of the grid.
 
     Parameters
     ----------
@@ -196,16 +223,12 @@ def column_width(values: NDArray, metrics: QFontMetrics, digits: int, bold: bool
     -------
     int
     """
-    flat = np.asarray(values, dtype=np.float64).ravel()
+    flat = np.asarray(values).ravel()
     if flat.size > WIDTH_SAMPLE_CELLS:
-        finite = flat[np.isfinite(flat)]
-        picks = [flat[:: max(1, flat.size // WIDTH_SAMPLE_CELLS)]]
-        if finite.size:
-            nonzero = np.abs(finite[finite != 0])
-            picks.append(np.array([finite.min(), finite.max()]))
-            if nonzero.size:
-                picks.append(np.array([-nonzero.min(), -nonzero.max()]))
-        flat = np.concatenate(picks)
+        sample = np.asarray(flat[:: max(1, flat.size // WIDTH_SAMPLE_CELLS)], dtype=np.float64)
+        flat = np.concatenate([sample[np.isfinite(sample)], _extreme_values(flat)])
+    else:
+        flat = np.asarray(flat, dtype=np.float64)
     texts = {format_value(float(v), digits) for v in flat} or {"0"}
     widest = max(metrics.horizontalAdvance(t) for t in texts)
     if bold:
@@ -297,8 +320,11 @@ class GridPanel(QWidget):
         self.logits_view.setModel(self.logits_model)
         self.logits_view.setItemDelegate(NumberDelegate(self.logits_view))
         self.logits_view.setToolTip("Logits: rows are samples, columns are classes. Type a number and press Enter.")
-        self.logits_view.horizontalHeader().setDefaultSectionSize(CELL_WIDTH)
+        # Every logit column is as wide as the widest value (one default size, no size per column): a grid of
+        # 262,144 columns lays out, scrolls and resizes in constant time.
         self.logits_view.horizontalHeader().setMinimumSectionSize(8)
+        self.logits_view.horizontalHeader().setDefaultSectionSize(CELL_WIDTH)
+        self.logits_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.logits_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         edit_triggers = (
             QAbstractItemView.EditTrigger.DoubleClicked
@@ -310,9 +336,16 @@ class GridPanel(QWidget):
         for view in (self.labels_view, self.logits_view):
             view.verticalHeader().setDefaultSectionSize(22)
             view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        # The two tables scroll together.
-        self.logits_view.verticalScrollBar().valueChanged.connect(self.labels_view.verticalScrollBar().setValue)
-        self.labels_view.verticalScrollBar().valueChanged.connect(self.logits_view.verticalScrollBar().setValue)
+        # The two tables scroll together, by pixels, over the logits' range: the labels' viewport is taller (it has
+        # no horizontal scroll bar), so its own range is shorter and would clamp the logits back by a row; by items,
+        # the last row would sit at each viewport's bottom, and the two tables' rows would not line up.
+        for view in (self.labels_view, self.logits_view):
+            view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        logits_rows, label_rows = self.logits_view.verticalScrollBar(), self.labels_view.verticalScrollBar()
+        logits_rows.rangeChanged.connect(self._on_rows_range_changed)
+        label_rows.rangeChanged.connect(self._on_rows_range_changed)
+        logits_rows.valueChanged.connect(label_rows.setValue)
+        label_rows.valueChanged.connect(logits_rows.setValue)
         self.logits_view.selectionModel().currentChanged.connect(self._on_logits_current_changed)
 
         layout = QHBoxLayout(self)
@@ -321,6 +354,14 @@ class GridPanel(QWidget):
         layout.addWidget(self.labels_view)
         layout.addWidget(self.logits_view, 1)
         self.fit_columns()
+
+    def _on_rows_range_changed(self, *_range: int) -> None:
+        """Give the labels' rows the logits' scroll range (each table lays itself out and sets its own)."""
+        logits_rows, label_rows = self.logits_view.verticalScrollBar(), self.labels_view.verticalScrollBar()
+        if (label_rows.minimum(), label_rows.maximum()) != (logits_rows.minimum(), logits_rows.maximum()):
+            label_rows.setRange(logits_rows.minimum(), logits_rows.maximum())
+        if label_rows.value() != logits_rows.value():
+            label_rows.setValue(logits_rows.value())
 
     # ---------------------------------------------------------------- columns
     @property
@@ -336,8 +377,9 @@ class GridPanel(QWidget):
     def fit_columns(self) -> None:
         """Size the logit columns to their widest text, and the label column to its numbers.
 
-        One width for every logit column (measured on a bounded sample, so this costs the same
-        for 3 x 10 and 4096 x 4096), and the labels column as narrow as its widest label.
+        One width for every logit column (measured on a bounded sample and one pass over the
+        extremes), set once as the header's default: the header is in ``Fixed`` mode, so every
+        column takes it at once and nothing is done per column (262,144 of them at most).
         """
         state = self.controller.state
         view = self.logits_view
@@ -347,9 +389,6 @@ class GridPanel(QWidget):
         if header.defaultSectionSize() != width:
             header.setDefaultSectionSize(width)
         n, c = state.shape
-        for section in range(min(c, header.count())):  # sections sized by hand keep their size otherwise
-            if header.sectionSize(section) != width:
-                header.resizeSection(section, width)
         labels_metrics = QFontMetrics(self.labels_view.font())
         lo, hi = (int(state.labels.min()), int(state.labels.max())) if n else (0, 0)
         texts = [str(v) for v in (lo, hi, c - 1)]
@@ -404,15 +443,15 @@ class GridPanel(QWidget):
 
     # -------------------------------------------------------------- clipboard
     def _selected_rect(self) -> tuple[int, int, int, int] | None:
-        indexes = self.logits_view.selectionModel().selectedIndexes()
-        if not indexes:
+        """Bounding block of the selection (its ranges, never one index per cell: a whole row is 262,144 cells)."""
+        ranges = list(self.logits_view.selectionModel().selection())
+        if not ranges:
             cur = self.logits_view.currentIndex()
             if not cur.isValid():
                 return None
-            indexes = [cur]
-        rows = [ix.row() for ix in indexes]
-        cols = [ix.column() for ix in indexes]
-        return min(rows), min(cols), max(rows) + 1, max(cols) + 1
+            return cur.row(), cur.column(), cur.row() + 1, cur.column() + 1
+        return (min(r.top() for r in ranges), min(r.left() for r in ranges),
+                max(r.bottom() for r in ranges) + 1, max(r.right() for r in ranges) + 1)  # fmt: skip
 
     def copy(self) -> None:
         """Copy the selection's bounding block as tab-separated text."""
