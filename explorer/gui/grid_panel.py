@@ -193,7 +193,7 @@ def _extreme_values(flat: NDArray) -> NDArray:
                 continue
             a, b = float(chunk.min()), float(chunk.max())
         lo, hi = min(lo, a), max(hi, b)
-        magnitude = np.abs(chunk, out=chunk)
+        magnitude = np.abs(chunk)  # (the grid's own pieces are read-only views)
         magnitude[magnitude == 0] = np.inf
         tiny = min(tiny, float(magnitude.min()))
     found = [v for v in (lo, hi, -tiny, -max(abs(lo), abs(hi))) if math.isfinite(v)]
