@@ -6,6 +6,8 @@
                                                             #   through the runner and through `check --loss`
     python benchmarks/bench_usercode.py --n 32 --c 100 --repeat 5 --elements   # per-row losses: by columns and
                                                             #   element by element (minutes at 64 x 512)
+    python benchmarks/bench_usercode.py --per-call          # a scalar loss's cost per call, element by element:
+                                                            #   before (a copy per call) and now, float32/float64
 
 Each run is a whole check as the window does it (the settings' noise verdict, so the loss is differenced at
 eps and 2 eps, every element), in the sandboxed child process, including the framework's import. The goal
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,82 @@ def _cli_verdict(name: str, x: np.ndarray, y: np.ndarray, dtype: str) -> int:
                               capture_output=True, text=True).returncode  # fmt: skip
 
 
+class _Enough(Exception):
+    """Stops a differencing run after the calls timed."""
+
+
+def _timed_calls(kind: str, convert: Callable, evaluate: Callable, quiet: Callable, x: np.ndarray,
+                 calls: int) -> tuple[float, list[complex]]:  # fmt: skip
+    """Seconds for the first ``calls`` calls of the element path ("before": numeric_grad; "now": the child's),
+    and the values the loss returned."""
+    from explorer.core import numeric_grad
+    from explorer.usercode import child
+
+    got: list[complex] = []
+
+    def value_of(v: np.ndarray) -> complex:
+        if len(got) == calls:
+            raise _Enough
+        with quiet():
+            out = child._scalar(evaluate(convert(v)), "loss", x.shape[0])
+        got.append(out)
+        return out
+
+    t0 = time.perf_counter()
+    try:
+        if kind == "before":
+            numeric_grad(value_of, x, 1e-3, "central")
+        else:
+            child.element_gradient(value_of, x, 1e-3, "central", shared=True)
+    except _Enough:
+        pass
+    return time.perf_counter() - t0, got
+
+
+def _per_call(n: int, c: int, calls: int, rounds: int) -> None:
+    """Microseconds per call of a scalar loss (the gallery's torch_correct and NumPy 'correct'), element by
+    element, in this process: the path before (``numeric_grad``, a copy of the whole array per call, converted
+    again by the framework) and the one the child takes now (``element_gradient`` on one reused buffer), each
+    stopped after ``calls`` calls, alternated ``rounds`` times (medians), against the loss alone in a loop."""
+    from explorer.usercode import child
+
+    print(f"\nPer call, element by element ({n} x {c}, central; median of {rounds} rounds of {calls} calls; "
+          f"load average {os.getloadavg()[0]:.1f}):")  # fmt: skip
+    print(
+        "| loss | dtype | the loss alone (us) | before (us) | now (us) | same values |\n"
+        "| --- | --- | ---: | ---: | ---: | --- |"
+    )
+    for name in ("correct", "torch_correct"):
+        m = MUTANTS[name]
+        if m.framework != "numpy" and importlib.util.find_spec(m.framework) is None:
+            continue
+        fw = child.TorchFramework() if m.framework == "torch" else child.Framework()
+        namespace: dict = {"__name__": "user_code"}
+        exec(compile(m.source, name, "exec"), namespace)
+        rng = np.random.default_rng(0)
+        for dtype in ("float32", "float64"):
+            x = (rng.normal(size=(n, c)) * 3).astype(dtype)
+            y = fw.labels(rng.integers(0, c, n))
+            evaluate, quiet = fw.evaluator(namespace["loss"], y), child._quiet(fw)
+            times: dict[str, list[float]] = {"raw": [], "before": [], "now": []}
+            values: dict[str, list[complex]] = {"before": [], "now": []}
+
+            xt = fw.logits(x)
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                with quiet():
+                    for _ in range(calls):
+                        evaluate(xt)
+                times["raw"].append((time.perf_counter() - t0) / calls * 1e6)
+                for kind, convert in (("before", fw.logits), ("now", fw.share)):
+                    seconds, values[kind] = _timed_calls(kind, convert, evaluate, quiet, x, calls)
+                    times[kind].append(seconds / calls * 1e6)
+            same = np.array(values["before"]).tobytes() == np.array(values["now"]).tobytes()
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"| {name} ({m.framework}) | {dtype} | {med['raw']:.0f} | {med['before']:.0f} | {med['now']:.0f} | "
+                  f"{'yes' if same else 'NO'} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
@@ -131,7 +210,12 @@ def main() -> None:
     parser.add_argument("--gallery", action="store_true", help="also every PyTorch/JAX example, both dtypes, both ways")
     parser.add_argument("--elements", action="store_true", help="also time the per-row losses element by element")
     parser.add_argument("--per-row-only", action="store_true", help="only the per-row losses (no scalar-loss table)")
+    parser.add_argument("--per-call", action="store_true", help="only a scalar loss's cost per call, before and now")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round with --per-call")
     args = parser.parse_args()
+    if args.per_call:
+        _per_call(args.n, args.c, args.calls, max(3, args.repeat))
+        return
     x, y = _problem(args.n, args.c)
     have = {"numpy": True, **{f: importlib.util.find_spec(f) is not None for f in ("torch", "jax")}}
     print(f"{args.n} x {args.c}, {args.dtype}, central, noise verdict; median of {args.repeat}; {os.cpu_count()} CPUs, "

@@ -243,7 +243,7 @@ class TorchFramework(Framework):
         return self.torch.from_numpy(y.astype(np.int64))
 
     def share(self, x: np.ndarray) -> Any:
-        if _is_bfloat16(x.dtype):  # the same 16 bits: ml_dtypes' bfloat16 is torch's
+        if x.dtype.kind == "V" and _is_bfloat16(x.dtype):  # the same 16 bits: ml_dtypes' bfloat16 is torch's
             return self.torch.from_numpy(x.view(np.uint16)).view(self.torch.bfloat16)
         return self.torch.from_numpy(x)
 
@@ -592,6 +592,7 @@ def element_gradient(
         dt = (start.reshape(-1)[0] + step).dtype
         points.append((wgt, (start.astype(dt) + np.asarray(step, dtype=dt)).astype(base.dtype).reshape(-1)))
     bits = _bits_view(base)
+    equal = np.empty(bits.shape, dtype=bool)  # scratch for the check that the code left its input alone
     buffer = base.copy()
     flat = buffer.reshape(-1)
 
@@ -610,7 +611,7 @@ def element_gradient(
             return result
         if k >= 0:
             flat[k] = flat_base[k]
-        if shared and not np.array_equal(_bits_view(buffer), bits):  # the code changed its input in place
+        if shared and not np.equal(_bits_view(buffer), bits, out=equal).all():  # it changed its input in place
             np.copyto(buffer, base)
         return result
 
