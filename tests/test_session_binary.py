@@ -228,13 +228,14 @@ def test_saving_a_grid_too_large_for_json_saves_it_in_the_binary_form(qtbot, win
 
 # ------------------------------------------------------------------------------------------------ autosave
 class _Gate:
-    """Wraps the autosave's writer: records the thread of each write and holds it until released."""
+    """Wraps the autosave's finishing step (fsync and rename, in its worker): records the thread of each write
+    and holds it until released."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.threads: list[threading.Thread] = []
         self.release = threading.Event()
         self.started = threading.Semaphore(0)
-        real: Callable[..., None] = autosave_module.save_session
+        real: Callable[..., None] = autosave_module._finish
 
         def gated(*args: object, **kwargs: object) -> None:
             self.threads.append(threading.current_thread())
@@ -242,7 +243,7 @@ class _Gate:
             self.release.wait(timeout=60)
             real(*args, **kwargs)
 
-        monkeypatch.setattr(autosave_module, "save_session", gated)
+        monkeypatch.setattr(autosave_module, "_finish", gated)
 
 
 @pytest.fixture
@@ -350,7 +351,7 @@ def test_save_as_offers_both_forms_and_only_the_binary_one_for_a_large_grid(
     assert load_session(tmp_path / "picked.gradexp.npz").logits.shape == window.state.shape
 
 
-def test_the_copy_is_taken_in_slices_and_a_change_meanwhile_starts_it_again(
+def test_the_live_logits_are_written_in_slices_and_a_change_meanwhile_starts_again(
     qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = ExplorerState(np.zeros((64, 8)), np.zeros(64, dtype=np.int64))
@@ -358,10 +359,11 @@ def test_the_copy_is_taken_in_slices_and_a_change_meanwhile_starts_it_again(
     saver = Autosaver(state, tmp_path, delay_ms=1)
     saver.start()
     saver.save_later()
-    assert saver._copy is not None and saver._copy[2] == 4  # the rest waits for the event loop
-    state.set_logit(63, 7, 9.0)  # a row not copied yet, and one already copied
+    assert saver._copy is not None and saver._rows_written == 4  # the rest waits for the event loop
+    assert saver._partial.exists() and not saver.path.exists()
+    state.set_logit(63, 7, 9.0)  # a row not written yet, and one already written
     state.set_logit(0, 0, -9.0)
-    assert saver._copy is None  # abandoned: it would have mixed two states
+    assert saver._copy is None and not saver._partial.exists()  # abandoned: it would have mixed two states
     with qtbot.waitSignal(saver.saved, timeout=10_000):
         pass
     back = load_session(saver.path).logits

@@ -11,12 +11,12 @@ are for the app to read back, not for people, and that form is exact in every dt
 any grid the window edits and writes 32 x 262,144 float32 in about 0.1 s (JSON took 55 s).
 Autosaves of earlier versions (``autosave*.gradexp.json``) are still offered and restored.
 
-After a change the GUI thread only copies the logits (one copy, which nothing else can
-change), 16 MiB per turn of the event loop so that no turn waits long; a change during the
-copy abandons it (the next autosave is due anyway). A worker thread writes the copy beside
-the autosave and renames it into place. Newest wins: changes made during a write are saved
-once it ends (one copy at a time), and a write overtaken by :meth:`Autosaver.save_now` or
-:meth:`Autosaver.discard` is dropped instead of renamed.
+After a change the GUI thread writes the live logits (no copy of them) into a file beside the
+autosave, 16 MiB per turn of the event loop so that no turn waits long and no edit can land
+in the middle of a piece; a change before the file is complete abandons it (the next
+autosave is due anyway). A worker thread makes the file durable and renames it into place.
+Newest wins: changes made meanwhile are saved once it ends, and a write overtaken by
+:meth:`Autosaver.save_now` or :meth:`Autosaver.discard` is dropped instead of renamed.
 
 Restoring treats the file as hostile: any error while reading or applying it sets it
 aside (``.bad``, or another free name, or it is left in place when nothing can be
@@ -30,16 +30,15 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import IO
 
-import numpy as np
-from numpy.typing import NDArray
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
-from explorer.core import CheckSettings
 from explorer.files.io import load_session, save_session
+from explorer.files.sessions import binary_session_pieces
 
 __all__ = [
     "AUTOSAVE_MS",
@@ -131,13 +130,14 @@ class _Commit:
         self.epoch = 0
 
 
-def _write(partial: Path, target: Path, commit: _Commit, epoch: int, relay: _Relay,
-           logits: NDArray, labels: NDArray, settings: CheckSettings) -> None:  # fmt: skip
-    """Worker thread: write ``partial``, then rename it over ``target`` unless a newer save or a discard came first."""
+def _finish(f: IO[bytes], partial: Path, target: Path, commit: _Commit, epoch: int, relay: _Relay) -> None:
+    """Worker thread: make the written ``partial`` durable (fsync, close), then rename it over ``target`` unless
+    a newer save or a discard came first. The file is complete: nothing here reads the logits."""
     placed, message = False, ""
     try:
-        save_session(partial, logits, labels, settings, binary=True)
-        del logits
+        with f:
+            f.flush()
+            os.fsync(f.fileno())
         with commit.lock:
             placed = epoch == commit.epoch
             if placed:
@@ -212,8 +212,9 @@ class Autosaver(QObject):
         self._again = False
         self._relay = _Relay(self)
         self._relay.written.connect(self._on_written)
-        # The copy being taken for the next write: (epoch, copy, rows copied so far); None when none is.
-        self._copy: tuple[int, NDArray, int] | None = None
+        # The write being taken from the live logits: (epoch, its file, its pieces); None when none is.
+        self._copy: tuple[int, IO[bytes], Generator[int, None, None]] | None = None
+        self._rows_written = 0
         self._copy_timer = QTimer(self)
         self._copy_timer.setSingleShot(True)
         self._copy_timer.setInterval(0)
@@ -368,10 +369,17 @@ class Autosaver(QObject):
         self._timer.start()
 
     def _cancel_copy(self) -> None:
+        """Abandon the write being taken from the live logits (it would mix two states)."""
         if self._copy is not None:
             self._copy_timer.stop()
+            _epoch, f, pieces = self._copy
             self._copy = None
             self._writing = False
+            with contextlib.suppress(Exception):
+                pieces.close()
+                f.close()
+            with contextlib.suppress(OSError):
+                self._partial.unlink(missing_ok=True)
 
     def save_now(self) -> None:
         """Write this window's autosave now, on this thread (atomically); a background write in flight is dropped."""
@@ -385,10 +393,12 @@ class Autosaver(QObject):
             log.exception("autosave failed")
 
     def save_later(self) -> None:
-        """Write this window's autosave in a worker thread; this thread only copies the logits, in slices.
+        """Write this window's autosave without a copy of the logits and without a long turn of the event loop.
 
-        While a write is running, the next one waits for it (newest wins: one copy is taken
-        when it ends), so at most one copy of the logits is held for autosaving.
+        The GUI thread writes the live logits into a file beside the autosave, :data:`COPY_BYTES` per turn of
+        the event loop (between edits, so what it reads cannot change under it; an edit abandons the file);
+        a worker thread then makes it durable and renames it into place. While that is running, the next
+        save waits for it (newest wins).
         """
         if self.folder is None:
             return
@@ -397,26 +407,35 @@ class Autosaver(QObject):
             return
         with self._commit.lock:
             epoch = self._commit.epoch
+        try:
+            f = open(self._partial, "wb")  # noqa: SIM115 (closed by the worker, or when abandoned)
+            pieces = binary_session_pieces(f, self.state.logits, self.state.labels.copy(), self.state.settings,
+                                           COPY_BYTES)  # fmt: skip
+        except (OSError, ValueError) as exc:
+            log.warning("autosave failed: %s", exc)
+            return
         self._writing = True
-        self._copy = (epoch, np.empty_like(self.state.logits), 0)
+        self._copy = (epoch, f, pieces)
         self._copy_step()
 
     def _copy_step(self) -> None:
-        """Copy the next :data:`COPY_BYTES` of logits; once all are copied, hand them to a worker thread."""
+        """Write the next :data:`COPY_BYTES` of logits; once the file is complete, hand it to a worker thread."""
         if self._copy is None:
             return
-        epoch, copy, row = self._copy
-        n = copy.shape[0]
-        stop = min(n, row + max(1, COPY_BYTES // max(1, copy[0].nbytes)))
-        copy[row:stop] = self.state.logits[row:stop]
-        if stop < n:
-            self._copy = (epoch, copy, stop)
+        epoch, f, pieces = self._copy
+        try:
+            self._rows_written = next(pieces)
             self._copy_timer.start()
             return
+        except StopIteration:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("autosave failed: %s", exc)
+            self._cancel_copy()
+            return
         self._copy = None
-        labels, settings = self.state.labels.copy(), self.state.settings
-        args = (self._partial, self.path, self._commit, epoch, self._relay, copy, labels, settings)
-        threading.Thread(target=_write, args=args, name="autosave").start()
+        args = (f, self._partial, self.path, self._commit, epoch, self._relay)
+        threading.Thread(target=_finish, args=args, name="autosave").start()
 
     def _on_written(self, placed: bool, message: str) -> None:
         self._writing = False

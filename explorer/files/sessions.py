@@ -33,9 +33,10 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -55,6 +56,7 @@ __all__ = [
     "JSON_SESSION_SUFFIX",
     "SESSION_FORMAT",
     "Session",
+    "binary_session_pieces",
     "is_binary_session",
     "load_session",
     "save_session",
@@ -183,7 +185,13 @@ def _all_finite(x: NDArray, rows: int = 1024) -> bool:
     return all(bool(np.isfinite(x[i : i + rows]).all()) for i in range(0, x.shape[0], rows))
 
 
-def _save_binary(path: str | os.PathLike[str], logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> None:
+def binary_session_pieces(f: IO[bytes], logits: ArrayLike, labels: ArrayLike, settings: CheckSettings,
+                          piece_bytes: int = 16 * 2**20) -> Generator[int, None, None]:  # fmt: skip
+    """Write a binary session into the open file ``f`` piece by piece: a generator that yields the rows of
+    logits written so far after each ``piece_bytes`` of them, so a caller can spread the writing over turns
+    of an event loop and read a live array between edits (no copy of it is made). Exhaust it for the whole
+    file; closing it early leaves ``f`` incomplete (the caller discards it).
+    """
     name, stored = _logits_to_store(logits)
     y = np.ascontiguousarray(labels, dtype=np.int64)
     if y.shape != (stored.shape[0],):
@@ -196,12 +204,26 @@ def _save_binary(path: str | os.PathLike[str], logits: ArrayLike, labels: ArrayL
         "settings": settings.to_mapping(),
     }
     text = json.dumps(meta, indent=1, allow_nan=False).encode("utf-8")
-    with atomic_stream(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+    n = stored.shape[0]
+    per = max(1, piece_bytes // max(1, stored[0].nbytes))
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr(_META, text)
-        for member, array in (("logits.npy", stored), ("labels.npy", y)):
-            # Large members need ZIP64 fields, which must be reserved before the size is known.
-            with zf.open(member, "w", force_zip64=array.nbytes > 2**31) as out:
-                np.lib.format.write_array(out, array, allow_pickle=False)  # in 16 MiB pieces, no copy
+        # Large members need ZIP64 fields, which must be reserved before the size is known.
+        with zf.open("logits.npy", "w", force_zip64=stored.nbytes > 2**31) as out:
+            header = {"descr": np.lib.format.dtype_to_descr(stored.dtype), "fortran_order": False,
+                      "shape": stored.shape}  # fmt: skip
+            np.lib.format.write_array_header_2_0(out, header)
+            for r0 in range(0, n, per):
+                out.write(stored[r0 : r0 + per].data.cast("B"))  # C-contiguous rows: written, not copied
+                yield min(n, r0 + per)
+        with zf.open("labels.npy", "w") as out:
+            np.lib.format.write_array(out, y, allow_pickle=False)
+
+
+def _save_binary(path: str | os.PathLike[str], logits: ArrayLike, labels: ArrayLike, settings: CheckSettings) -> None:
+    with atomic_stream(path) as f:
+        for _ in binary_session_pieces(f, logits, labels, settings):
+            pass
 
 
 def _is_number(v: object) -> bool:
