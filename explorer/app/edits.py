@@ -69,9 +69,10 @@ class _Packed:
         self._shape = a.shape
         self._dtype = a.dtype
         bits = _bits(a).ravel()
-        nonzero = np.flatnonzero(bits)
         index_size = 4 if a.size < 2**31 else 8
-        if nonzero.size * (index_size + a.dtype.itemsize) < a.size * a.dtype.itemsize:
+        count = int(np.count_nonzero(bits))  # the indices are formed only when sparse storage pays
+        if count * (index_size + a.dtype.itemsize) < a.size * a.dtype.itemsize:
+            nonzero = np.flatnonzero(bits)
             self._dense: NDArray | None = None
             self._index: NDArray | None = nonzero.astype(np.int32 if index_size == 4 else np.int64)
             self._values: NDArray | None = bits[nonzero].view(a.dtype).copy()
