@@ -219,4 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown: with JAX's threads and Qt's objects alive it can crash (seen: SIGSEGV after
+    # the table was printed), which would hide the exit code that carries the result.
+    os._exit(code)
