@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,8 +90,7 @@ def latency(sizes: list[tuple[int, int]], edits: int) -> list[str]:
 
 
 def cold_start(runs: int) -> list[float]:
-    env = {**os.environ, "GRADIENT_EXPLORER_SETTINGS": str(ROOT / "build" / "bench-settings.ini"),
-           "GRADIENT_EXPLORER_DATA": str(ROOT / "build" / "bench-data")}  # fmt: skip
+    env = dict(os.environ)  # main() points settings and data at a fresh temporary folder
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -116,8 +116,11 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
-    os.environ["GRADIENT_EXPLORER_SETTINGS"] = str(ROOT / "build" / "bench-settings.ini")
-    os.environ["GRADIENT_EXPLORER_DATA"] = str(ROOT / "build" / "bench-data")
+    # A fresh folder each run: an autosave left by an interrupted run would otherwise be offered at start
+    # (a modal question no one answers).
+    scratch = Path(tempfile.mkdtemp(prefix="bench-gui-"))
+    os.environ["GRADIENT_EXPLORER_SETTINGS"] = str(scratch / "settings.ini")
+    os.environ["GRADIENT_EXPLORER_DATA"] = str(scratch / "data")
     xvfb = start_display()
     try:
         print(f"platform: {os.environ['QT_QPA_PLATFORM']}; float64, central; {args.edits} edits per size\n")
