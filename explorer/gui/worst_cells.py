@@ -52,9 +52,16 @@ class WorstCellsModel(QAbstractTableModel):
         rows = self._rows_of(report, k)
         if rows == old:
             return
+        texts = [tuple(_text(v, c) for c, v in enumerate(row)) for row in rows]
+        if len(rows) == len(old) and all(a[:3] == b[:3] for a, b in zip(rows, old, strict=True)):
+            # The same cells in the same order (an edit elsewhere changed their values): update in place, which
+            # costs the views far less than a reset (no new layout, no re-sort of every row).
+            self._rows, self._texts = rows, texts
+            changed = [r for r, (a, b) in enumerate(zip(rows, old, strict=True)) if a != b]
+            self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(COLUMNS) - 1))
+            return
         self.beginResetModel()
-        self._rows = rows
-        self._texts = [tuple(_text(v, c) for c, v in enumerate(row)) for row in rows]
+        self._rows, self._texts = rows, texts
         self.endResetModel()
 
     @staticmethod
