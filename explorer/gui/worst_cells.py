@@ -124,10 +124,6 @@ def _text(value: object, column: int) -> str:
     return f"{value:.3g}" if column >= 5 else f"{value:.6g}"
 
 
-#: Rows the table measures to size its columns (Qt reads every row otherwise, on every new report).
-SIZED_ROWS = 40
-
-
 class WorstCellsPanel(QWidget):
     """The table of the worst cells, sortable by any column, with a line saying how many fail.
 
@@ -154,8 +150,15 @@ class WorstCellsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setResizeContentsPrecision(SIZED_ROWS)
+        # Columns sized once for the widest text each can hold (not measured from the rows on every report,
+        # which read every cell through the model after each edit); the user may drag them wider.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        metrics = self.table.fontMetrics()
+        for c, name in enumerate(COLUMNS):
+            widest = {0: "99999", 1: "8191", 2: "262143", 7: "FAIL"}.get(c, "-8.88889e-308")
+            pad = 4 * metrics.horizontalAdvance("0")
+            self.table.setColumnWidth(c, max(metrics.horizontalAdvance(name), metrics.horizontalAdvance(widest)) + pad)
         self.table.setToolTip("The worst cells, failing ones first; click a column to sort, a row to select the cell")
         self.table.clicked.connect(self._on_table_clicked)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
