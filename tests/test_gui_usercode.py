@@ -194,3 +194,20 @@ def test_a_stopped_run_shows_how_far_it_got_and_offers_a_limit_that_would_do(qtb
     assert not panel.retry_button.isVisibleTo(panel)
     with qtbot.waitSignal(window.user_job.finished, timeout=5000):
         window.user_job.cancel()
+
+
+def test_a_long_run_shows_its_progress_in_calls_of_the_loss(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    panel = window.user_panel
+    slow = "def loss(logits, labels):\n    __import__('time').sleep(0.03)\n"
+    source = MUTANTS["correct"].source.replace("def loss(logits, labels):\n", slow)
+    seen: list[tuple[int, int]] = []
+    window.user_job.callsDone.connect(lambda done, planned: seen.append((done, planned)))
+    panel.editor.setPlainText(source)
+    panel.timeout.setValue(60.0)
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] > 0, timeout=20_000)
+    text = panel.output.toPlainText()
+    done, planned = seen[-1]
+    assert 0 < done < planned and f"{done:,} of {planned:,} calls of your loss" in text
+    with qtbot.waitSignal(window.user_job.finished, timeout=10_000):
+        window.user_job.cancel()

@@ -130,6 +130,7 @@ class _Relay(QObject):
     done = Signal(int, object, float)
     error = Signal(int, str)
     progress = Signal(int, float)
+    calls = Signal(int, int, int)  # (generation, calls done, calls planned) of the user's loss
 
 
 class BackgroundJob(QObject):
@@ -559,16 +560,20 @@ class UserCodeJob(QObject):
     finished(object, object)
         ``(UserCheck or None, UserCodeError or None)`` for the newest request; older ones are dropped.
     busyChanged(bool)
+    callsDone(int, int)
+        Calls of the user's loss done so far and planned, while a long run goes on (about twice a second).
     """
 
     finished = Signal(object, object)
     busyChanged = Signal(bool)
+    callsDone = Signal(int, int)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="UserCodeJob")
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_worker_done)
+        self._relay.calls.connect(self._on_worker_calls)
         self._generation = 0
         self._cancel = threading.Event()
         self.busy = False
@@ -582,9 +587,13 @@ class UserCodeJob(QObject):
         self._generation += 1
         generation = self._generation
 
+        def calls(done: int, planned: int) -> None:
+            self._relay.calls.emit(generation, done, planned)
+
         def work() -> None:
             try:
-                checked = check_user_code(code, logits, labels, settings, timeout_s, sweep_cell, cancel)  # type: ignore[arg-type]
+                checked = check_user_code(code, logits, labels, settings, timeout_s, sweep_cell, cancel,  # type: ignore[arg-type]
+                                          progress=calls)  # fmt: skip
                 payload: tuple = (checked, None)
             except UserCodeError as exc:
                 payload = (None, exc)
@@ -607,6 +616,10 @@ class UserCodeJob(QObject):
         self._generation += 1
         self._set_busy(False)
         self.finished.emit(None, UserCodeError("cancelled", "the check of your code was cancelled"))
+
+    def _on_worker_calls(self, generation: int, done: int, planned: int) -> None:
+        if generation == self._generation and self.busy:
+            self.callsDone.emit(done, planned)
 
     def _on_worker_done(self, generation: int, payload: tuple, _duration: float) -> None:
         if generation != self._generation:

@@ -27,14 +27,24 @@ class UserRuns(QObject):
         panel.runRequested.connect(self._on_panel_run_requested)
         panel.showBuiltinRequested.connect(display.show_builtin)
         job.finished.connect(self._on_job_finished)
+        job.callsDone.connect(self._on_job_calls_done)
+        self._limit_s = 0.0
         display.notice.connect(self._on_display_notice)
 
     def _on_panel_run_requested(self, code: object, timeout_s: float) -> None:
         logits, labels, settings = self.state.snapshot()
+        self._limit_s = timeout_s
         self.panel.set_running(True)
         self.panel.show_text(f"<p>Running your code (stopped after {timeout_s:g} s)…</p>")
         self.message("Running your code in a separate process…")
         self.job.start(code, logits, labels, settings, timeout_s, self.display.cell or (0, 0))
+
+    def _on_job_calls_done(self, done: int, planned: int) -> None:
+        """A long run's progress, in the panel and the status bar (Esc stops it)."""
+        share = f" ({100 * done / planned:.0f}%)" if planned > 0 else ""
+        text = f"Running your code: {done:,} of {planned:,} calls of your loss{share}; Esc stops it"
+        self.panel.show_text(f"<p>{html.escape(text)} (time limit {self._limit_s:g} s)…</p>")
+        self.message(text)
 
     def _on_job_finished(self, checked: UserCheck | None, error: object) -> None:
         self.panel.set_running(False)
