@@ -160,7 +160,7 @@ def _range(lows: NDArray, highs: NDArray) -> tuple[float, float]:
 
 def _largest(values: NDArray, mask: NDArray) -> NDArray:
     """Per row, the largest of ``values`` where ``mask`` holds (0 where it holds nowhere)."""
-    return np.max(np.where(mask, values, 0.0), axis=1, initial=0.0)
+    return np.max(values, axis=1, initial=0.0, where=mask)
 
 
 def _fill(d: RowDigest, report: Report, rows: slice) -> None:
@@ -188,34 +188,46 @@ def _fill(d: RowDigest, report: Report, rows: slice) -> None:
         lost, under, overflow = lost_all[:, cols], under_all[:, cols], overflow_all[:, cols]
         a = np.abs(ana)
         finite_a = np.isfinite(a)
+        finite_n = np.isfinite(num)
+        all_finite = bool(finite_a.all() and finite_n.all())
         with np.errstate(invalid="ignore"):
             blind = (a > 0) & (tol >= a)
         acc["blind"] += np.count_nonzero(blind, axis=1)
-        sums["blind_abs"] += np.sum(np.where(blind & finite_a, a, 0.0), axis=1)
-        sums["abs_total"] += np.sum(np.where(finite_a, a, 0.0), axis=1)
-        nonfinite = ~finite_a | ~np.isfinite(num)
-        acc["nonfinite"] += np.count_nonzero(nonfinite, axis=1)
-        vanished = (num == 0) & (ana != 0) & ~nonfinite
-        acc["vanished"] += np.count_nonzero(vanished, axis=1)
-        lost_v = vanished & lost
-        acc["lost"] += np.count_nonzero(lost_v, axis=1)
-        if lost_v.any():
-            xc = x[:, cols]
-            tops["lost_need"] = np.maximum(tops["lost_need"], _largest(min_surviving_eps(xc, s.scheme), lost_v))
-            tops["lost_at"] = np.maximum(tops["lost_at"], _largest(np.abs(xc.astype(np.float64)), lost_v))
-        under_v = vanished & under & ~lost
-        acc["underflow"] += np.count_nonzero(under_v, axis=1)
-        tops["underflow_largest"] = np.maximum(tops["underflow_largest"], _largest(a, under_v))
-        floor_v = vanished & ~lost & ~under & ~overflow
-        acc["floor"] += np.count_nonzero(floor_v, axis=1)
-        tops["floor_largest"] = np.maximum(tops["floor_largest"], _largest(a, floor_v))
-        extent = np.maximum(_largest(a, finite_a), _largest(np.abs(num), np.isfinite(num)))
+        sums["blind_abs"] += np.sum(a, axis=1, where=blind if all_finite else blind & finite_a)
+        sums["abs_total"] += np.sum(a, axis=1) if all_finite else np.sum(a, axis=1, where=finite_a)
+        if all_finite:
+            extent = np.maximum(np.max(a, axis=1, initial=0.0), np.max(np.abs(num), axis=1, initial=0.0))
+        else:
+            acc["nonfinite"] += np.count_nonzero(~finite_a | ~finite_n, axis=1)
+            extent = np.maximum(np.max(a, axis=1, initial=0.0, where=finite_a),
+                                np.max(np.abs(num), axis=1, initial=0.0, where=finite_n))  # fmt: skip
         tops["extent"] = np.maximum(tops["extent"], extent)
+        vanished = (num == 0) & (ana != 0)
+        if not all_finite:
+            vanished &= finite_a & finite_n
+        if vanished.any():  # rare: the causes only where a numeric gradient vanished
+            acc["vanished"] += np.count_nonzero(vanished, axis=1)
+            lost_v = vanished & lost
+            acc["lost"] += np.count_nonzero(lost_v, axis=1)
+            if lost_v.any():
+                xc = x[:, cols]
+                tops["lost_need"] = np.maximum(tops["lost_need"], _largest(min_surviving_eps(xc, s.scheme), lost_v))
+                tops["lost_at"] = np.maximum(tops["lost_at"], _largest(np.abs(xc.astype(np.float64)), lost_v))
+            under_v = vanished & under & ~lost
+            acc["underflow"] += np.count_nonzero(under_v, axis=1)
+            tops["underflow_largest"] = np.maximum(tops["underflow_largest"], _largest(a, under_v))
+            floor_v = vanished & ~lost & ~under & ~overflow
+            acc["floor"] += np.count_nonzero(floor_v, axis=1)
+            tops["floor_largest"] = np.maximum(tops["floor_largest"], _largest(a, floor_v))
         err = _abs_err(num, ana)
         for name, values in (("abs_err", err), ("rel_err", _rel_err(err, num, ana)), ("tolerance", tol)):
-            finite = np.isfinite(values)
-            lows[name] = np.minimum(lows[name], np.min(np.where(finite, values, np.inf), axis=1))
-            highs[name] = np.maximum(highs[name], np.max(np.where(finite, values, -np.inf), axis=1))
+            finite = None if all_finite and name != "tolerance" else np.isfinite(values)
+            if finite is None:
+                lows[name] = np.minimum(lows[name], np.min(values, axis=1, initial=np.inf))
+                highs[name] = np.maximum(highs[name], np.max(values, axis=1, initial=-np.inf))
+            else:
+                lows[name] = np.minimum(lows[name], np.min(values, axis=1, initial=np.inf, where=finite))
+                highs[name] = np.maximum(highs[name], np.max(values, axis=1, initial=-np.inf, where=finite))
     for table in (acc, sums, tops):
         for name, values in table.items():
             getattr(d, name)[rows] = values
