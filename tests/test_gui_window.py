@@ -302,3 +302,16 @@ def test_undo_restores_class_weights_of_another_width(window: MainWindow) -> Non
     assert window.state.shape == (3, 2) and window.state.settings.weight == (1.0, 2.0)
     window.controller.stack.redo()
     assert window.state.shape == (3, 3) and window.state.settings.weight is None
+
+
+def test_a_problem_of_another_shape_selects_its_worst_cell(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """A file opened (or a resize) brings a new problem: the selection moves to its worst cell, not to whatever
+    cell of the old grid happens to be in range."""
+    window.display.select((0, 0))
+    x = np.zeros((6, 40))
+    x[4, 33] = 30.0  # a confident row: its cells have the largest errors
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=10_000):
+        window.controller.replace(x, np.zeros(6, dtype=np.int64), dtype="float16")
+    report = window.display.report
+    assert report is not None and report.grad_analytic.shape == (6, 40)
+    assert window.display.cell == tuple(int(v) for v in report.worst) != (0, 0)

@@ -212,6 +212,7 @@ class Display(QObject):
 
     # ------------------------------------------------------------------ slots
     def _on_recomputer_report_ready(self, report: Report) -> None:
+        previous = self._builtin_report
         self._builtin_report = report
         change = DisplayChange(report=True)
         if self._source is Source.USER:
@@ -224,8 +225,9 @@ class Display(QObject):
             )
         n, c = report.grad_analytic.shape
         cell = self._cell
-        if cell is not None and not (cell[0] < n and cell[1] < c):
-            cell = None
+        new_shape = previous is None or previous.grad_analytic.shape != (n, c)
+        if cell is not None and (new_shape or not (cell[0] < n and cell[1] < c)):
+            cell = None  # a problem of another shape (a file opened, a resize): its worst cell is selected
         if cell is None:
             cell = _first_selection(report)
         if cell != self._cell:
