@@ -101,8 +101,11 @@ def _fill_stats(summary: RowSummary, num: NDArray, ana: NDArray, passed: NDArray
         arg = np.argmax(abs_err, axis=1)  # the first NaN, else the first largest: as compare's argmax
         summary.arg[blk] = arg
         summary.key[blk] = abs_err[np.arange(abs_err.shape[0]), arg]
-        summary.max_abs[blk] = np.max(np.where(np.isnan(abs_err), np.inf, abs_err), axis=1)
-        summary.max_rel[blk] = np.max(np.where(np.isnan(rel_err), np.inf, rel_err), axis=1)
+        # A NaN counts as inf (argmax found each row's first NaN); without one, plain maxima.
+        nan_abs = bool(np.isnan(summary.key[blk]).any())
+        summary.max_abs[blk] = np.max(np.where(np.isnan(abs_err), np.inf, abs_err) if nan_abs else abs_err, axis=1)
+        rel_nan = np.isnan(rel_err)  # also inf / inf, where abs_err is inf, not NaN
+        summary.max_rel[blk] = np.max(np.where(rel_nan, np.inf, rel_err) if rel_nan.any() else rel_err, axis=1)
         summary.failed[blk] = c - np.count_nonzero(passed[local], axis=1)
 
 
