@@ -148,3 +148,13 @@ def test_copy_this_plot_puts_an_image_and_svg_on_the_clipboard(window: MainWindo
     mime = QGuiApplication.clipboard().mimeData()
     assert mime.hasImage() and not mime.imageData().isNull()
     assert bytes(mime.data("image/svg+xml")).startswith(b"<?xml")
+
+
+def test_copy_as_code_of_a_grid_too_large_for_text_says_so_and_copies_nothing(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.clipboard().setText("before")
+    window.controller.replace(np.zeros((300, 300)), np.zeros(300, dtype=np.int64))
+    window.files.on_copy_code()
+    assert "Nothing copied" in window.statusBar().currentMessage() and ".npz" in window.statusBar().currentMessage()
+    assert QApplication.clipboard().text() == "before"
