@@ -16,8 +16,10 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange
@@ -169,12 +171,28 @@ class WorstCellsPanel(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(self.table, 1)
         self._choosing = False
+        self._stale = display is not None  # nothing listed yet
+        self._refresh_timer = QTimer(self, singleShot=True, interval=0)
+        self._refresh_timer.timeout.connect(self._on_refresh_timer_timeout)
         if display is not None:
             display.changed.connect(self._on_display_changed)
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         assert self.display is not None
         if (change.report or change.source) and self.display.report is not self.model.report:
+            if not self.isVisible():  # a hidden tab: listed when it is shown (an edit then costs nothing here)
+                self._stale = True
+                return
+            self.show_report(self.display.report)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._refresh_timer.start()  # after the show (not inside Qt's show of the dock)
+
+    def _on_refresh_timer_timeout(self) -> None:
+        if self._stale and self.display is not None and self.isVisible():
+            self._stale = False
             self.show_report(self.display.report)
 
     def show_report(self, report: Report | None) -> None:
