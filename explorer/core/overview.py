@@ -90,9 +90,9 @@ def _first_level(
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
-#: Halvings done together, unstored, before the first stored level (its blocks hold up to 32 cells, so the
-#: levels above a map hold about 1/16 of its cells per chain; views finer than that read the map itself).
-_FIRST_STEPS = 5
+#: Halvings done together, unstored, before the first stored level (its blocks hold up to 64 cells, so the
+#: levels above a map hold about 1/32 of its cells per chain; views finer than that read the map itself).
+_FIRST_STEPS = 6
 
 
 def _groups(shape: tuple[int, int]) -> list[list[tuple[int, int]]]:
