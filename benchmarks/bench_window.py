@@ -397,6 +397,58 @@ def small_case(b: WindowBench, n: int, c: int, edits: int, bandwidth: float) -> 
             f"{2 * x.nbytes / bandwidth * 1e6:,.1f} µs |")  # fmt: skip
 
 
+MEMORY_SCRIPT = r"""
+import os, sys, numpy as np
+from pathlib import Path
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+def vm(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+app = QApplication([])
+from explorer.gui import MainWindow
+w = MainWindow(restore_settings=False)
+w.resize(1280, 720)
+w.show()
+loop = QEventLoop()
+w.recomputer.reportReady.connect(lambda *_: QTimer.singleShot(300, loop.quit))
+QTimer.singleShot(120_000, loop.quit)
+w.controller.set_settings(dtype="float32")
+loop.exec()
+base = vm("VmRSS")
+w.document.open_logits(Path(sys.argv[1]))
+loop.exec()
+opened = vm("VmHWM")
+for k in range(5):
+    w.grid.logits_model.setData(w.grid.logits_model.index(k, 50_000 * k + 7), "7.5")
+    loop.exec()
+saved = QEventLoop()
+w.autosaver.saved.connect(saved.quit)
+QTimer.singleShot(30_000, saved.quit)
+saved.exec()  # the autosave after the edits, written
+print(base, opened, vm("VmHWM"))
+w.controller.stack.setClean()
+w.close()
+"""
+
+
+def memory_case(path: Path, logits_bytes: int) -> None:
+    """The window's peak memory in a fresh process (VmHWM over the resident size before opening), offscreen."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(path)], capture_output=True, text=True, env=env,
+                         check=True, cwd=ROOT, timeout=300)  # fmt: skip
+    base, opened, edited = (int(v) for v in out.stdout.split()[-3:])
+    mib = 2**20
+    print(f"\npeak memory of the window (a fresh process, VmHWM over its resident size before opening; logits "
+          f"{logits_bytes / mib:.0f} MiB): open + first check + first draw {(opened - base) / mib:,.0f} MiB = "
+          f"{(opened - base) / logits_bytes:.1f} x the logits; after 5 edits and their autosave "
+          f"{(edited - base) / mib:,.0f} MiB = {(edited - base) / logits_bytes:.1f} x (goal <= 6 x)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits", type=int, default=30)
@@ -422,6 +474,11 @@ def main() -> None:
         for n, c in [(32, 100), (128, 1000)]:
             print(small_case(b, n, c, args.small_edits, bandwidth), flush=True)
         scale_case(b, 32, 262_144, args.edits, bandwidth)
+        rng = np.random.default_rng(7)
+        big = (rng.normal(size=(32, 262_144)) * 2).astype(np.float32)
+        path = scratch / "memory.npy"
+        np.save(path, big)
+        memory_case(path, big.nbytes)
         for name, stats in b.profiles.items():
             out = io.StringIO()
             stats.stream = out  # type: ignore[attr-defined]
