@@ -211,3 +211,16 @@ def test_a_long_run_shows_its_progress_in_calls_of_the_loss(qtbot, window: MainW
     assert 0 < done < planned and f"{done:,} of {planned:,} calls of your loss" in text
     with qtbot.waitSignal(window.user_job.finished, timeout=10_000):
         window.user_job.cancel()
+
+
+def test_the_panel_and_status_bar_give_the_full_verdict_not_every_element_passed(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """At eps 1e-30 every element "passes" because the tolerance swallows the gradient: the summary says
+    CANNOT TELL, and so must the panel and the status bar (they used to say PASS)."""
+    window.controller.set_settings(eps=1e-30)
+    _run(qtbot, window, MUTANTS["correct"].source)
+    report = window.display.report
+    assert report is not None and report.comparison.ok  # every element within its tolerance...
+    assert "CANNOT TELL" in window.summary.toPlainText()  # ...yet the check cannot tell
+    panel_text = window.user_panel.output.toPlainText()
+    assert "CANNOT TELL" in panel_text and "PASS" not in panel_text
+    assert "CANNOT TELL" in window.statusBar().currentMessage()

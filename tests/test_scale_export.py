@@ -76,3 +76,14 @@ def test_a_reproducing_script_refuses_a_grid_too_large_for_text() -> None:
     scope: dict[str, object] = {}
     exec(compile(code_snippet([[0.0, 1.0]], [1], CheckSettings(dtype="bfloat16")), "snippet", "exec"), scope)
     assert str(scope["logits"].dtype) == "bfloat16"  # type: ignore[attr-defined]
+
+
+def test_the_caption_under_a_figure_gives_the_full_verdict() -> None:
+    from explorer.files.presets import get_preset
+    from explorer.gui.plot_export import settings_caption
+
+    preset = get_preset("origin")
+    report = check_gradient(preset.logits, preset.labels, CheckSettings(eps=1e-30))
+    assert report.comparison.ok  # every element within its tolerance, yet:
+    caption = settings_caption(report)
+    assert "CANNOT TELL" in caption and "PASS" not in caption and "noise verdict" in caption

@@ -144,6 +144,10 @@ def affected_cells(report: Report, rows: slice = _ALL, cols: slice = _ALL) -> tu
     return nonfinite, vanished
 
 
+def _cells(k: int) -> str:
+    return "1 cell" if k == 1 else f"{k} cells"
+
+
 def extreme_notes(report: Report) -> list[str]:
     """Plain sentences about overflow, lost steps, underflowed probabilities and the noise floor, each with
     its cause as the core classified it (:func:`explorer.core.digest.digest`, the counts of
@@ -164,19 +168,20 @@ def extreme_notes(report: Report) -> list[str]:
     if t.lost:
         need = t.lost_need
         notes.append(
-            f"In {t.lost} cells (marked ○) x + eps rounds back to x in {s.dtype} (the spacing of {s.dtype} "
+            f"In {_cells(t.lost)} (marked ○) x + eps rounds back to x in {s.dtype} (the spacing of {s.dtype} "
             f"at |x| = {t.lost_at:g} is {need:g}), so the step is lost and the numeric gradient is exactly 0. "
             f"Remedy: eps ≥ {need:g}, or a wider dtype."
         )
     if t.underflow:
         notes.append(
-            f"In {t.underflow} cells (marked ○) the probability p underflows to 0 in {s.dtype}, so the loss does "
-            f"not change whatever the step (the true gradient is at most {t.underflow_largest:.2g}). A wider dtype "
-            "resolves it."
+            f"In {_cells(t.underflow)} (marked ○) the probability p underflows to 0 in {s.dtype}, so the loss does "
+            f"not change whatever the step (the true gradient is at most {t.underflow_largest:.2g}). "
+            + ("A wider dtype resolves it." if s.dtype != "float64" else
+               "float64 is the widest dtype: the check cannot see these cells.")
         )
     if t.floor:
         notes.append(
-            f"In {t.floor} cells (marked ○) the numeric gradient is exactly 0 while the analytic one is "
+            f"In {_cells(t.floor)} (marked ○) the numeric gradient is exactly 0 while the analytic one is "
             f"{t.floor_largest:.2g} at most: the change of the loss is below its rounding (the noise floor). A larger "
             "eps or a wider dtype lifts it."
         )
@@ -227,10 +232,10 @@ def verdict_of(report: Report) -> Verdict:
     """PASS only when every element passes *and* the check can tell (see :data:`BLIND_SHARE_LIMIT`);
     otherwise FAIL, or CANNOT TELL when the elements pass only because the tolerance swallows the gradient."""
     cmp = report.comparison
+    if not math.isfinite(report.loss):  # named first: it is the cause of whatever the elements show
+        return Verdict(False, "FAIL", "the loss is not a finite number, so its finite differences mean nothing")
     if not cmp.ok:
         return Verdict(False, "FAIL", f"{cmp.n_failed} of {cmp.passed.size} elements")
-    if not math.isfinite(report.loss):
-        return Verdict(False, "FAIL", "the loss is not a finite number, so its finite differences mean nothing")
     share = blind_share(report)
     if share >= BLIND_SHARE_LIMIT:
         n = digest(report).totals().blind
@@ -285,8 +290,11 @@ def user_result_html(check: UserCheck) -> str:
     """The "Your code" panel after a run: verdict, largest error, labels' shape, time, the pitfall quotient."""
     report, result, code = check.report, check.result, check.code
     cmp = report.comparison
-    fail = f"<b style='color:{_c('fail')}'>FAIL</b> ({cmp.n_failed} elements)"
-    verdict = f"<b style='color:{_c('pass')}'>PASS</b>" if cmp.ok else fail
+    result_of = verdict_of(report)  # the verdict the summary shows (CANNOT TELL and a non-finite loss included)
+    colour = _c("pass") if result_of.ok else _c("fail") if result_of.word == "FAIL" else _c("warn")
+    verdict = f"<b style='color:{colour}'>{html.escape(result_of.word)}</b>"
+    if result_of.detail:
+        verdict += f" ({html.escape(result_of.detail)})"
     extra = ""
     if check.builtin_difference is not None:
         extra = (

@@ -41,7 +41,8 @@ from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPain
 from PySide6.QtSvg import QSvgGenerator, QSvgRenderer
 
 from explorer.app.jobs import MapOverviews
-from explorer.core import Report, eps_sweep
+from explorer.app.report_text import verdict_of
+from explorer.core import NOISE_MULTIPLE, Report, eps_sweep
 from explorer.core.sweep import SweepResult
 from explorer.files.atomic import atomic_write
 from explorer.gui.heatmap_view import HeatmapView
@@ -83,12 +84,19 @@ def figure_size(what: str) -> tuple[int, int]:
     return FIGURE_SIZE.get(what, DEFAULT_SIZE)
 
 
+def _rule(report: Report) -> str:
+    """The tolerance that decided, in a few words (the summary says it in full)."""
+    if report.tolerance_mode == "noise":
+        return f"noise verdict, {NOISE_MULTIPLE:g} x the expected error"
+    atol, rtol = report.settings.tolerances
+    return f"atol {atol:g}, rtol {rtol:g}"
+
+
 def settings_caption(report: Report, separator: str = "; ") -> str:
     """The settings and the verdict, printed under every figure (``separator`` between settings and results)."""
     s = report.settings
     n, c = report.logits.shape
-    atol, rtol = s.tolerances
-    verdict = "PASS" if report.ok else f"FAIL ({report.comparison.n_failed} elements)"
+    verdict = verdict_of(report).text  # the verdict every view shows (CANNOT TELL included)
     extra = ""
     if s.weight is not None:
         extra += ", class weights"
@@ -97,7 +105,7 @@ def settings_caption(report: Report, separator: str = "; ") -> str:
     return (
         f"{n} x {c}, {s.dtype}, {s.scheme}, eps = {s.eps:g}, reduction = {s.reduction}, "
         f"label smoothing = {s.label_smoothing:g}{extra}, perturb = {s.perturb}{separator}loss = {report.loss:.6g}; "
-        f"max |num - ana| = {report.comparison.max_abs_err:.3g}; {verdict} (atol {atol:g}, rtol {rtol:g})"
+        f"max |num - ana| = {report.comparison.max_abs_err:.3g}; {verdict} ({_rule(report)})"
     )
 
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject
 
 from explorer.app.display import Display
 from explorer.app.jobs import UserCodeJob
-from explorer.app.report_text import user_result_html
+from explorer.app.report_text import user_result_html, verdict_of
 from explorer.app.state import ExplorerState
 from explorer.gui.your_code_panel import UserCodePanel
 from explorer.usercode.runner import UserCheck
@@ -57,7 +57,7 @@ class UserRuns(QObject):
         self.display.show_user(checked)
         self.panel.show_text(user_result_html(checked))
         self.panel.append_run_facts(checked.result)
-        self.message("Your code checked: " + ("PASS" if checked.report.ok else "FAIL"))
+        self.message("Your code checked: " + verdict_of(checked.report).text)
 
     def _on_display_notice(self, text: str) -> None:
         self.panel.output.append(f"<p><i>{html.escape(text)}</i></p>")
