@@ -369,3 +369,21 @@ def test_the_live_logits_are_written_in_slices_and_a_change_meanwhile_starts_aga
     back = load_session(saver.path).logits
     assert back[63, 7] == 9.0 and back[0, 0] == -9.0
     saver.release()
+
+
+def test_a_large_grid_saved_under_a_json_name_does_not_replace_the_binary_file_unasked(
+    qtbot, window, dialogs, tmp_path: Path
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    kept = tmp_path / "foo.gradexp.npz"
+    save_session(kept, np.zeros((2, 3)), np.zeros(2, dtype=np.int64), CheckSettings())
+    window.controller.replace(np.zeros((8, JSON_SESSION_MAX_ELEMENTS // 8 + 1)), np.zeros(8, dtype=np.int64))
+    dialogs.answer = QMessageBox.StandardButton.No
+    assert not window.save_to(str(tmp_path / "foo.gradexp.json"))
+    assert dialogs[-1][0] == "question" and "foo.gradexp.npz" in dialogs[-1][2]
+    assert load_session(kept).logits.shape == (2, 3)  # kept
+    assert "kept" in window.statusBar().currentMessage()
+    dialogs.answer = QMessageBox.StandardButton.Yes
+    assert window.save_to(str(tmp_path / "foo.gradexp.json"))
+    assert load_session(kept).logits.shape == window.state.shape

@@ -123,6 +123,17 @@ class FileCommands(QObject):
             n, c = self.document.state.shape
             path = binary_name(path)
             note = f" ({n} x {c} is too large for a JSON session; saved in the binary form)"
+            # The dialog confirmed the .json name only: a file of the binary name is not replaced unasked.
+            if Path(path).exists() and self.document.path != Path(path):
+                buttons = QMessageBox.StandardButton
+                answer = QMessageBox.question(
+                    self.window, "Replace file?",
+                    f"{n} x {c} is too large for a JSON session, so it is saved in the binary form as "
+                    f"{Path(path).name}, which exists. Replace it?", buttons.Yes | buttons.No, buttons.No,
+                )  # fmt: skip
+                if answer != buttons.Yes:
+                    self.window.show_message(f"Not saved: {Path(path).name} was kept")
+                    return False
         try:
             # A grid of hundreds of MB takes about a second to write: a busy cursor says so meanwhile.
             with busy_cursor(self._json_too_large()):
