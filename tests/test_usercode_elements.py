@@ -237,3 +237,13 @@ def test_a_run_stopped_before_the_differences_says_so() -> None:
                                      "differences of your loss began (loading your code, its first calls and its "
                                      "gradient took that long)")  # fmt: skip
     assert outcome.error.progress is None and outcome.error.suggested_timeout_s is None
+
+
+def test_a_run_whose_calls_were_long_done_is_not_told_to_raise_its_limit() -> None:
+    """A thread left running keeps the process alive after its calls: a longer limit would not help."""
+    from explorer.usercode.runner import Progress, timeout_message
+
+    message, limit = timeout_message(5.0, Progress(60, 120, 0.002, 0.3), 5.0)
+    assert limit is None and "thread" in message and "set the time limit" not in message
+    message, limit = timeout_message(5.0, Progress(60, 120, 4.0, 4.5), 5.0)  # slow calls: a longer limit helps
+    assert limit is not None and "set the time limit" in message

@@ -591,7 +591,14 @@ def timeout_message(timeout_s: float, progress: Progress | None, duration_s: flo
     if progress.done == 0 or progress.differencing_s <= 0:
         return f"{head} as the {progress.planned:,} calls of your loss for the finite differences began", None
     per_call = progress.differencing_s / progress.done
-    whole = max(duration_s, timeout_s) + (progress.planned - progress.done) * per_call
+    left = (progress.planned - progress.done) * per_call
+    if progress.child_s + 5 * left + 1.0 < timeout_s:
+        # At the pace of its calls the rest was due long before the limit: something else held the process
+        # (a thread left running, a call that waits, code after the calls), and a longer limit would not help.
+        return (f"{head}: its {progress.planned:,} calls of your loss would have been done after about "
+                f"{progress.child_s + left:.2g} s at {per_call * 1e3:.2g} ms a call, but the process went on: does "
+                "your code leave a thread running, or wait for something?"), None  # fmt: skip
+    whole = max(duration_s, timeout_s) + left
     suggested = suggested_limit(whole)
     share = 100.0 * progress.done / max(1, progress.planned)
     return (f"{head}: {progress.done:,} of the {progress.planned:,} calls of your loss that the finite differences "
