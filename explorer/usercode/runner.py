@@ -534,14 +534,18 @@ def _outcome(run: ProcessOutcome, token: str, code: UserCode, shape: tuple[int, 
     except _Interfered as exc:
         return None, _interfered(str(exc), run)
     grad_user = fields["grad"]
+    # Without a grad function the gradient is the framework's autodiff of the loss: say so by name.
+    who = code.grad_name or f"the autodiff gradient of {code.loss_name}"
     if grad_user.shape != shape:
-        return error("shape", f"{code.grad_name} returned an array of shape {grad_user.shape}; "
+        return error("shape", f"{who} returned an array of shape {grad_user.shape}; "
                               f"the logits have shape {shape}", "")  # fmt: skip
     bad = np.argwhere(~np.isfinite(grad_user))
     if bad.size:
         i, j = bad[0]
-        return error("nan", f"{code.grad_name} returned {grad_user[i, j]} at sample {i}, class {j} "
-                            f"({len(bad)} non-finite values)", "")  # fmt: skip
+        loss_value = float(np.asarray(fields["loss"]).real) if np.size(fields["loss"]) == 1 else 0.0
+        cause = f" ({code.loss_name} itself returned {loss_value})" if not np.isfinite(loss_value) else ""
+        return error("nan", f"{who} is {grad_user[i, j]} at sample {i}, class {j} "
+                            f"({len(bad)} non-finite values){cause}", "")  # fmt: skip
     sweep = fields["sweep"]
     common = (grad_user, fields["numeric"], fields["loss"], fields["pitfall"], fields["labels_shape"],
               run.duration_s)  # fmt: skip
