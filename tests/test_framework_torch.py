@@ -73,6 +73,13 @@ def test_a_loss_autograd_cannot_differentiate_is_one_sentence() -> None:
     assert info.value.kind == "exception"
 
 
+def test_a_loss_that_is_nan_is_named_as_the_cause_of_its_nan_autodiff_gradient() -> None:
+    source = "import torch\n\ndef loss(logits, labels):\n    return logits.sum() * float('nan')\n"
+    x, y = _problem(2, 3)
+    with pytest.raises(UserCodeError, match=r"the autodiff gradient of loss is nan .* \(loss itself returned nan\)"):
+        run_user_check(UserCode(source, "loss", ""), x, y, 1e-6, "central", LIMIT_S)
+
+
 def test_numpy_code_without_grad_is_told_it_has_no_autodiff() -> None:
     x, y = _problem(2, 3)
     with pytest.raises(UserCodeError, match="NumPy code, which has no autodiff") as info:
