@@ -387,3 +387,25 @@ def test_a_large_grid_saved_under_a_json_name_does_not_replace_the_binary_file_u
     dialogs.answer = QMessageBox.StandardButton.Yes
     assert window.save_to(str(tmp_path / "foo.gradexp.json"))
     assert load_session(kept).logits.shape == window.state.shape
+
+
+def test_an_archive_with_an_entry_twice_is_refused_not_guessed(tmp_path: Path) -> None:
+    import io
+    import warnings
+    import zipfile
+
+    from explorer.files.errors import FileFormatError
+
+    good = tmp_path / "good.gradexp.npz"
+    save_session(good, np.zeros((2, 3)), np.zeros(2, dtype=np.int64), CheckSettings())
+    bad = tmp_path / "twice.gradexp.npz"
+    with zipfile.ZipFile(good) as src, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it is told to write
+        with zipfile.ZipFile(bad, "w") as out:
+            for info in src.infolist():
+                out.writestr(info.filename, src.read(info))
+            buffer = io.BytesIO()
+            np.save(buffer, np.ones((2, 3)))
+            out.writestr("logits.npy", buffer.getvalue())
+    with pytest.raises(FileFormatError, match="'logits.npy' more than once"):
+        load_session(bad)

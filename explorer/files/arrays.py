@@ -211,7 +211,11 @@ class NpzArchive:
 
     def __init__(self, f: IO[bytes], zf: zipfile.ZipFile, name: str) -> None:
         self._f, self._zf, self.name = f, zf, name
-        self._infos = {i.filename: i for i in zf.infolist()}
+        infos = zf.infolist()
+        self._infos = {i.filename: i for i in infos}
+        if len(self._infos) != len(infos):  # which of two same-named entries is meant? neither is guessed
+            twice = sorted({i.filename for i in infos if sum(j.filename == i.filename for j in infos) > 1})
+            raise FileFormatError(f"{name} is not a valid archive: it holds the entry {twice[0]!r} more than once")
         #: The archive's ``.npy`` entries, without the suffix (as :func:`numpy.load` names them).
         self.names = [k[:-4] for k in self._infos if k.endswith(".npy")]
 
