@@ -407,5 +407,5 @@ def test_an_archive_with_an_entry_twice_is_refused_not_guessed(tmp_path: Path) -
             buffer = io.BytesIO()
             np.save(buffer, np.ones((2, 3)))
             out.writestr("logits.npy", buffer.getvalue())
-    with pytest.raises(FileFormatError, match="'logits.npy' more than once"):
+    with pytest.raises(FileFormatError, match=r"'logits\.npy' more than once"):
         load_session(bad)
