@@ -38,6 +38,7 @@ from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
 from explorer.app.state import Change, ExplorerState
 from explorer.files.io import load_session, save_session
+from explorer.files.limits import GRID_LIMITS
 from explorer.files.sessions import binary_session_pieces
 
 __all__ = [
@@ -295,7 +296,7 @@ class Autosaver(QObject):
             return False
         self.problem = ""
         try:
-            session = load_session(path)
+            session = load_session(path, limits=GRID_LIMITS)  # the window's grid limits, checked before reading
             apply(session)
         except Exception as exc:  # any failure of a hostile file must not stop the start-up
             log.warning("autosave %s not restored: %s", path, exc)
