@@ -315,3 +315,24 @@ def test_a_problem_of_another_shape_selects_its_worst_cell(qtbot, window) -> Non
     report = window.display.report
     assert report is not None and report.grad_analytic.shape == (6, 40)
     assert window.display.cell == tuple(int(v) for v in report.worst) != (0, 0)
+
+
+def test_redo_keys_are_bound_once_each(window) -> None:  # type: ignore[no-untyped-def]
+    """Qt runs neither action of a key bound twice ("ambiguous shortcut"): on X11 the platform's redo already is
+    Ctrl+Shift+Z, which the window used to add again."""
+    from PySide6.QtGui import QKeySequence
+
+    keys = [k.toString() for k in window.redo_action.shortcuts()]
+    assert len(keys) == len(set(keys)) and "Ctrl+Shift+Z" in keys and "Ctrl+Y" in keys
+    bound = [k.toString() for action in window.findChildren(type(window.redo_action)) for k in action.shortcuts()]
+    assert bound.count("Ctrl+Shift+Z") == 1 and bound.count(QKeySequence("Ctrl+Z").toString()) == 1
+
+
+def test_redo_keys_stay_unique_where_the_platform_redo_is_ctrl_shift_z(qapp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QKeySequence
+
+    from explorer.gui import menus
+
+    monkeypatch.setattr(QKeySequence, "keyBindings", staticmethod(lambda _key: [QKeySequence("Ctrl+Shift+Z")]))
+    keys = [k.toString() for k in menus.redo_shortcuts()]
+    assert keys == ["Ctrl+Shift+Z", "Ctrl+Y"]

@@ -62,6 +62,17 @@ def make_action(parent: QWidget, text: str, slot: Callable[..., object], shortcu
     return action
 
 
+def redo_shortcuts() -> list[QKeySequence]:
+    """The platform's redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once (a key bound twice is ambiguous to Qt,
+    which then runs neither: on X11 the platform's redo already is Ctrl+Shift+Z)."""
+    keys: list[QKeySequence] = []
+    for key in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"),
+                QKeySequence("Ctrl+Y")]:  # fmt: skip
+        if not key.isEmpty() and all(key != k for k in keys):
+            keys.append(key)
+    return keys
+
+
 def build_menus(w: MainWindow) -> None:
     """Create the window's actions (as attributes of ``w``) and its File, Edit, View and Help menus."""
     files = w.files
@@ -69,7 +80,7 @@ def build_menus(w: MainWindow) -> None:
     w.undo_action = stack.createUndoAction(w, "&Undo")
     w.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
     w.redo_action = stack.createRedoAction(w, "&Redo")
-    w.redo_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z")])
+    w.redo_action.setShortcuts(redo_shortcuts())
     w.copy_action = make_action(w, "&Copy", w.grid.copy, QKeySequence.StandardKey.Copy,
                                 "Copy the selected logits as tab-separated text")  # fmt: skip
     w.paste_action = make_action(w, "&Paste", w.grid.paste, QKeySequence.StandardKey.Paste,
