@@ -52,9 +52,11 @@ def test_no_hot_cell_vanishes_in_the_overview(source: type) -> None:
     assert region.col0 + q * fx <= 513 < region.col0 + (q + 1) * fx
 
 
-def test_a_single_hot_cell_is_drawn_on_a_narrow_map(qtbot) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("selected", [False, True], ids=["unselected", "selected"])
+def test_a_single_hot_cell_is_drawn_on_a_narrow_map(qtbot, selected: bool) -> None:  # type: ignore[no-untyped-def]
     """128 x 1000 in ~250 px: the map shows an overview, and the one hot cell's colour is on screen
-    where the cell is."""
+    where the cell is, also when it is selected (a cell smaller than the outline gets a hollow ring around
+    it, not an outline over it)."""
     view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
     qtbot.addWidget(view)
     view.resize(360, 300)
@@ -65,6 +67,8 @@ def test_a_single_hot_cell_is_drawn_on_a_narrow_map(qtbot) -> None:  # type: ign
     view.set_image(data, (-1.0, 1.0))
     qtbot.waitUntil(lambda: view.overview_factors != (1, 1), timeout=3000)
     assert view.data is data and view.image_item.image.shape[1] < 1000
+    if selected:
+        view.set_selected((77, 513))
     grabbed = view.grab().toImage()
     hot = QColor(178, 24, 43)
     ratio = view.devicePixelRatioF()

@@ -532,6 +532,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         small = False
         if cell is not None:
             small = cell_px < MIN_OUTLINE_PX
+        # A cell smaller than the outline's pens would be covered by them: then only the hollow ring around it.
+        self._marker.setVisible(cell is not None and not small)
+        self._marker_inner.setVisible(cell is not None and not small)
         if small and cell is not None:
             self._ring.setData([cell[1] + 0.5], [cell[0] + 0.5])
             self._ring.setVisible(True)
