@@ -206,3 +206,25 @@ def test_large_maps_draw_from_the_recomputers_pyramids(qtbot, window: MainWindow
     assert maps.error._overview._pyramid is overviews.abs_err
     worst = float(np.log10(np.nanmax(window.display.report.abs_err)))
     assert np.isclose(np.nanmax(maps.error.image_item.image), worst)
+
+
+def test_hover_and_click_name_the_cell_a_pixel_shows(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Where a pixel covers many cells, pointing anywhere in it names the cell whose value it shows (user
+    review: the tooltip named the block's first cell, a near-zero one, beside a red pixel)."""
+    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
+    qtbot.addWidget(view)
+    view.resize(360, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    data = np.zeros((128, 1000))
+    data[77, 513] = -1.0
+    view.set_image(data, (-1.0, 1.0))
+    qtbot.waitUntil(lambda: view.overview_factors != (1, 1), timeout=3000)
+    _fy, fx = view.overview_factors
+    assert fx > 3
+    vb = view.plot.getViewBox()
+    start = (513 // fx) * fx  # the first cell of the hot cell's pixel
+    for j in {start, start + fx - 1, 513}:
+        assert view.cell_at(vb.mapViewToScene(QPointF(j + 0.5, 77.5))) == (77, 513)
+    other = (start + fx + 1) % 1000  # a cell of another pixel: itself (all zeros there: the block's first cell)
+    assert view.cell_at(vb.mapViewToScene(QPointF(other + 0.5, 77.5)))[1] != 513

@@ -558,8 +558,25 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         i, j = math.floor(p.y()), math.floor(p.x())
         n, c = self._shape[:2] if len(self._shape) >= 2 else (0, 0)
         if 0 <= i < n and 0 <= j < c:
-            return i, j
+            return self._shown_cell(i, j)
         return -1, -1
+
+    def _shown_cell(self, i: int, j: int) -> tuple[int, int]:
+        """The cell whose value colours the pixel over cell ``(i, j)``: the cell itself when every cell is drawn,
+        else the extreme cell of the pixel's block (so hover and click name what is seen)."""
+        key, data = self._region_key, self.data
+        if key is None or data is None or (key[4], key[5]) == (1, 1):
+            return i, j
+        row0, _rows, col0, _cols, fy, fx = key
+        n, c = data.shape
+        r0, c0 = row0 + ((i - row0) // fy) * fy, col0 + ((j - col0) // fx) * fx
+        if not (0 <= r0 < n and 0 <= c0 < c):
+            return i, j
+        block = np.asarray(data[r0 : min(n, r0 + fy), c0 : min(c, c0 + fx)], dtype=np.float64)
+        keys = np.abs(block) if self.reduction == "magnitude" else block
+        keys = np.where(np.isnan(block), np.inf, keys)  # a NaN is the most extreme, as the overview draws it
+        di, dj = np.unravel_index(int(np.argmax(keys)), block.shape)
+        return r0 + int(di), c0 + int(dj)
 
     def _on_scene_mouse_moved(self, pos: QPointF) -> None:
         cell = self.cell_at(pos)
