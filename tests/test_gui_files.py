@@ -158,3 +158,16 @@ def test_copy_as_code_of_a_grid_too_large_for_text_says_so_and_copies_nothing(qt
     window.files.on_copy_code()
     assert "Nothing copied" in window.statusBar().currentMessage() and ".npz" in window.statusBar().currentMessage()
     assert QApplication.clipboard().text() == "before"
+
+
+def test_a_float32_file_is_checked_in_float32_and_undo_restores_the_dtype(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model's float32 logits are not widened to float64 (twice the memory, and another check): the window
+    checks them in float32 and says so; undo brings back the previous problem and dtype."""
+    path = tmp_path / "lm.npy"
+    np.save(path, np.random.default_rng(1).normal(size=(4, 50)).astype(np.float32))
+    window.controller.set_settings(dtype="float64")
+    assert window.files.open_path(str(path))
+    assert window.state.settings.dtype == "float32" and window.state.logits.dtype == np.float32
+    assert "checked in float32" in window.statusBar().currentMessage()
+    window.undo_action.trigger()
+    assert window.state.settings.dtype == "float64" and window.state.shape != (4, 50)

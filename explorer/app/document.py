@@ -26,6 +26,7 @@ from explorer.files.io import (
     save_session,
 )
 from explorer.files.limits import GRID_LIMITS
+from explorer.files.loaders import logits_file_dtype
 
 __all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document"]
 
@@ -137,8 +138,15 @@ class Document(QObject):
             current = self.state.labels
             labels = current[:n] if len(current) >= n else np.zeros(n, dtype=np.int64)
             labels = np.where((labels >= c) & (labels != self.state.settings.ignore_index), 0, labels)
+        # A file that stores its logits in a float dtype is checked in that dtype (a model's float32 or bfloat16
+        # logits; the window says so), a text file in the dtype chosen.
+        stored = logits_file_dtype(path)
+        if stored is None and Path(path).suffix.lower() == ".npz" and logits.dtype.name in ("float16", "float32",
+                                                                                             "float64"):  # fmt: skip
+            stored = logits.dtype.name
+        extra = {"dtype": stored} if stored is not None and stored != self.state.settings.dtype else {}
         try:
-            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}")
+            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}", **extra)
         except ValueError as exc:
             raise FileFormatError(f"{Path(path).name}: {exc}") from None
         self._remember(Path(path))
@@ -151,7 +159,7 @@ class Document(QObject):
             self.open_session(path)
             return "session"
         n, c = self.open_logits(path)
-        return f"{n} x {c} logits"
+        return f"{n} x {c} logits, checked in {self.state.settings.dtype}"
 
     @staticmethod
     def export_data(path: str | Path, report: Report) -> Path:
