@@ -228,3 +228,24 @@ def test_hover_and_click_name_the_cell_a_pixel_shows(qtbot) -> None:  # type: ig
         assert view.cell_at(vb.mapViewToScene(QPointF(j + 0.5, 77.5))) == (77, 513)
     other = (start + fx + 1) % 1000  # a cell of another pixel: itself (all zeros there: the block's first cell)
     assert view.cell_at(vb.mapViewToScene(QPointF(other + 0.5, 77.5)))[1] != 513
+
+
+def test_row_labels_of_a_short_map_do_not_overlap(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """32 rows in ~150 px: every k-th row is labelled, k chosen so the labels keep a line apart (user review:
+    the 32 sample labels overlapped into a smear)."""
+    from PySide6.QtGui import QFontMetricsF
+
+    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
+    qtbot.addWidget(view)
+    view.resize(420, 220)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_image(np.zeros((32, 100)), (-1.0, 1.0))
+    qtbot.waitUntil(lambda: view.plot.getViewBox().height() > 0, timeout=3000)
+    view._on_overview_timer_timeout()  # what the view does once laid out
+    axis = view.plot.getAxis("left")
+    values = [v for v, _text in axis._tickLevels[0]]
+    px_per_row = view.plot.getViewBox().height() / 32
+    spacing = (values[1] - values[0]) * px_per_row
+    assert values[1] - values[0] > 1 and spacing >= QFontMetricsF(view.font()).height()
+    assert values[0] == 0.5  # row 0 is labelled at its centre

@@ -304,6 +304,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.reduction: Reduction = reduction
         self._overview: OverviewSource | None = None
         self._fixed_pixels: tuple[float, float] | None = None  # see draw_at
+        self._tick_keys: dict[str, tuple[str, int | None]] = {}
         self._region_key: tuple[int, ...] | None = None
         self._overview_timer = QTimer(self, singleShot=True, interval=0)
         self._overview_timer.timeout.connect(self._on_overview_timer_timeout)
@@ -360,10 +361,30 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             vb.setLimits(xMin=0, xMax=shape[1], yMin=0, yMax=shape[0])
             self.plot.setXRange(0, shape[1], padding=0)
             self.plot.setYRange(0, shape[0], padding=0)
-            for axis_name, count in (("bottom", shape[1]), ("left", shape[0])):
-                ticks = [[(k + 0.5, str(k)) for k in range(count)]] if count <= MAX_LABELLED_TICKS else None
-                self.plot.getAxis(axis_name).setTicks(ticks)
+            self._label_ticks()
         self._refresh_overview()
+
+    def _label_ticks(self) -> None:
+        """Label cells at their centres when there are few (every k-th one, so the labels do not overlap at the
+        view's pixels); pyqtgraph's own ticks otherwise."""
+        if len(self._shape) < 2 or not shiboken6.isValid(self.plot.getAxis("left")):
+            return  # nothing yet, or the plot was taken into an export's figure that is gone now
+        vb = self.plot.getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        metrics = QFontMetricsF(self.font())
+        for axis_name, count, span, pixels in (("bottom", self._shape[1], x1 - x0, vb.width()),
+                                               ("left", self._shape[0], y1 - y0, vb.height())):  # fmt: skip
+            if count > MAX_LABELLED_TICKS:
+                ticks = None
+            else:
+                need = (metrics.horizontalAdvance(str(count - 1)) + 6) if axis_name == "bottom" else metrics.height()
+                per_cell = pixels / max(span, 1e-9) if pixels > 0 else math.inf
+                step = next(k for k in (1, 2, 5, 10, 20, 50) if k * per_cell >= need or k == 50)
+                ticks = [[(k + 0.5, str(k)) for k in range(0, count, step)]]
+            key = (axis_name, None if ticks is None else len(ticks[0]))
+            if self._tick_keys.get(axis_name) != key:
+                self._tick_keys[axis_name] = key
+                self.plot.getAxis(axis_name).setTicks(ticks)
 
     def draw_at(self, height_px: float, width_px: float) -> None:
         """Draw the map for a plot area of ``height_px x width_px`` pixels off screen (a figure being exported:
@@ -425,6 +446,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
     def _on_overview_timer_timeout(self) -> None:
         self._refresh_overview()
         self._refresh_marks()
+        self._label_ticks()
 
     def _on_view_box_range_changed(self, *_args: object) -> None:
         self._overview_timer.start()  # once per burst of pan/zoom events (the marks follow with the picture)
