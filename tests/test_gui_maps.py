@@ -249,3 +249,24 @@ def test_row_labels_of_a_short_map_do_not_overlap(qtbot) -> None:  # type: ignor
     spacing = (values[1] - values[0]) * px_per_row
     assert values[1] - values[0] > 1 and spacing >= QFontMetricsF(view.font()).height()
     assert values[0] == 0.5  # row 0 is labelled at its centre
+
+
+def test_the_first_column_is_not_covered_by_tick_marks(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A label column at class 0 (the cells that fail first) must show along the map's left edge (user review:
+    the left axis' inward ticks, one per row, hid it)."""
+    view = HeatmapView("Error", DIVERGING, "∂L/∂x")
+    qtbot.addWidget(view)
+    view.resize(360, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    data = np.zeros((32, 600))
+    data[:, 0] = 1.0
+    view.set_image(data, (-1.0, 1.0))
+    qtbot.waitUntil(lambda: view.overview_factors != (1, 1), timeout=3000)
+    grabbed = view.grab().toImage()
+    ratio = view.devicePixelRatioF()
+    box = view.mapFromScene(view.plot.getViewBox().sceneBoundingRect()).boundingRect()
+    x = int(box.left() * ratio)  # the first pixel column of the data area
+    ys = range(int((box.top() + 2) * ratio), int((box.bottom() - 2) * ratio))
+    hot = [y for y in ys if QColor(grabbed.pixel(x, y)).red() > 150 and QColor(grabbed.pixel(x, y)).blue() < 90]
+    assert len(hot) >= 0.99 * len(ys), (len(hot), len(ys))  # no tick mark over it

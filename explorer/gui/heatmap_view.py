@@ -270,6 +270,9 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.plot.getViewBox().setBackgroundColor(NAN_COLOR)
         for name in ("left", "bottom"):
             apply_tick_format(self.plot.getAxis(name))
+            # Ticks outside the data: inside (pyqtgraph's default) they cover the edge cells, a label column
+            # at class 0 among them.
+            self.plot.getAxis(name).setStyle(tickLength=4)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setColorMap(cmap)
         self.plot.addItem(self.image_item)
