@@ -151,6 +151,8 @@ class Display(QObject):
         """How the views name the shown gradient's origin."""
         if self._source is Source.USER and self._user is not None:
             code = self._user.code
+            if not code.grad_name:  # no grad function: the framework's autodiff of the loss is checked
+                return f"your code ({code.loss_name}, gradient by autodiff)"
             return f"your code ({code.loss_name} / {code.grad_name})"
         return "built-in cross-entropy"
 
