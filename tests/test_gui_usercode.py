@@ -175,6 +175,7 @@ def test_a_torch_backward_bug_through_the_window(qtbot, window: MainWindow) -> N
     text = panel.output.toPlainText()
     assert "FAIL" in text and "torch.autograd.grad of loss" in text, text
     assert window.heatmaps.analytic.title == "Your gradient"
+    assert "your code (loss, gradient by autodiff)" in window.summary.toPlainText()
 
 
 def test_a_stopped_run_shows_how_far_it_got_and_offers_a_limit_that_would_do(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
