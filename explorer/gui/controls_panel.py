@@ -78,6 +78,11 @@ REDUCTION_TIPS = {
 }
 
 
+def _narrow(form: QFormLayout) -> None:
+    """Let a form fit a narrow dock: labels above their fields when a row is too long for the dock."""
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+
+
 class ControlsPanel(QWidget):
     """All the knobs. Emits ``message(str)`` for the status bar when an input is refused."""
 
@@ -103,6 +108,7 @@ class ControlsPanel(QWidget):
     def _build_problem_box(self) -> QGroupBox:
         box = QGroupBox("Problem")
         form = QFormLayout(box)
+        _narrow(form)
         self.n_spin = QSpinBox(objectName="samplesSpin", minimum=1, maximum=MAX_SAMPLES)
         self.n_spin.setToolTip("N: number of samples (rows)")
         self.n_spin.setKeyboardTracking(False)
@@ -149,6 +155,7 @@ class ControlsPanel(QWidget):
     def _build_check_box(self) -> QGroupBox:
         box = QGroupBox("Finite differences")
         form = QFormLayout(box)
+        _narrow(form)
         self.eps_edit = QLineEdit(objectName="epsEdit")
         self.eps_edit.setToolTip(
             f"Step eps, e.g. 1e-5 (between {EPS_MIN:g} and {EPS_MAX:g} on the slider; press Enter)"
@@ -224,6 +231,7 @@ class ControlsPanel(QWidget):
     def _build_loss_box(self) -> QGroupBox:
         box = QGroupBox("Loss (torch.nn.functional.cross_entropy)")
         form = QFormLayout(box)
+        _narrow(form)
         self.reduction_combo = QComboBox(objectName="reductionCombo")
         for name in REDUCTIONS:
             self.reduction_combo.addItem(name, name)

@@ -7,7 +7,8 @@ Menus are built by :mod:`explorer.gui.menus`, file commands live in
 
 from __future__ import annotations
 
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QIcon, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QSplitter, QToolTip, QWidget
 
 from explorer.app.display import Display, DisplayChange, Source
@@ -114,6 +115,9 @@ class MainWindow(QMainWindow):
         self._connect()
         self.resize(initial_size(self.screen().availableGeometry()))
         self.share_width()
+        # The docks' widths take effect once the window is laid out: again at the first show, unless a
+        # remembered layout is restored.
+        self._share_at_show = not (restore_settings and app_settings().contains("window/state"))
         if restore_settings:
             restore_window(self)
         fit_to_screen(self)
@@ -125,6 +129,12 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.recomputer.schedule()
         self.sweeper.schedule()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._share_at_show:
+            self._share_at_show = False
+            QTimer.singleShot(0, self.share_width)
 
     # ------------------------------------------------------------------ build
     def share_width(self) -> None:

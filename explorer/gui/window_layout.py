@@ -86,6 +86,8 @@ def share_width(w: MainWindow) -> None:
     """Side panels get a fair share of the width (the maps keep the largest part)."""
     width = w.width()
     left = max(MIN_SIDE_PANEL_WIDTH, min(w.controls.sizeHint().width() + 20, round(width * LEFT_SHARE)))
+    # Room for the controls' narrowest layout (labels above fields) when it fits in 30 % of the width.
+    left = max(left, min(w.controls.minimumSizeHint().width() + 24, round(width * 0.3)))
     right = max(MIN_SIDE_PANEL_WIDTH, round(width * RIGHT_SHARE))
     docks = w.layout_docks
     w.resizeDocks([docks.controls, docks.sweep], [left, right], Qt.Orientation.Horizontal)
