@@ -111,11 +111,11 @@ def _read_exact(f: IO[bytes], nbytes: int, name: str) -> bytearray:
     view = memoryview(buf)
     got = 0
     while got < nbytes:
-        chunk = f.read(min(_CHUNK, nbytes - got))
-        if not chunk:
+        # Straight into the buffer (no chunk objects to copy), in bounded pieces.
+        read = f.readinto(view[got : got + min(_CHUNK, nbytes - got)])  # type: ignore[attr-defined]
+        if not read:
             raise FileFormatError(f"{name} is truncated: its header declares {nbytes} bytes of values, it holds {got}")
-        view[got : got + len(chunk)] = chunk
-        got += len(chunk)
+        got += read
     return buf
 
 
