@@ -62,7 +62,9 @@ class _Packed:
 
     __slots__ = ("_dense", "_dtype", "_index", "_shape", "_values")
 
-    def __init__(self, a: NDArray):
+    def __init__(self, a: NDArray, owned: bool = False):
+        """``owned=True``: nothing writes into ``a`` any more (the state has swapped in another array), so a
+        dense copy is not needed: the array itself is kept."""
         a = np.ascontiguousarray(a)
         if a.dtype.kind in "biu":
             a = a.astype(np.float64)
@@ -77,7 +79,7 @@ class _Packed:
             self._index: NDArray | None = nonzero.astype(np.int32 if index_size == 4 else np.int64)
             self._values: NDArray | None = bits[nonzero].view(a.dtype).copy()
         else:
-            self._dense = a.copy()
+            self._dense = a if owned else a.copy()
             self._index = self._values = None
 
     @property
@@ -486,8 +488,10 @@ class EditController(QObject):
         before = self.state.settings
         labels_before = self.state.labels.copy()
         dtype_changes = "dtype" in changes and changes["dtype"] != before.dtype
-        logits_before = _Packed(self.state.logits) if dtype_changes else None  # a conversion may round them
+        old_logits = self.state.logits if dtype_changes else None  # a conversion may round them
         self.state.set_settings(**changes)
+        # The state converted into a new array: the old one is the undo's, unchanged from here on (no copy).
+        logits_before = _Packed(old_logits, owned=True) if old_logits is not None else None
         after = self.state.settings
         if after == before:
             return

@@ -129,6 +129,8 @@ class ExplorerState(QObject):
         self._logits: NDArray = _stored(x, self.dtype)
         self._labels: NDArray = y
         self._batch_depth = 0
+        #: (the array, its conversion) made by the last overflow check of a dtype change (see _settings_with).
+        self._converted: tuple[NDArray, NDArray] | None = None
         self._pending: Change | None = None
 
     # ----------------------------------------------------------------- reading
@@ -348,9 +350,13 @@ class ExplorerState(QObject):
         new.check_classes(self.shape[1] if n_classes is None else int(n_classes))
         if n_classes is None and new.dtype != self._settings.dtype:
             dtype = resolve_dtype(new.dtype)
+            if np.can_cast(self._logits.dtype, dtype, "safe"):
+                return new  # a wider float type: nothing can overflow (the conversion happens once, in _set_settings)
             stored = _stored(self._logits, dtype)
+            self._converted = (self._logits, stored)  # reused by _set_settings: the grid is converted once
             bad = ~np.isfinite(stored)
             if np.any(bad):
+                self._converted = None
                 count = int(np.count_nonzero(bad))
                 i, j = (int(k) for k in np.argwhere(bad)[0])
                 raise ValueError(
@@ -370,8 +376,14 @@ class ExplorerState(QObject):
         self._settings = new
         block = None
         if convert and "dtype" in names and self._logits.dtype != self.dtype:
-            # The grid is stored in the check's dtype: convert it (the undo step keeps the old values).
-            self._logits = _stored(self._logits, self.dtype)
+            # The grid is stored in the check's dtype: convert it (the undo step keeps the old values), or take
+            # the conversion the overflow check made of this very array.
+            converted = self._converted
+            self._converted = None
+            if converted is not None and converted[0] is self._logits and converted[1].dtype == self.dtype:
+                self._logits = converted[1]
+            else:
+                self._logits = _stored(self._logits, self.dtype)
             block = (0, 0, *self.shape)
         relabelled = False
         if "ignore_index" in names and not 0 <= old_ignore < self.shape[1]:
