@@ -147,6 +147,9 @@ def test_worst_cells_table_sorts_and_a_click_selects(qtbot, window: MainWindow) 
     table = window.worst_cells.table
     report = window.display.report
     model = window.worst_cells.model
+    # A hidden tab lists nothing until it is brought forward (an edit then costs it nothing).
+    window.layout_docks.worst.raise_()
+    qtbot.waitUntil(lambda: model.rowCount() > 0 and model.report is window.display.report, timeout=5000)
     assert model.rowCount() == min(200, report.grad_analytic.size)
     ranked = [tuple(int(v) for v in c) for c in report.worst_cells(model.rowCount())]
     assert [model.cell(r) for r in range(model.rowCount())] == ranked
@@ -270,3 +273,15 @@ def test_the_first_column_is_not_covered_by_tick_marks(qtbot) -> None:  # type: 
     ys = range(int((box.top() + 2) * ratio), int((box.bottom() - 2) * ratio))
     hot = [y for y in ys if QColor(grabbed.pixel(x, y)).red() > 150 and QColor(grabbed.pixel(x, y)).blue() < 90]
     assert len(hot) >= 0.99 * len(ys), (len(hot), len(ys))  # no tick mark over it
+
+
+def test_a_hidden_worst_cells_tab_is_listed_when_brought_forward(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.layout_docks.summary.raise_()  # the worst-cells tab behind it
+    model = window.worst_cells.model
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_logit(1, 2, 9.5)
+    assert model.report is not window.display.report  # not listed behind the summary tab
+    window.layout_docks.worst.raise_()
+    qtbot.waitUntil(lambda: model.report is window.display.report, timeout=5000)
+    ranked = [tuple(int(v) for v in c) for c in window.display.report.worst_cells(model.rowCount())]
+    assert [model.cell(r) for r in range(model.rowCount())] == ranked

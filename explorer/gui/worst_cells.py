@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QPaintEvent, QShowEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange
@@ -180,18 +180,27 @@ class WorstCellsPanel(QWidget):
     def _on_display_changed(self, change: DisplayChange) -> None:
         assert self.display is not None
         if (change.report or change.source) and self.display.report is not self.model.report:
-            if not self.isVisible():  # a hidden tab: listed when it is shown (an edit then costs nothing here)
+            if self._hidden():  # a hidden tab: listed when it is shown (an edit then costs nothing here)
                 self._stale = True
                 return
             self.show_report(self.display.report)
+
+    def _hidden(self) -> bool:
+        """Not on screen: closed, or a dock tab behind another (still "visible" to Qt, but with nothing shown)."""
+        return not self.isVisible() or self.visibleRegion().isEmpty()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if self._stale:
             self._refresh_timer.start()  # after the show (not inside Qt's show of the dock)
 
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._stale:
+            self._refresh_timer.start()  # a tab brought forward paints without being shown again
+
     def _on_refresh_timer_timeout(self) -> None:
-        if self._stale and self.display is not None and self.isVisible():
+        if self._stale and self.display is not None and not self._hidden():
             self._stale = False
             self.show_report(self.display.report)
 
