@@ -96,7 +96,7 @@ class Document(QObject):
             raise _too_large_for_window(exc) from None
         fields = session.settings.to_mapping()
         try:
-            self.controller.replace(session.logits, session.labels, text=f"Open {p.name}", **fields)
+            self.controller.replace(session.logits, session.labels, text=f"Open {p.name}", **fields)  # type: ignore[arg-type]
         except ValueError as exc:  # state.replace validates everything before it changes anything
             raise FileFormatError(f"{p.name}: {exc}") from None
         self.path = p
@@ -146,7 +146,8 @@ class Document(QObject):
             stored = logits.dtype.name
         extra = {"dtype": stored} if stored is not None and stored != self.state.settings.dtype else {}
         try:
-            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}", **extra)
+            # The array was just read and is not kept here: the grid takes it over (no copy of a large file).
+            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}", owned=True, **extra)
         except ValueError as exc:
             raise FileFormatError(f"{Path(path).name}: {exc}") from None
         self._remember(Path(path))

@@ -272,7 +272,7 @@ class _ProblemSwap(_Step):
     def _swap(self, st: ExplorerState) -> None:
         x, y, s = st.logits, st.labels.copy(), st.settings
         packed = _Packed(x)
-        st.replace(self.logits.unpack(), self.labels, **_settings_fields(self.settings))
+        st.replace(self.logits.unpack(), self.labels, **_settings_fields(self.settings))  # type: ignore[arg-type]
         self.logits, self.labels, self.settings = packed, y, s
 
     undo = redo = _swap
@@ -519,12 +519,15 @@ class EditController(QObject):
         st.resize(n, c)  # raises (nothing changed) for a shape outside the limits
         self._push(_ResizeSwap(f"Resize to {n} x {c}", old_shape, strips, labels, settings))
 
-    def replace(self, logits: ArrayLike, labels: ArrayLike, text: str = "Replace problem", **settings: object) -> None:
-        """Replace the whole problem; the undo step keeps the old problem only (redo swaps it back)."""
+    def replace(self, logits: ArrayLike, labels: ArrayLike, text: str = "Replace problem", *, owned: bool = False,
+                **settings: object) -> None:  # fmt: skip
+        """Replace the whole problem; the undo step keeps the old problem only (redo swaps it back).
+
+        ``owned=True``: the array is handed over (see :meth:`ExplorerState.replace`)."""
         st = self.state
         # The state swaps in a new array on replace, so this view of the old one stays as it is.
         old_x, old_y, old_s = st.logits, st.labels.copy(), st.settings
-        st.replace(logits, labels, **settings)
+        st.replace(logits, labels, owned=owned, **settings)
         new_x = st.logits
         same_data = same_bits(old_x, new_x) and np.array_equal(old_y, st.labels)
         if same_data and old_s == st.settings:

@@ -291,11 +291,13 @@ class ExplorerState(QObject):
                 self._replace_settings(weight=None)
             self._notify(Change(shape=True, labels=True))
 
-    def replace(self, logits: ArrayLike, labels: ArrayLike, **settings: object) -> None:
+    def replace(self, logits: ArrayLike, labels: ArrayLike, *, owned: bool = False, **settings: object) -> None:
         """Replace the whole problem (a preset, a random grid, a file) in one change.
 
         The logits are stored in the (new) settings' dtype; values beyond its range are
-        refused (ValueError, nothing changes), as typed ones are.
+        refused (ValueError, nothing changes), as typed ones are. ``owned=True``: the caller
+        hands the array over (a file just read) and keeps no reference, so one already in that
+        dtype is stored as it is, without a copy.
         """
         x = np.asarray(logits)
         if x.dtype.kind in "biu" or x.dtype == np.dtype(object):
@@ -313,7 +315,8 @@ class ExplorerState(QObject):
         if why is not None:
             raise ValueError(why)
         same_shape = x.shape == self._logits.shape
-        stored = _stored(x, dtype)
+        adopt = owned and x.dtype == dtype and x.flags.c_contiguous and x.flags.writeable
+        stored = x if adopt else _stored(x, dtype)
         self._logits, self._labels = stored, y.astype(np.int64).copy()
         with self.batch():
             self._set_settings(new_settings, convert=False)
