@@ -52,16 +52,22 @@ def test_no_hot_cell_vanishes_in_the_overview(source: type) -> None:
     assert region.col0 + q * fx <= 513 < region.col0 + (q + 1) * fx
 
 
+def _shown_view(qtbot, width: int, height: int, title: str = "Analytic gradient") -> HeatmapView:  # type: ignore[no-untyped-def]
+    """A diverging map view of its own, shown at ``width x height``."""
+    view = HeatmapView(title, DIVERGING, "∂L/∂x")
+    qtbot.addWidget(view)
+    view.resize(width, height)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
 @pytest.mark.parametrize("selected", [False, True], ids=["unselected", "selected"])
 def test_a_single_hot_cell_is_drawn_on_a_narrow_map(qtbot, selected: bool) -> None:  # type: ignore[no-untyped-def]
     """128 x 1000 in ~250 px: the map shows an overview, and the one hot cell's colour is on screen
     where the cell is, also when it is selected (a cell smaller than the outline gets a hollow ring around
     it, not an outline over it)."""
-    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
-    qtbot.addWidget(view)
-    view.resize(360, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 360, 300, "Analytic gradient")
     data = np.zeros((128, 1000))
     data[77, 513] = 1.0
     view.set_image(data, (-1.0, 1.0))
@@ -214,11 +220,7 @@ def test_large_maps_draw_from_the_recomputers_pyramids(qtbot, window: MainWindow
 def test_hover_and_click_name_the_cell_a_pixel_shows(qtbot) -> None:  # type: ignore[no-untyped-def]
     """Where a pixel covers many cells, pointing anywhere in it names the cell whose value it shows (user
     review: the tooltip named the block's first cell, a near-zero one, beside a red pixel)."""
-    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
-    qtbot.addWidget(view)
-    view.resize(360, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 360, 300, "Analytic gradient")
     data = np.zeros((128, 1000))
     data[77, 513] = -1.0
     view.set_image(data, (-1.0, 1.0))
@@ -238,11 +240,7 @@ def test_row_labels_of_a_short_map_do_not_overlap(qtbot) -> None:  # type: ignor
     the 32 sample labels overlapped into a smear)."""
     from PySide6.QtGui import QFontMetricsF
 
-    view = HeatmapView("Analytic gradient", DIVERGING, "∂L/∂x")
-    qtbot.addWidget(view)
-    view.resize(420, 220)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 420, 220, "Analytic gradient")
     view.set_image(np.zeros((32, 100)), (-1.0, 1.0))
     qtbot.waitUntil(lambda: view.plot.getViewBox().height() > 0, timeout=3000)
     view._on_overview_timer_timeout()  # what the view does once laid out
@@ -257,11 +255,7 @@ def test_row_labels_of_a_short_map_do_not_overlap(qtbot) -> None:  # type: ignor
 def test_the_first_column_is_not_covered_by_tick_marks(qtbot) -> None:  # type: ignore[no-untyped-def]
     """A label column at class 0 (the cells that fail first) must show along the map's left edge (user review:
     the left axis' inward ticks, one per row, hid it)."""
-    view = HeatmapView("Error", DIVERGING, "∂L/∂x")
-    qtbot.addWidget(view)
-    view.resize(360, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    view = _shown_view(qtbot, 360, 300, "Error")
     data = np.zeros((32, 600))
     data[:, 0] = 1.0
     view.set_image(data, (-1.0, 1.0))

@@ -291,15 +291,7 @@ def session_from_json(text: str, name: str = "the session", limits: GridLimits =
         raise FileTooLargeError(f"{name} is too large to read") from None
     except ValueError:  # an integer literal longer than Python converts (4300 digits)
         raise FileFormatError(f"{name} is not a session: it holds a number with too many digits") from None
-    if not isinstance(doc, dict) or doc.get("format") != _MAGIC:
-        raise FileFormatError(f"{name} is not a Gradient Explorer session")
-    version = doc.get("version")
-    if type(version) is not int or version < 1:
-        raise FileFormatError(f"{name} has no format version")
-    if version > SESSION_FORMAT:
-        raise FileFormatError(
-            f"{name} was written by a newer Gradient Explorer (format {version}; this one reads up to {SESSION_FORMAT})"
-        )
+    version = _version(doc, _MAGIC, SESSION_FORMAT, "format", name)
     for key in ("logits", "labels"):
         if key not in doc:
             raise FileFormatError(f"{name} has no {key!r} entry")
@@ -309,6 +301,20 @@ def session_from_json(text: str, name: str = "the session", limits: GridLimits =
     if version == 1 and isinstance(settings_doc, dict) and "tolerance" not in settings_doc:
         settings_doc = {**settings_doc, "tolerance": "fixed"}  # the verdict it was saved under
     return Session(logits, labels, _settings(settings_doc, labels, logits.shape[1], name))
+
+
+def _version(doc: object, magic: str, newest: int, what: str, name: str) -> int:
+    """The format version of a session document with the magic ``magic``; one sentence for anything else."""
+    if not isinstance(doc, dict) or doc.get("format") != magic:
+        raise FileFormatError(f"{name} is not a Gradient Explorer session")
+    version = doc.get("version")
+    if type(version) is not int or version < 1:
+        raise FileFormatError(f"{name} has no format version")
+    if version > newest:
+        raise FileFormatError(
+            f"{name} was written by a newer Gradient Explorer ({what} {version}; this one reads up to {newest})"
+        )
+    return version
 
 
 def _settings(settings_doc: object, labels: NDArray, c: int, name: str) -> CheckSettings:
@@ -331,16 +337,7 @@ def _binary_meta(raw: bytes, name: str) -> tuple[str, tuple[int, int], object]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
         raise FileFormatError(f"{name}: its {_META} entry is not valid JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != _BINARY_MAGIC:
-        raise FileFormatError(f"{name} is not a Gradient Explorer session")
-    version = doc.get("version")
-    if type(version) is not int or version < 1:
-        raise FileFormatError(f"{name} has no format version")
-    if version > BINARY_SESSION_FORMAT:
-        raise FileFormatError(
-            f"{name} was written by a newer Gradient Explorer (binary format {version}; this one reads up to "
-            f"{BINARY_SESSION_FORMAT})"
-        )
+    _version(doc, _BINARY_MAGIC, BINARY_SESSION_FORMAT, "binary format", name)
     dtype = doc.get("logits_dtype")
     if not isinstance(dtype, str) or dtype not in _STORAGE:
         raise FileFormatError(f"{name}: logits_dtype must be one of {', '.join(_STORAGE)}")

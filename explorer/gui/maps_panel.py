@@ -226,14 +226,14 @@ class HeatmapPanel(QWidget):
         report's own arrays and region maps: nothing of the grid's size is formed here.
         """
         self._report = report
-        big = bool(self._pyramids(report))
+        pyramids = self._pyramids(report)
+        big = bool(pyramids)
         ana = report.grad_analytic if big else report.grad_analytic.astype(np.float64)
         num = report.grad_numeric if big else report.grad_numeric.astype(np.float64)
         extent = digest(report).totals().extent
         kept = stable_levels(self.analytic.levels, -extent, extent)
         top = nice_ceil(extent) if extent > 0 else 1.0
         levels = kept if kept == self.analytic.levels else (-top, top)
-        pyramids = self._pyramids(report)
         self.analytic.set_image(ana, levels, pyramids.get("analytic"))
         self.numeric.set_image(num, levels, pyramids.get("numeric"))
         self._draw_error()

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QPaintEvent, QShowEvent
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange
@@ -189,15 +189,10 @@ class WorstCellsPanel(QWidget):
         """Not on screen: closed, or a dock tab behind another (still "visible" to Qt, but with nothing shown)."""
         return not self.isVisible() or self.visibleRegion().isEmpty()
 
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale:
-            self._refresh_timer.start()  # after the show (not inside Qt's show of the dock)
-
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
-        if self._stale:
-            self._refresh_timer.start()  # a tab brought forward paints without being shown again
+        if self._stale:  # shown, or a tab brought forward (which paints without being shown again)
+            self._refresh_timer.start()  # listed after this paint, not inside it
 
     def _on_refresh_timer_timeout(self) -> None:
         if self._stale and self.display is not None and not self._hidden():
