@@ -39,6 +39,29 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     w.recomputer.shutdown()
 
 
+@pytest.fixture
+def shown(qtbot, window):  # type: ignore[no-untyped-def]
+    """``shown("summary" | "inspector" | "worst")``: the view with its dock tab brought forward and refreshed.
+
+    The three share one dock area as tabs, and a view behind another tab is refreshed only when it is shown.
+    """
+    from explorer.gui.shown_refresh import on_screen
+
+    def bring(name: str):  # type: ignore[no-untyped-def]
+        view = {"summary": window.summary, "inspector": window.inspector, "worst": window.worst_cells}[name]
+        getattr(window.layout_docks, name).raise_()
+        qtbot.waitUntil(lambda: on_screen(view) and not view._shown.stale, timeout=3000)
+        return view
+
+    return bring
+
+
+@pytest.fixture
+def inspector(shown):  # type: ignore[no-untyped-def]
+    """The window's cell inspector, its tab in front (see :func:`shown`)."""
+    return shown("inspector")
+
+
 @pytest.fixture(autouse=True)
 def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     """Modal message boxes would block a test run: record them instead, and answer questions with

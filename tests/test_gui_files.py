@@ -171,3 +171,26 @@ def test_a_float32_file_is_checked_in_float32_and_undo_restores_the_dtype(qtbot,
     assert "checked in float32" in window.statusBar().currentMessage()
     window.undo_action.trigger()
     assert window.state.settings.dtype == "float64" and window.state.shape != (4, 50)
+
+
+def test_a_file_checked_in_another_dtype_takes_that_dtypes_default_step_unless_one_was_chosen(
+    qtbot, window, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    """float64's default 1e-5 in float32 rounds most of the gradient away (the check cannot tell): an open that
+    changes the dtype changes a default step with it, says so, and undo restores both; a chosen step stays."""
+    from explorer.core import default_eps
+
+    path = tmp_path / "lm.npy"
+    np.save(path, np.random.default_rng(1).normal(size=(4, 50)).astype(np.float32))
+    window.controller.set_settings(dtype="float64", scheme="central", eps=default_eps("central", "float64"))
+    assert window.files.open_path(str(path))
+    s = window.state.settings
+    assert (s.dtype, s.eps) == ("float32", default_eps("central", "float32")) == ("float32", 0.01)
+    assert "checked in float32 with eps 0.01" in window.statusBar().currentMessage()
+    window.undo_action.trigger()
+    assert (window.state.settings.dtype, window.state.settings.eps) == ("float64", 1e-5)
+
+    window.controller.set_settings(eps=3e-4)  # the user's own step
+    assert window.files.open_path(str(path))
+    assert (window.state.settings.dtype, window.state.settings.eps) == ("float32", 3e-4)
+    assert "checked in float32 with eps 0.0003" in window.statusBar().currentMessage()

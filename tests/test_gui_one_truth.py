@@ -116,7 +116,7 @@ def test_exact_zeros_sit_below_every_real_error(qtbot, window: MainWindow) -> No
     assert "exact zero" in window.sweep_panel.caption.text()
 
 
-def test_at_start_the_caption_the_outline_and_the_inspector_name_one_cell(qtbot, window: MainWindow) -> None:
+def test_at_start_the_caption_the_outline_and_the_inspector_name_one_cell(qtbot, window: MainWindow, inspector) -> None:  # type: ignore[no-untyped-def]
     _wait_sweep(qtbot, window)
     qtbot.waitUntil(lambda: window.display.explanation is not None, timeout=5000)
     cell = window.display.cell
@@ -124,7 +124,7 @@ def test_at_start_the_caption_the_outline_and_the_inspector_name_one_cell(qtbot,
     for view in window.heatmaps.views:
         assert view._marker.isVisible() and view._marker.rect().topLeft() == QPointF(cell[1], cell[0])
     assert f"sample {cell[0]}, class {cell[1]}" in window.sweep_panel.caption.text()
-    assert f"Sample {cell[0]}, class {cell[1]}" in window.inspector.toPlainText()
+    assert f"Sample {cell[0]}, class {cell[1]}" in inspector.toPlainText()
     assert window.grid.current_cell() == cell
 
 
@@ -188,7 +188,8 @@ def _number_after(label: str, text: str) -> float:
 @settings(max_examples=16, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(problem=_problems())
-def test_every_view_agrees_on_the_selected_cell(qtbot, window: MainWindow, tmp_path_factory, problem: dict) -> None:
+def test_every_view_agrees_on_the_selected_cell(qtbot, window: MainWindow, shown, tmp_path_factory,  # type: ignore[no-untyped-def]
+                                                problem: dict) -> None:  # fmt: skip
     """For the selected cell, the map image, the tooltip, the inspector, the sweep at the current eps, the summary,
     the exported data and ``check``'s output show the same numbers, for both sources."""
     w = window
@@ -225,14 +226,14 @@ def test_every_view_agrees_on_the_selected_cell(qtbot, window: MainWindow, tmp_p
         assert e.cell == cell
         assert e.numeric == values.numeric or (np.isnan(e.numeric) and np.isnan(values.numeric))
         assert e.analytic == values.analytic or (np.isnan(e.analytic) and np.isnan(values.analytic))
-        assert f"{e.numeric:.17g}" in w.inspector.toPlainText() or np.isnan(e.numeric)
+        assert f"{e.numeric:.17g}" in shown("inspector").toPlainText() or np.isnan(e.numeric)
     # The sweep of the shown source passes through the map's error at the current eps.
     sweep = w.display.sweep.sweeps[w.display.sweep.dtype]
     k = int(np.flatnonzero(sweep.eps == report.settings.eps)[0])
     swept = float(sweep.errors[report.settings.scheme][k])
     assert swept == values.abs_err or (np.isnan(swept) and np.isnan(values.abs_err))
     # The summary's largest error is the map's.
-    summary = w.summary.toPlainText()
+    summary = shown("summary").toPlainText()  # its tab and the inspector's share one place
     max_err = float(np.nanmax(report.abs_err)) if np.any(np.isfinite(report.abs_err)) else math.nan
     if np.isfinite(max_err):
         assert f"{max_err:.3g}" in summary
@@ -256,7 +257,7 @@ def test_every_view_agrees_on_the_selected_cell(qtbot, window: MainWindow, tmp_p
             assert (row[key] is None and np.isnan(v)) or row[key] == v
 
 
-def test_the_tolerance_view_and_the_texts_name_the_verdict_in_force(qtbot, window: MainWindow) -> None:
+def test_the_tolerance_view_and_the_texts_name_the_verdict_in_force(qtbot, window: MainWindow, inspector) -> None:  # type: ignore[no-untyped-def]
     """The verdict is the noise-aware one by default: the summary names its rule, the tooltip and the inspector
     show each cell's tolerance, and the error map can show the tolerance itself."""
     qtbot.waitUntil(lambda: window.display.explanation is not None, timeout=5000)
@@ -266,7 +267,7 @@ def test_the_tolerance_view_and_the_texts_name_the_verdict_in_force(qtbot, windo
     values = window.display.values_at(cell)
     assert values.tolerance == float(report.tolerance_map[cell])
     assert f"tolerance {values.tolerance:.3g}" in cell_tooltip(values)
-    assert f"= {window.display.explanation.tolerance:.3g}" in window.inspector.toPlainText()
+    assert f"= {window.display.explanation.tolerance:.3g}" in inspector.toPlainText()
     window.heatmaps.set_error_view("log_tol")
     image = window.heatmaps.error.image_item.image
     np.testing.assert_allclose(image, np.log10(report.tolerance_map))

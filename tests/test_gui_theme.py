@@ -77,6 +77,7 @@ def test_dark_theme_restyles_the_whole_window(qtbot, window: MainWindow) -> None
         assert model.data(model.index(0, label), Qt.ItemDataRole.ForegroundRole).color() == DARK.label_text
         assert html_colors() == DARK_HTML_COLORS
         assert DARK_HTML_COLORS["pass"] in summary_html(window.report)
+        assert DARK_HTML_COLORS["pass"] in window.summary._rows["Verdict"].text()  # the shown summary re-coloured
     finally:
         window.set_theme("light")
     assert not window.themes.dark and html_colors() == LIGHT_HTML_COLORS

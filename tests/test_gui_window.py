@@ -208,7 +208,7 @@ def test_resize_keeps_overlap_and_clips_labels(qtbot, window: MainWindow) -> Non
     assert _images(window)[0].shape == (3, 4)
 
 
-def test_clicking_a_heatmap_cell_selects_it(qtbot, window: MainWindow) -> None:
+def test_clicking_a_heatmap_cell_selects_it(qtbot, window: MainWindow, inspector) -> None:  # type: ignore[no-untyped-def]
     view = window.findChild(HeatmapView, "numericHeatmap")
     scene_pos = view.plot.getViewBox().mapViewToScene(QPointF(3.5, 2.5))
     pos = view.mapFromScene(scene_pos)
@@ -216,7 +216,7 @@ def test_clicking_a_heatmap_cell_selects_it(qtbot, window: MainWindow) -> None:
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     assert blocker.args == [2, 3]
     assert window.grid.current_cell() == (2, 3)
-    qtbot.waitUntil(lambda: "Sample 2, class 3" in window.inspector.toPlainText(), timeout=3000)
+    qtbot.waitUntil(lambda: "Sample 2, class 3" in inspector.toPlainText(), timeout=3000)
 
 
 def test_worker_path_drops_superseded_results(qtbot, window: MainWindow) -> None:
@@ -276,7 +276,7 @@ def test_extreme_numbers_are_refused_or_marked_and_explained(qtbot, window: Main
     assert len(window.heatmaps.error._marks["o"].data) > 0
 
 
-def test_a_lost_step_is_named_with_its_remedy(qtbot, window: MainWindow) -> None:
+def test_a_lost_step_is_named_with_its_remedy(qtbot, window: MainWindow, shown) -> None:  # type: ignore[no-untyped-def]
     """float16 at |x| ~ 100, eps 0.01: x + eps == x; the note blamed the noise floor, with no remedy (issue 10)."""
     window.controls.load_preset("origin")
     with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
@@ -289,7 +289,7 @@ def test_a_lost_step_is_named_with_its_remedy(qtbot, window: MainWindow) -> None
     window.grid.select_cell(*cell)
     qtbot.waitUntil(lambda: window.display.explanation is not None and window.display.cell == cell, timeout=5000)
     spacing = float(window.report.cell_flags.min_eps[cell])
-    assert f"the step is lost. Use eps ≥ {spacing:g}" in window.inspector.toPlainText()
+    assert f"the step is lost. Use eps ≥ {spacing:g}" in shown("inspector").toPlainText()
 
 
 def test_undo_restores_class_weights_of_another_width(window: MainWindow) -> None:

@@ -216,7 +216,10 @@ class Display(QObject):
     def _on_recomputer_report_ready(self, report: Report) -> None:
         previous = self._builtin_report
         self._builtin_report = report
-        change = DisplayChange(report=True)
+        # The recomputer's explanation belongs to this report (None while it is computed): never an older one.
+        explained = self.recomputer.explanation is not self._explanation
+        self._explanation = self.recomputer.explanation
+        change = DisplayChange(report=True, explanation=explained)
         if self._source is Source.USER:
             # The problem changed under the user's results: they no longer describe the grid.
             self._source = Source.BUILTIN
@@ -241,6 +244,8 @@ class Display(QObject):
         self.changed.emit(change)
 
     def _on_recomputer_cell_explained(self, explanation: CellExplanation | None) -> None:
+        if explanation is self._explanation:
+            return  # shown with its report already
         self._explanation = explanation
         self.changed.emit(DisplayChange(explanation=True))
 

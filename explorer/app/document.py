@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from explorer.app.edits import EditController
-from explorer.core import Report
+from explorer.core import Report, default_eps
 from explorer.files.io import (
     FileFormatError,
     FileTooLargeError,
@@ -144,7 +144,14 @@ class Document(QObject):
         if stored is None and Path(path).suffix.lower() == ".npz" and logits.dtype.name in ("float16", "float32",
                                                                                              "float64"):  # fmt: skip
             stored = logits.dtype.name
-        extra = {"dtype": stored} if stored is not None and stored != self.state.settings.dtype else {}
+        extra: dict[str, object] = {}
+        chosen = self.state.settings
+        if stored is not None and stored != chosen.dtype:
+            extra["dtype"] = stored
+            if chosen.eps == default_eps(chosen.scheme, chosen.dtype):
+                # The step was the old dtype's default, not one the user chose: the new dtype's default goes with
+                # it (float64's 1e-5 in float32 rounds most of the gradient away, and the check could not tell).
+                extra["eps"] = default_eps(chosen.scheme, stored)
         try:
             # The array was just read and is not kept here: the grid takes it over (no copy of a large file).
             self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}", owned=True, **extra)
@@ -160,7 +167,8 @@ class Document(QObject):
             self.open_session(path)
             return "session"
         n, c = self.open_logits(path)
-        return f"{n} x {c} logits, checked in {self.state.settings.dtype}"
+        s = self.state.settings
+        return f"{n} x {c} logits, checked in {s.dtype} with eps {s.eps:g}"
 
     @staticmethod
     def export_data(path: str | Path, report: Report) -> Path:

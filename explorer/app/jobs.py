@@ -44,8 +44,9 @@ __all__ = [
     "report_matches_state",
 ]
 
-#: Coalescing window for bursts of changes (slider drags, key repeat).
-DEBOUNCE_MS = 2
+#: Coalescing of bursts of changes: 0 runs the check once the changes already queued are handled (a paste, a
+#: slider's burst of events); a longer wait only delays an edit (newest wins for work in the worker).
+DEBOUNCE_MS = 0
 #: Grids with more elements than this are checked in the worker thread.
 WORKER_THRESHOLD = 100_000
 #: The sweep waits for a pause in editing: it is not on the path from a keystroke to the heatmaps.
@@ -298,6 +299,11 @@ class Recomputer(BackgroundJob):
         A new result for the current state.
     cellExplained(object)
         A :class:`~explorer.core.explain.CellExplanation` for the selected cell (or None).
+
+    :attr:`explanation` is the selected cell's explanation in :attr:`report` when ``reportReady`` is
+    emitted, or None while it is computed in the worker (``cellExplained`` follows). An edit of other
+    rows keeps it (a cell's explanation reads its own row and the labels, which a row-local edit keeps
+    the mean's denominator of), so an ordinary edit explains nothing again.
     """
 
     reportReady = Signal(object)
@@ -318,6 +324,9 @@ class Recomputer(BackgroundJob):
         self._cell_timer.setSingleShot(True)
         self._cell_timer.setInterval(0)
         self._cell_timer.timeout.connect(self._on_cell_timer_timeout)
+        #: The selected cell's explanation in :attr:`report` (None: no cell, or being computed).
+        self.explanation: CellExplanation | None = None
+        self._explained: tuple[Report, tuple[int, int]] | None = None  # what self.explanation describes
         self._explain_generation = 0
         self._explain_relay = _Relay(self)
         self._explain_relay.done.connect(self._on_explain_done)
@@ -363,11 +372,11 @@ class Recomputer(BackgroundJob):
             block, labels, settings = self.state.rows_snapshot(rows)
             old_overviews = self.overviews if self.overviews is not None and self.overviews.report is base else None
 
-            def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, str]:
+            def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, NDArray]:
                 # O(rows x C) here; the patch is written into the report's arrays on the GUI thread (in
                 # place: no copy of the grid, no fresh allocation of its size per edit).
                 patch = compute_rows(base, block, labels, rows, settings, progress)
-                return patch.ranked(), old_overviews, "rows"  # the worst cells ranked here, not on the GUI thread
+                return patch.ranked(), old_overviews, rows  # the worst cells ranked here, not on the GUI thread
 
             return partial, n * c > self.worker_threshold
         # A large grid is checked on the state's own array (no copy of it); a change drops the run (above). The
@@ -375,25 +384,26 @@ class Recomputer(BackgroundJob):
         self._reads_state = big
         logits, labels, settings = self.state.live_snapshot() if big else self.state.snapshot()
 
-        def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
+        def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, None]:
             if not big:
                 report = check_gradient(logits, labels, settings, progress)
                 digest(report)  # the summary's whole-grid facts, here rather than on the GUI thread
                 report.keep_ranking()  # and the worst cells
-                return report, None, "full"
+                return report, None, None
             part = None if progress is None else (lambda f: progress(0.8 * f))
             report = check_gradient(logits, labels, settings, part)
             prepare(report)  # per-row summaries: the next edit is row-local and O(N) for the totals
             digest(report)
             report.keep_ranking()
             overviews = MapOverviews.build(report, None if progress is None else (lambda f: progress(0.8 + 0.2 * f)))
-            return report, overviews, "full"
+            return report, overviews, None
 
         return full, logits.size > self.worker_threshold
 
     def _publish(self, result: object, duration: float) -> None:
         assert isinstance(result, tuple)
-        report, overviews, path = result
+        report, overviews, edited = result  # edited: the rows a row-local update was asked for (None: full)
+        base = report.base if isinstance(report, RowPatch) else None
         if isinstance(report, RowPatch):
             # Only the newest request publishes, so the patch's base is still self.report, and no worker
             # job reads it now: write the changed rows in place (O(rows x C)) and replace it.
@@ -409,38 +419,57 @@ class Recomputer(BackgroundJob):
         assert isinstance(report, Report)
         self.report = report
         self.overviews = overviews
-        self.last_path = path
+        self.last_path = "full" if edited is None else "rows"
         self._since_report = self._since_request
         self.last_duration = duration
+        cell = self._cell
+        explained = self._explained
+        kept = (
+            base is not None and cell is not None and explained is not None and explained[0] is base
+            and explained[1] == cell and not bool(np.any(edited == cell[0]))
+        )  # fmt: skip
+        if kept and cell is not None:  # the edit left the cell's row alone: its explanation holds, bit for bit
+            self._explained = (report, cell)
+            self.reportReady.emit(report)
+            return
+        inline = self._explain_inline()  # before the report goes out: the views show both at once
         self.reportReady.emit(report)
-        self._explain()
+        if inline:
+            self.cellExplained.emit(self.explanation)
 
     def _on_cell_timer_timeout(self) -> None:
-        self._explain()
+        if self._explain_inline():
+            self.cellExplained.emit(self.explanation)
 
-    def _explain(self) -> None:
-        """Explain the selected cell: O(C) work, inline for ordinary rows, in the worker for very wide ones."""
+    def _explain_inline(self) -> bool:
+        """Explain the selected cell in :attr:`report`: O(C) work, here for ordinary rows (True), in the worker
+        for very wide ones (False: :attr:`explanation` is None until ``cellExplained``)."""
+        self._cell_timer.stop()  # this explains the cell selected now
+        self._explain_generation += 1  # a worker's explanation of an older report or cell is dropped
         report, cell = self.report, self._cell
+        self.explanation, self._explained = None, None
         if report is None or cell is None:
-            self.cellExplained.emit(None)
-            return
+            return True
         n, c = report.logits.shape
         if not (0 <= cell[0] < n and 0 <= cell[1] < c):
-            self.cellExplained.emit(None)
-            return
+            return True
+        at: tuple[Report, tuple[int, int]] = (report, cell)
         if c <= CELL_WORKER_THRESHOLD or report.settings.perturb == "all":
-            self.cellExplained.emit(_explain_or_none(report, cell))
-            return
-        self._explain_generation += 1
+            self.explanation, self._explained = _explain_or_none(*at), at
+            return True
         generation = self._explain_generation
 
         def work() -> None:
-            self._explain_relay.done.emit(generation, _explain_or_none(report, cell), 0.0)
+            self._explain_relay.done.emit(generation, (at, _explain_or_none(*at)), 0.0)
 
         self._executor.submit(work)
+        return False
 
-    def _on_explain_done(self, generation: int, explanation: object, _duration: float) -> None:
+    def _on_explain_done(self, generation: int, result: object, _duration: float) -> None:
         if generation == self._explain_generation:
+            assert isinstance(result, tuple)
+            at, explanation = result
+            self.explanation, self._explained = explanation, at
             self.cellExplained.emit(explanation)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "DARK_HTML_COLORS",
     "LIGHT_HTML_COLORS",
     "PITFALL_SENTENCE",
+    "SummaryParts",
     "Verdict",
     "affected_cells",
     "cell_cause",
@@ -29,6 +30,7 @@ __all__ = [
     "extreme_notes",
     "html_colors",
     "summary_html",
+    "summary_parts",
     "use_html_colors",
     "user_cell_html",
     "user_result_html",
@@ -69,8 +71,28 @@ def _g(v: float, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
-def summary_html(report: Report, duration_s: float | None = None, source: str | None = None) -> str:
-    """The summary panel: loss, errors, worst cell, verdict, row-sum check, pitfall note.
+@dataclass(frozen=True)
+class SummaryParts:
+    """What the summary panel says: named rows, notes and the computing time.
+
+    Attributes
+    ----------
+    rows : tuple of (name, html)
+        "Checking" (when a source is named), "Loss", "Max |num − ana|", "Max relative error",
+        "Worst cell", "Verdict", "Row sums of ∂L/∂x", "Check"; names are plain text.
+    notes : tuple of str
+        HTML paragraphs (pitfall mode, extreme values, blind cells).
+    timing : str
+        "computed in … ms" (empty when no duration is given).
+    """
+
+    rows: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...]
+    timing: str
+
+
+def summary_parts(report: Report, duration_s: float | None = None, source: str | None = None) -> SummaryParts:
+    """The summary panel's content: loss, errors, worst cell, verdict, row-sum check, pitfall note.
 
     ``source`` names whose gradient was checked (the built-in loss when None).
     """
@@ -124,9 +146,16 @@ def summary_html(report: Report, duration_s: float | None = None, source: str | 
         )
     if source is not None:
         rows.insert(0, ("Checking", html.escape(source)))
-    table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
-    timing = f"<p><small>computed in {duration_s * 1e3:.1f} ms</small></p>" if duration_s is not None else ""
-    return f"<table cellspacing='3'>{table}</table>{''.join(notes)}{timing}"
+    timing = f"computed in {duration_s * 1e3:.1f} ms" if duration_s is not None else ""
+    return SummaryParts(tuple(rows), tuple(notes), timing)
+
+
+def summary_html(report: Report, duration_s: float | None = None, source: str | None = None) -> str:
+    """The summary panel as one HTML document (:func:`summary_parts` in a table)."""
+    parts = summary_parts(report, duration_s, source)
+    table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in parts.rows)
+    timing = f"<p><small>{parts.timing}</small></p>" if parts.timing else ""
+    return f"<table cellspacing='3'>{table}</table>{''.join(parts.notes)}{timing}"
 
 
 #: Every row or column.

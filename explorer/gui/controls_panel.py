@@ -272,7 +272,8 @@ class ControlsPanel(QWidget):
             with QSignalBlocker(self.preset_combo):
                 self.preset_combo.setCurrentIndex(0)
             self.preset_description.setVisible(False)
-        self.sync_from_state()
+        if change.shape or change.settings:  # what the controls show (a typed logit or label changes none of it)
+            self.sync_from_state()
 
     def sync_from_state(self) -> None:
         """Show the state's values; signals blocked so nothing is written back."""

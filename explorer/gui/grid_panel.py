@@ -387,7 +387,11 @@ class GridPanel(QWidget):
         width = column_width(state.logits, metrics, self.precision, bold=True)
         header = view.horizontalHeader()
         if header.defaultSectionSize() != width:
+            current = view.currentIndex()
+            shown = current.isValid() and view.viewport().rect().intersects(view.visualRect(current))
             header.setDefaultSectionSize(width)
+            if shown:  # the current cell was in view (a load scrolls to it): it stays there at the new width
+                view.scrollTo(current)
         n, c = state.shape
         labels_metrics = QFontMetrics(self.labels_view.font())
         lo, hi = (int(state.labels.min()), int(state.labels.max())) if n else (0, 0)

@@ -183,7 +183,8 @@ class MainWindow(QMainWindow):
         # or a 10x smaller error would sit dark on the old scale.
         if change.shape or change.settings:
             self.heatmaps.reset_levels()
-        self._update_title()
+        if change.shape:  # the title names the size; the modified flag follows the undo stack (document.changed)
+            self._update_title()
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         display = self.display

@@ -16,14 +16,13 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
-    QTimer,
     Signal,
 )
-from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange
 from explorer.core import Report
+from explorer.gui.shown_refresh import RefreshWhenShown
 
 __all__ = ["WORST_CELLS_SHOWN", "WorstCellsModel", "WorstCellsPanel"]
 
@@ -171,33 +170,15 @@ class WorstCellsPanel(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(self.table, 1)
         self._choosing = False
-        self._stale = display is not None  # nothing listed yet
-        self._refresh_timer = QTimer(self, singleShot=True, interval=0)
-        self._refresh_timer.timeout.connect(self._on_refresh_timer_timeout)
+        self._shown = RefreshWhenShown(self, lambda: self.show_report(self.display.report if self.display else None))
         if display is not None:
+            self._shown.stale = True  # nothing listed yet
             display.changed.connect(self._on_display_changed)
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         assert self.display is not None
         if (change.report or change.source) and self.display.report is not self.model.report:
-            if self._hidden():  # a hidden tab: listed when it is shown (an edit then costs nothing here)
-                self._stale = True
-                return
-            self.show_report(self.display.report)
-
-    def _hidden(self) -> bool:
-        """Not on screen: closed, or a dock tab behind another (still "visible" to Qt, but with nothing shown)."""
-        return not self.isVisible() or self.visibleRegion().isEmpty()
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        super().paintEvent(event)
-        if self._stale:  # shown, or a tab brought forward (which paints without being shown again)
-            self._refresh_timer.start()  # listed after this paint, not inside it
-
-    def _on_refresh_timer_timeout(self) -> None:
-        if self._stale and self.display is not None and not self._hidden():
-            self._stale = False
-            self.show_report(self.display.report)
+            self._shown.request()  # a hidden tab is listed when it is shown: an edit then costs nothing here
 
     def show_report(self, report: Report | None) -> None:
         self.model.set_report(report)
