@@ -31,6 +31,25 @@ def test_the_window_fits_1024x600_and_960x540(window: MainWindow) -> None:
     assert minimum.width() <= 960 and minimum.height() <= 540, minimum
 
 
+def test_the_controls_fit_their_dock_at_1024_px_without_sideways_scrolling(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """At 1024 x 600 the Controls dock got about 290 px and its content needed 343 (a long group title and a row of
+    three fields): the right-hand column was cut off behind a horizontal scroll bar."""
+    from PySide6.QtWidgets import QWidget
+
+    window.resize(1024, 600)
+    window.share_width()
+    controls = window.controls
+    viewport = controls.parentWidget()
+    area = viewport.parentWidget()
+    qtbot.waitUntil(lambda: abs(window.layout_docks.controls.width() - 291) < 60, timeout=3000)
+    qtbot.waitUntil(lambda: controls.width() <= viewport.width(), timeout=3000)
+    assert not area.horizontalScrollBar().isVisible()
+    right = viewport.width()
+    for child in controls.findChildren(QWidget):  # every field is drawn inside the dock
+        if child.isVisibleTo(controls) and child.width() > 0:
+            assert child.mapTo(viewport, child.rect().topRight()).x() <= right, child.objectName() or child
+
+
 def test_a_restored_size_larger_than_the_screen_is_clamped(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     area = window.screen().availableGeometry()
     window.resize(area.width() + 900, area.height() + 700)

@@ -146,10 +146,10 @@ class ControlsPanel(QWidget):
         self.random_button.setToolTip("Fill the grid with random logits and labels (Ctrl+R)")
         self.random_button.clicked.connect(self.randomize)
         rnd = QHBoxLayout()
-        rnd.addWidget(self.random_kind)
-        rnd.addWidget(self.seed_spin)
+        rnd.addWidget(self.random_kind, 1)
         rnd.addWidget(self.random_button)
         form.addRow("Random", rnd)
+        form.addRow("Seed", self.seed_spin)  # a row of its own: three fields side by side overflow a 1024 px screen's dock
         return box
 
     def _build_check_box(self) -> QGroupBox:
@@ -229,7 +229,8 @@ class ControlsPanel(QWidget):
         return box
 
     def _build_loss_box(self) -> QGroupBox:
-        box = QGroupBox("Loss (torch.nn.functional.cross_entropy)")
+        box = QGroupBox("Loss (torch cross_entropy)")  # a title wider than a 1024 px screen's dock would widen it
+        box.setToolTip("The loss and its options, with torch.nn.functional.cross_entropy's meaning")
         form = QFormLayout(box)
         _narrow(form)
         self.reduction_combo = QComboBox(objectName="reductionCombo")
