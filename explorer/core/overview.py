@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-__all__ = ["OVERVIEW_KINDS", "MapLike", "OverviewImage", "Pyramid", "RegionMap", "extreme_of"]
+__all__ = ["OVERVIEW_KINDS", "VIEW_CELL_BUDGET", "MapLike", "OverviewImage", "Pyramid", "RegionMap", "extreme_of"]
 
 #: The kinds of extreme a :class:`Pyramid` keeps.
 OVERVIEW_KINDS: tuple[str, ...] = ("abs_max", "signed_extreme")
@@ -93,6 +93,9 @@ def _first_level(
 #: Halvings done together, unstored, before the first stored level (its blocks hold up to 64 cells, so the
 #: levels above a map hold about 1/32 of its cells per chain; views finer than that read the map itself).
 _FIRST_STEPS = 6
+#: Most level cells one :meth:`Pyramid.view` reads (or the pixels asked, if more): about 30 ms for an error map
+#: formed on demand, so a view of a whole 2^25-cell map never reads all of it on the GUI thread.
+VIEW_CELL_BUDGET = 1 << 19
 
 
 def _groups(shape: tuple[int, int]) -> list[list[tuple[int, int]]]:
@@ -433,6 +436,13 @@ class Pyramid:
         r0, r1 = _clip(row_range, n, "row")
         c0, c1 = _clip(col_range, c, "column")
         level = self._level_for(math.ceil((r1 - r0) / h_max), math.ceil((c1 - c0) / w_max))
+        # A window that needs finer blocks than the first stored level along one side (a tall 8192 x 4096 map
+        # seen whole: 55 rows but only 9 columns a pixel) would read every cell of the window from the map:
+        # past a budget the next coarser level is read instead (fewer pixels than asked along that side, each
+        # still the exact extreme of the cells it covers; zooming in brings the window under the budget).
+        budget = max(VIEW_CELL_BUDGET, h_max * w_max)
+        while level + 1 < len(self.factors) and _cells_read(r0, r1, c0, c1, self.factors[level]) > budget:
+            level += 1
         fr, fc = self.factors[level]
         row_edges, row_cut, row_every = _edges(r0, r1, n, fr, h_max)
         col_edges, col_cut, col_every = _edges(c0, c1, c, fc, w_max)
@@ -462,6 +472,12 @@ class Pyramid:
             flat = int(np.flatnonzero(hit)[0])
         i, j = np.unravel_index(flat, block.shape)
         return rows.start + int(i), cols.start + int(j)
+
+
+def _cells_read(r0: int, r1: int, c0: int, c1: int, factors: tuple[int, int]) -> int:
+    """Level cells a view of ``[r0, r1) x [c0, c1)`` reads at a level of block ``factors``."""
+    fr, fc = factors
+    return (r1 // fr - r0 // fr + 1) * (c1 // fc - c0 // fc + 1)
 
 
 def _reduce(block: NDArray, every_row: int, every_col: int, ufunc: np.ufunc) -> NDArray:
