@@ -149,7 +149,7 @@ class ControlsPanel(QWidget):
         rnd.addWidget(self.random_kind, 1)
         rnd.addWidget(self.random_button)
         form.addRow("Random", rnd)
-        form.addRow("Seed", self.seed_spin)  # a row of its own: three fields side by side overflow a 1024 px screen's dock
+        form.addRow("Seed", self.seed_spin)  # its own row: three fields side by side overflow a 1024 px screen's dock
         return box
 
     def _build_check_box(self) -> QGroupBox:
