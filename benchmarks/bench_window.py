@@ -1,6 +1,6 @@
 """The real window at language-model scale (issue 15): open, edits, clicks and event-loop gaps at 32 x 262,144.
 
-    python benchmarks/bench_window.py [--edits 30] [--profile OPERATION] [--quick] [--small-only]
+    python benchmarks/bench_window.py [--edits 30] [--profile OPERATION] [--quick] [--small-only] [--no-tall]
 
 Runs the whole window (MainWindow) on an X server (Xvfb, a 1280 x 720 screen, started here; the offscreen
 platform when Xvfb is missing, said in the output). Every operation goes through the path a user takes
@@ -338,6 +338,33 @@ def scale_case(b: WindowBench, n: int, c: int, edits: int, bandwidth: float) -> 
           f"{ms(2 * x[0].nbytes / bandwidth)}")  # fmt: skip
 
 
+def tall_case(b: WindowBench, n: int, c: int, edits: int) -> None:
+    """The largest grid by cells (N·C = 2^25) in its tallest form: its maps have more rows than pixels and fewer
+    columns per pixel than the first stored level of their pyramids."""
+    w = b.w
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(n, c)) * 2).astype(np.float32)
+    x[n // 2 + 11, c // 3] = 40.0
+    path = Path(tempfile.mkdtemp()) / "tall.npy"
+    np.save(path, x)
+    del x
+    before = b.reports
+    b.run("open .npy + first check + first draw", lambda: w.files.open_path(str(path)), b.report_done(before))
+    b.check_current()
+    times, gaps = edit_latency(b, edits, rng)
+    b.note(f"edit one cell -> 3 maps drawn ({edits} edits)", times, gaps, f"p95 {ms(float(np.percentile(times, 95)))}")
+    before = b.reports
+    b.run("undo (the last edit)", w.controller.stack.undo, b.report_done(before))
+    before = b.reports
+    b.run("dtype float32 -> float64", lambda: w.controller.set_settings(dtype="float64"), b.report_done(before))
+    before = b.reports
+    b.run("dtype float64 -> float32", lambda: w.controller.set_settings(dtype="float32"), b.report_done(before))
+    vb = w.heatmaps.analytic.plot.getViewBox()
+    b.run("zoom the maps in 8x (linked)", lambda: vb.scaleBy((1 / 8, 1 / 8)), b.maps_settled)
+    b.run("reset the maps' view", w.heatmaps.reset_view, b.maps_settled)
+    print_table(b, f"{n} x {c} float32 ({n * c:,} cells, logits {n * c * 4 / 2**20:.0f} MiB)")
+
+
 def cell_done(b: WindowBench, cell: tuple[int, int]) -> Callable[[], bool]:
     """True once the inspector explains ``cell`` and the sweep panel holds its sweep."""
     display = b.w.display
@@ -497,6 +524,7 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="cProfile the operations whose names start so (a,b,...)")
     parser.add_argument("--quick", action="store_true", help="10 edits per size")
     parser.add_argument("--small-only", action="store_true", help="the ordinary sizes only (32 x 100, 128 x 1000)")
+    parser.add_argument("--no-tall", action="store_true", help="leave out 8192 x 4096 (the largest grid, tall)")
     args = parser.parse_args()
     if args.quick:
         args.edits = args.small_edits = 10
@@ -517,6 +545,8 @@ def main() -> None:
             print(small_case(b, n, c, args.small_edits, bandwidth), flush=True)
         if not args.small_only:
             scale_case(b, 32, 262_144, args.edits, bandwidth)
+            if not args.no_tall:
+                tall_case(b, 8192, 4096, min(args.edits, 10))
             rng = np.random.default_rng(7)
             big = (rng.normal(size=(32, 262_144)) * 2).astype(np.float32)
             path = scratch / "memory.npy"

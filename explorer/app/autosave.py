@@ -12,7 +12,7 @@ any grid the window edits and writes 32 x 262,144 float32 in about 0.1 s (JSON t
 Autosaves of earlier versions (``autosave*.gradexp.json``) are still offered and restored.
 
 After a change the GUI thread writes the live logits (no copy of them) into a file beside the
-autosave, 16 MiB per turn of the event loop so that no turn waits long and no edit can land
+autosave, 4 MiB per turn of the event loop so that no turn waits long and no edit can land
 in the middle of a piece; a change before the file is complete abandons it (the next
 autosave is due anyway). A worker thread makes the file durable and renames it into place.
 Newest wins: changes made meanwhile are saved once it ends, and a write overtaken by
@@ -63,8 +63,9 @@ _SUFFIX = ".gradexp.npz"
 _SUFFIXES = (_SUFFIX, ".gradexp.json")
 #: A write in progress: ``.<autosave name>.partial``, hidden and matching no autosave pattern.
 _PARTIAL = ".partial"
-#: Bytes of logits copied for an autosave per turn of the event loop (about 5 ms here).
-COPY_BYTES = 16 << 20
+#: Bytes of logits copied for an autosave per turn of the event loop (a few ms here; 16 MiB took up to 95 ms
+#: a turn on a loaded machine).
+COPY_BYTES = 4 << 20
 _MAX_ASIDE_NAMES = 20
 _MAX_MESSAGE = 160
 
