@@ -261,10 +261,14 @@ class BackgroundJob(QObject):
     def _work(self, generation: int, work: Callable[[Progress | None], object]) -> None:
         """Runs in the worker thread."""
 
+        shown = [-1.0]
+
         def progress(fraction: float) -> None:
             if not self._is_latest(generation):
-                raise _Superseded
-            self._relay.progress.emit(generation, fraction)
+                raise _Superseded  # checked at every call: a superseded run stops at its next piece
+            if fraction - shown[0] >= 0.01 or fraction >= 1.0:  # a percent at a time: a check of a large grid
+                shown[0] = fraction  # reports thousands of pieces, each a queued call on the GUI thread
+                self._relay.progress.emit(generation, fraction)
 
         start = time.perf_counter()
         try:
