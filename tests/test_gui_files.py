@@ -194,3 +194,42 @@ def test_a_file_checked_in_another_dtype_takes_that_dtypes_default_step_unless_o
     assert window.files.open_path(str(path))
     assert (window.state.settings.dtype, window.state.settings.eps) == ("float32", 3e-4)
     assert "checked in float32 with eps 0.0003" in window.statusBar().currentMessage()
+
+
+def test_while_a_large_file_is_checked_the_maps_of_the_previous_grid_are_dimmed_and_say_so(
+    qtbot, window, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    """For a second or two after opening a large file the maps still showed the old grid, unmarked, beside a grid
+    and controls already showing the new one."""
+    from PySide6.QtGui import QColor
+
+    from explorer.gui.heatmap_view import OUTDATED_OPACITY
+
+    path = tmp_path / "big.npy"
+    np.save(path, np.random.default_rng(2).normal(size=(400, 400)))  # over the worker's threshold
+    view = window.heatmaps.analytic
+    seen: list[tuple[str, float, QImage, QImage]] = []
+
+    def on_busy(busy: bool) -> None:  # (after the window's own slot)
+        if busy and not seen:
+            dimmed = view.grab().toImage()
+            view.set_outdated(False)
+            plain = view.grab().toImage()
+            view.set_outdated(True)
+            seen.append((view.title, view.image_item.opacity(), dimmed, plain))
+
+    window.recomputer.busyChanged.connect(on_busy)
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=20_000):
+        assert window.files.open_path(str(path))
+    title, opacity, dimmed, plain = seen[0]
+    assert title == "Analytic gradient (previous grid)" and opacity == OUTDATED_OPACITY
+    # Drawn: over the plot, the old grid's colours are much nearer the background grey when dimmed.
+    box = view.plot.getViewBox().sceneBoundingRect().toRect().adjusted(4, 4, -4, -4)
+
+    def colourfulness(image: QImage) -> float:
+        pixels = [QColor(image.pixel(x, y)) for x in range(box.left(), box.right(), 3)
+                  for y in range(box.top(), box.bottom(), 3)]  # fmt: skip
+        return sum(abs(c.red() - 150) + abs(c.green() - 150) + abs(c.blue() - 150) for c in pixels) / len(pixels)
+
+    assert colourfulness(dimmed) < 0.5 * colourfulness(plain)
+    assert view.title == "Analytic gradient" and view.image_item.opacity() == 1.0  # the new grid's report

@@ -50,6 +50,23 @@ def test_a_hidden_inspector_is_not_rebuilt_and_shows_the_current_cell_when_broug
     assert f"{window.display.explanation.numeric:.17g}" in window.inspector.toPlainText()
 
 
+def test_a_summary_behind_another_tab_shows_the_new_numbers_when_brought_forward(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """The summary's labels cover its scroll area's viewport when they need scrolling (a 1024 x 600 screen), and the
+    viewport then never paints: the summary stayed stale for good."""
+    window.resize(1024, 600)
+    qtbot.waitUntil(lambda: window.summary.widget().height() > window.summary.viewport().height(), timeout=3000)
+    window.layout_docks.inspector.raise_()
+    qtbot.waitUntil(lambda: not on_screen(window.summary), timeout=3000)
+    old = window.summary.toPlainText()
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_logit(0, int(window.state.labels[0]), -40.0)
+    loss = f"Loss: {window.display.report.loss:.10g}"
+    assert loss not in old
+    window.layout_docks.summary.raise_()
+    qtbot.waitUntil(lambda: loss in window.summary.toPlainText(), timeout=3000)
+    assert window.summary._rows["Loss"].isVisible()
+
+
 def test_the_summary_shows_the_reports_numbers_in_its_rows(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     summary = window.summary
     with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
@@ -86,8 +103,8 @@ def test_an_unchanged_summary_row_is_not_set_again(qtbot, window: MainWindow) ->
     reduction=st.sampled_from(["mean", "sum"]),
 )
 def test_the_kept_explanation_is_the_fresh_one(qtbot, window: MainWindow, data, dtype, scheme, reduction) -> None:  # type: ignore[no-untyped-def]
-    """After every edit (of the selected cell's row or another) the recomputer's explanation equals explain_cell's
-    on the new report, field by field."""
+    """After every edit (a logit or a label, of the selected cell's row or another) the recomputer's explanation
+    equals explain_cell's on the new report, field by field."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     n, c = data.draw(st.integers(2, 6)), data.draw(st.integers(2, 9))
     with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
@@ -101,10 +118,33 @@ def test_the_kept_explanation_is_the_fresh_one(qtbot, window: MainWindow, data, 
         i = data.draw(st.integers(0, n - 1))
         j = data.draw(st.integers(0, c - 1))
         with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
-            window.controller.set_logit(i, j, float(rng.normal() * 3))
+            if data.draw(st.booleans()):
+                window.controller.set_logit(i, j, float(rng.normal() * 3))
+            else:  # a new label: the row is recomputed though no logit of it changed
+                window.controller.set_label(i, (int(window.state.labels[i]) + 1) % c)
         qtbot.waitUntil(lambda: report_matches_state(window.report, window.state), timeout=5000)
         qtbot.waitUntil(lambda: window.recomputer.explanation is not None, timeout=5000)
         report = window.report
         fresh = explain_cell(report.logits, report.labels, cell, report.settings)
         assert _same(window.recomputer.explanation, fresh), (i, j, cell)
         assert window.display.explanation is window.recomputer.explanation
+
+
+def test_a_scroll_area_whose_content_alone_paints_is_refreshed(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """On X11 a raised tab repaints the summary's content widget only (it covers the viewport and fills its
+    background), so that paint must be enough to refresh a stale view."""
+    from PySide6.QtWidgets import QLabel, QScrollArea
+
+    from explorer.gui.shown_refresh import RefreshWhenShown
+
+    area = QScrollArea()
+    area.setWidget(QLabel("\n".join(["a line"] * 60)))
+    qtbot.addWidget(area)
+    area.resize(200, 100)
+    area.show()
+    qtbot.waitExposed(area)
+    calls: list[int] = []
+    shown = RefreshWhenShown(area, lambda: calls.append(1))
+    shown.stale = True
+    area.widget().repaint()  # the content paints; the viewport behind it does not
+    qtbot.waitUntil(lambda: calls == [1] and not shown.stale, timeout=3000)

@@ -79,3 +79,23 @@ def test_real_window_typing_changes_the_heatmaps(x_display: str, tmp_path: Path)
     saved = os.environ.get("GRADIENT_EXPLORER_SCREENSHOT")
     if saved:
         shutil.copy(shot, saved)
+
+
+def test_real_window_a_raised_summary_tab_shows_the_new_numbers(x_display: str, tmp_path: Path) -> None:
+    """On X11 raising the summary's tab repaints only its content widget (it covers the scroll area's viewport):
+    the summary, edited while behind the inspector's tab, stayed stale when brought forward."""
+    env = {
+        **os.environ,
+        "DISPLAY": x_display,
+        "QT_QPA_PLATFORM": "xcb",
+        "GRADIENT_EXPLORER_SETTINGS": str(tmp_path / "settings.ini"),
+        "GRADIENT_EXPLORER_DATA": str(tmp_path / "data"),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    out = subprocess.run([sys.executable, str(HARNESS.with_name("xvfb_tabs.py"))], env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    line = next((s for s in out.stdout.splitlines() if s.startswith("{")), None)
+    assert line is not None, out.stderr
+    result = json.loads(line)
+    assert result["platform"] == "xcb" and result["summary_hidden"]
+    assert result["summary_current"], result

@@ -92,3 +92,35 @@ def test_evaluate_loss_falls_back_to_the_full_check(setup) -> None:  # type: ign
     assert recomputer.last_path == "full"
     x, y, s = state.snapshot()
     assert_same_report(recomputer.report, check_gradient(x, y, s))  # type: ignore[arg-type]
+
+
+def test_an_edit_while_a_row_local_check_runs_drops_it(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The report shares a large grid's array, and a row-local check writes its rows back into it: one that read the
+    rows before a newer edit put the older value back over the typed one (the undo stack said it was done)."""
+    import threading
+
+    from explorer.app import jobs
+    from explorer.app.jobs import report_matches_state
+
+    state, controller, recomputer, qtbot = setup
+    recomputer.schedule()
+    qtbot.waitUntil(lambda: recomputer.report is not None and not recomputer.pending, timeout=20_000)
+    entered, gate = threading.Event(), threading.Event()
+    original = jobs.compute_rows
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entered.set()
+        gate.wait(20)  # (in the worker) until the second edit is made
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "compute_rows", held)
+    controller.set_logit(0, 5, 7.5)
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    running = recomputer._generation
+    controller.set_logit(0, 6, 7.25)  # the same row, read by the running check without this value
+    assert recomputer._generation != running  # its result is dropped, never written over the new value
+    gate.set()
+    qtbot.waitUntil(lambda: not recomputer.pending and report_matches_state(recomputer.report, state), timeout=20_000)
+    assert (state.logits[0, 5], state.logits[0, 6]) == (7.5, 7.25)
+    x, y, s = state.snapshot()
+    assert_same_report(recomputer.report, check_gradient(x, y, s))  # type: ignore[arg-type]

@@ -226,6 +226,7 @@ class BackgroundJob(QObject):
         try:
             result = work(None)
         except ValueError as exc:
+            self._set_busy(False)
             self.failed.emit(str(exc))
             return
         self._set_busy(False)
@@ -270,6 +271,8 @@ class BackgroundJob(QObject):
                 shown[0] = fraction  # reports thousands of pieces, each a queued call on the GUI thread
                 self._relay.progress.emit(generation, fraction)
 
+        if not self._is_latest(generation):
+            return  # superseded while it waited behind an older run: nothing to do
         start = time.perf_counter()
         try:
             result = work(progress)
@@ -346,8 +349,11 @@ class Recomputer(BackgroundJob):
         super().shutdown()
 
     def _on_state_changed(self, change: Change) -> None:
-        if self._reads_state and self.busy:
-            self._bump_generation()  # the running check reads the state's own logits: drop it, a new one follows
+        if self.busy and (change.data or self._reads_state):
+            # The running check read the problem as it was (a row-local one writes its rows back into the report,
+            # which may share the state's array; a full one of a large grid reads the state's own logits): drop
+            # it, or its older values would be published over the new ones. A new one follows.
+            self._bump_generation()
         for name in ("_since_report", "_since_request"):
             old = getattr(self, name)
             setattr(self, name, change if old is None else old.merged(change))
@@ -376,11 +382,11 @@ class Recomputer(BackgroundJob):
             block, labels, settings = self.state.rows_snapshot(rows)
             old_overviews = self.overviews if self.overviews is not None and self.overviews.report is base else None
 
-            def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, NDArray]:
+            def partial(progress: Progress | None) -> tuple[RowPatch, MapOverviews | None, str]:
                 # O(rows x C) here; the patch is written into the report's arrays on the GUI thread (in
                 # place: no copy of the grid, no fresh allocation of its size per edit).
                 patch = compute_rows(base, block, labels, rows, settings, progress)
-                return patch.ranked(), old_overviews, rows  # the worst cells ranked here, not on the GUI thread
+                return patch.ranked(), old_overviews, "rows"  # the worst cells ranked here, not on the GUI thread
 
             return partial, n * c > self.worker_threshold
         # A large grid is checked on the state's own array (no copy of it); a change drops the run (above). The
@@ -388,26 +394,27 @@ class Recomputer(BackgroundJob):
         self._reads_state = big
         logits, labels, settings = self.state.live_snapshot() if big else self.state.snapshot()
 
-        def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, None]:
+        def full(progress: Progress | None) -> tuple[Report, MapOverviews | None, str]:
             if not big:
                 report = check_gradient(logits, labels, settings, progress)
                 digest(report)  # the summary's whole-grid facts, here rather than on the GUI thread
                 report.keep_ranking()  # and the worst cells
-                return report, None, None
+                return report, None, "full"
             part = None if progress is None else (lambda f: progress(0.8 * f))
             report = check_gradient(logits, labels, settings, part)
             prepare(report)  # per-row summaries: the next edit is row-local and O(N) for the totals
             digest(report)
             report.keep_ranking()
             overviews = MapOverviews.build(report, None if progress is None else (lambda f: progress(0.8 + 0.2 * f)))
-            return report, overviews, None
+            return report, overviews, "full"
 
         return full, logits.size > self.worker_threshold
 
     def _publish(self, result: object, duration: float) -> None:
         assert isinstance(result, tuple)
-        report, overviews, edited = result  # edited: the rows a row-local update was asked for (None: full)
-        base = report.base if isinstance(report, RowPatch) else None
+        report, overviews, path = result
+        # A row-local update's base, and the rows whose inputs it found changed (edited logits, new labels).
+        base, changed = (report.base, report.changed) if isinstance(report, RowPatch) else (None, None)
         if isinstance(report, RowPatch):
             # Only the newest request publishes, so the patch's base is still self.report, and no worker
             # job reads it now: write the changed rows in place (O(rows x C)) and replace it.
@@ -423,14 +430,14 @@ class Recomputer(BackgroundJob):
         assert isinstance(report, Report)
         self.report = report
         self.overviews = overviews
-        self.last_path = "full" if edited is None else "rows"
+        self.last_path = path
         self._since_report = self._since_request
         self.last_duration = duration
         cell = self._cell
         explained = self._explained
         kept = (
-            base is not None and cell is not None and explained is not None and explained[0] is base
-            and explained[1] == cell and not bool(np.any(edited == cell[0]))
+            base is not None and changed is not None and cell is not None and explained is not None
+            and explained[0] is base and explained[1] == cell and not bool(np.any(changed == cell[0]))
         )  # fmt: skip
         if kept and cell is not None:  # the edit left the cell's row alone: its explanation holds, bit for bit
             self._explained = (report, cell)

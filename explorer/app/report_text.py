@@ -26,6 +26,7 @@ __all__ = [
     "affected_cells",
     "cell_cause",
     "cell_tooltip",
+    "element_verdict",
     "explanation_html",
     "extreme_notes",
     "html_colors",
@@ -78,8 +79,8 @@ class SummaryParts:
     Attributes
     ----------
     rows : tuple of (name, html)
-        "Checking" (when a source is named), "Loss", "Max |num − ana|", "Max relative error",
-        "Worst cell", "Verdict", "Row sums of ∂L/∂x", "Check"; names are plain text.
+        "Verdict", "Checking" (when a source is named), "Loss", "Max |num − ana|", "Max relative error",
+        "Worst cell", "Row sums of ∂L/∂x", "Check"; names are plain text.
     notes : tuple of str
         HTML paragraphs (pitfall mode, extreme values, blind cells).
     timing : str
@@ -89,6 +90,15 @@ class SummaryParts:
     rows: tuple[tuple[str, str], ...]
     notes: tuple[str, ...]
     timing: str
+
+
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with 6 significant digits, or as many more as it takes to tell them apart (up to 17)."""
+    for digits in (6, 9, 12, 17):
+        ta, tb = _g(a, digits), _g(b, digits)
+        if ta != tb or a == b:
+            return ta, tb
+    return ta, tb
 
 
 def summary_parts(report: Report, duration_s: float | None = None, source: str | None = None) -> SummaryParts:
@@ -102,26 +112,23 @@ def summary_parts(report: Report, duration_s: float | None = None, source: str |
     if result.ok:
         verdict = f"<b style='color:{_c('pass')}'>PASS</b>: every element within tolerance"
     elif not cmp.ok:
-        failed = f"{cmp.n_failed} of {cmp.passed.size} elements outside tolerance"
+        failed = f"{cmp.n_failed:,} of {cmp.passed.size:,} elements outside tolerance"
         verdict = f"<b style='color:{_c('fail')}'>FAIL</b>: {failed}"
     else:
         verdict = f"<b style='color:{_c('warn')}'>{html.escape(result.word)}</b>: {html.escape(result.detail)}"
     worst = cmp.worst
     row_sum = float(np.max(np.abs(report.row_sums))) if report.row_sums.size else 0.0
+    if worst:
+        ana_w, num_w = _distinct(float(report.grad_analytic[worst]), float(report.grad_numeric[worst]))
+        worst_text = f"sample {worst[0]}, class {worst[1]}: ana {ana_w}, num {num_w}"
+    else:
+        worst_text = "—"
     rows = [
+        ("Verdict", f"{verdict}<br><small>{html.escape(verdict_rule(report))}</small>"),  # first: it matters most
         ("Loss", f"{_g(report.loss, 10)} ({s.reduction})"),
         ("Max |num − ana|", _g(cmp.max_abs_err, 3)),
         ("Max relative error", _g(cmp.max_rel_err, 3)),
-        (
-            "Worst cell",
-            (
-                f"sample {worst[0]}, class {worst[1]}: ana {_g(float(report.grad_analytic[worst]))}, "
-                f"num {_g(float(report.grad_numeric[worst]))}"
-            )
-            if worst
-            else "—",
-        ),
-        ("Verdict", f"{verdict}<br><small>{html.escape(verdict_rule(report))}</small>"),
+        ("Worst cell", worst_text),
         (
             "Row sums of ∂L/∂x",
             f"max |Σ_j g_ij| = {_g(row_sum, 3)} (0 by shift invariance)",
@@ -140,12 +147,13 @@ def summary_parts(report: Report, duration_s: float | None = None, source: str |
         notes.append(f"<p style='color:{_c('fail')}'>{html.escape(note)}</p>")
     if blind:
         notes.append(
-            f"<p style='color:{_c('warn')}'>In {blind} of {cmp.passed.size} cells the tolerance is as large as the "
-            "gradient itself: the check cannot tell a right value from a wrong one there. A larger eps, another "
-            "scheme or a wider dtype sharpens it.</p>"
+            f"<p style='color:{_c('warn')}'>In {blind:,} of {cmp.passed.size:,} cells the tolerance is as large as "
+            "the gradient itself: the check cannot tell a right value from a wrong one there. A larger eps, another "
+            "scheme or a wider dtype sharpens it: the Error-vs-eps panel's ★ marks the best eps for the selected "
+            "cell.</p>"
         )
     if source is not None:
-        rows.insert(0, ("Checking", html.escape(source)))
+        rows.insert(1, ("Checking", html.escape(source)))
     timing = f"computed in {duration_s * 1e3:.1f} ms" if duration_s is not None else ""
     return SummaryParts(tuple(rows), tuple(notes), timing)
 
@@ -264,12 +272,12 @@ def verdict_of(report: Report) -> Verdict:
     if not math.isfinite(report.loss):  # named first: it is the cause of whatever the elements show
         return Verdict(False, "FAIL", "the loss is not a finite number, so its finite differences mean nothing")
     if not cmp.ok:
-        return Verdict(False, "FAIL", f"{cmp.n_failed} of {cmp.passed.size} elements")
+        return Verdict(False, "FAIL", f"{cmp.n_failed:,} of {cmp.passed.size:,} elements")
     share = blind_share(report)
     if share >= BLIND_SHARE_LIMIT:
         n = digest(report).totals().blind
         return Verdict(False, "CANNOT TELL", (
-            f"in {n} cells holding {share:.0%} of the gradient the tolerance is as large as the "
+            f"in {n:,} cells holding {share:.0%} of the gradient the tolerance is as large as the "
             "gradient itself, so any value would pass; raise eps, change the scheme or widen the dtype"
         ))  # fmt: skip
     return Verdict(True, "PASS")
@@ -286,6 +294,30 @@ def verdict_rule(report: Report) -> str:
     return f"|num − ana| ≤ atol + rtol·|ana|, atol = {atol:g}, rtol = {rtol:g} (fixed tolerances)"
 
 
+def element_verdict(passed: bool, tolerance: float, analytic: float) -> str:
+    """One element's verdict in a word: "FAIL", "blind" (it passes only because its tolerance is at least
+    ``|analytic| > 0``, so any value would pass: the cells the summary counts as ones the check cannot tell),
+    or "pass".
+
+    Examples
+    --------
+    >>> element_verdict(True, 1e-3, 1e-4), element_verdict(True, 1e-9, 1e-4), element_verdict(False, 1e-9, 1e-4)
+    ('blind', 'pass', 'FAIL')
+    """
+    if not passed:
+        return "FAIL"
+    a = abs(analytic)
+    return "blind" if math.isfinite(a) and 0 < a <= tolerance else "pass"
+
+
+def _element_words(passed: bool, tolerance: float, analytic: float, fails: str = "FAILS") -> str:
+    """The element's verdict in the words of the tooltip and the inspector."""
+    word = element_verdict(passed, tolerance, analytic)
+    if word == "blind":
+        return "passes, but only as the tolerance is as large as the gradient: the check cannot tell here"
+    return "passes" if word == "pass" else fails
+
+
 def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
     """Plain text for hovering a cell: sample, class, both gradients, both errors and the verdict.
 
@@ -298,7 +330,7 @@ def cell_tooltip(values: CellValues, gradient: str = "analytic") -> str:
         f"numeric   {values.numeric:.10g}\n"
         f"abs error {values.abs_err:.3g}\n"
         f"rel error {values.rel_err:.3g}\n"
-        f"tolerance {values.tolerance:.3g}: {'passes' if values.passed else 'FAILS'}"
+        f"tolerance {values.tolerance:.3g}: {_element_words(values.passed, values.tolerance, values.analytic)}"
     )
 
 
@@ -309,7 +341,8 @@ def user_cell_html(values: CellValues, source: str) -> str:
         f"<h3>Sample {i}, class {j}</h3><p>Checking {html.escape(source)}.</p>"
         f"<p><b>Your gradient</b>: {values.analytic:.17g}<br><b>Numeric</b> (finite differences of your loss): "
         f"{values.numeric:.17g}</p><p><b>Errors</b>: |num − yours| = {values.abs_err:.3g}, relative "
-        f"{values.rel_err:.3g}; tolerance {values.tolerance:.3g}: {'passes' if values.passed else '<b>fails</b>'}.</p>"
+        f"{values.rel_err:.3g}; tolerance {values.tolerance:.3g}: "
+        f"{_element_words(values.passed, values.tolerance, values.analytic, '<b>fails</b>')}.</p>"
         "<p><small>Your code runs as a black box, so the inspector cannot show its inner evaluations; "
         "show the built-in check to see them for the cross-entropy.</small></p>"
     )
@@ -348,7 +381,7 @@ def _tolerance_html(e: CellExplanation) -> str:
     parts = (f"truncation {e.truncation_error:.2g}, step rounding {e.step_error:.2g}, "
              f"rounding of the values differenced {e.rounding_error:.2g}")  # fmt: skip
     mode = "3 × the expected error" if e.tolerance_mode == "noise" else "fixed atol + rtol·|ana|"
-    verdict = "passes" if e.passed else "<b>fails</b>"
+    verdict = _element_words(e.passed, e.tolerance, e.analytic, "<b>fails</b>")
     return (f"<p><b>Expected error</b> E = {expected:.3g} ({parts}).<br><b>Tolerance</b> ({mode}) = "
             f"{e.tolerance:.3g}: {verdict}.</p>")  # fmt: skip
 

@@ -100,7 +100,7 @@ def min_surviving_eps(logits: ArrayLike, scheme: str = "central") -> NDArray:
     if get_scheme(scheme).is_complex:
         tiny = np.finfo(work_dtype(x.dtype)).smallest_subnormal
         return np.full(x.shape, float(tiny))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # the largest finite value: its spacing overflows
         return np.abs(np.spacing(np.abs(x))).astype(np.float64)
 
 

@@ -192,12 +192,15 @@ class Comparison:
         err = known_abs[rows, cols] if known_abs is not None else _abs_err(num, ana64)
         return err if name == "abs_err" else _rel_err(err, num, ana64)
 
-    def at(self, name: str, i: ArrayLike, j: ArrayLike) -> NDArray:
-        """Cells ``(i[k], j[k])`` of a map (``"abs_err"`` or ``"rel_err"``), formed for those cells only: the
-        whole map's values there (element-wise). For a few listed cells of a large grid."""
-        if name not in ("abs_err", "rel_err"):
-            raise ValueError(f"unknown map {name!r}; expected abs_err or rel_err")
+    def at(self, name: str, i: ArrayLike, j: ArrayLike, grad_analytic: ArrayLike | None = None) -> NDArray:
+        """Cells ``(i[k], j[k])`` of a map (``"abs_err"``, ``"rel_err"`` or ``"tolerance"``), formed for those
+        cells only: the whole map's values there (element-wise). For a few listed cells of a large grid;
+        ``grad_analytic`` as for :meth:`region`."""
+        if name not in ("abs_err", "rel_err", "tolerance"):
+            raise ValueError(f"unknown map {name!r}; expected abs_err, rel_err or tolerance")
         rows, cols = np.asarray(i, dtype=np.intp), np.asarray(j, dtype=np.intp)
+        if name == "tolerance":  # element-wise with index arrays as with slices
+            return np.asarray(self.region("tolerance", rows, cols, grad_analytic))  # type: ignore[arg-type]
         known = self.__dict__.get(name)
         if known is not None:
             return np.asarray(known[rows, cols])

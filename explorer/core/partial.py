@@ -279,6 +279,9 @@ class RowPatch:
     #: :meth:`apply` when given.
     ranking: NDArray | None = None
     candidates: RankCandidates | None = None
+    #: The rows whose inputs changed (edited logits, new labels), sorted: the rest of the spans were recomputed
+    #: only because they share a row block, and come out bit for bit as they were.
+    changed: NDArray | None = None
 
     def ranked(self, depth: int = RANK_DEPTH) -> RowPatch:
         """This patch with the new report's ``depth`` worst cells ranked (call it in the worker, before
@@ -425,6 +428,8 @@ def compute_rows(
             grad_n = np.empty_like(x)
             expected = np.empty(x.shape, dtype=expected_dtype(x.dtype))
             for r0 in range(span.start, span.stop, per_block):  # the row blocks of the full check
+                if progress is not None and r0 > span.start:  # a superseded run stops here (progress raises)
+                    progress((k + (r0 - span.start) / (span.stop - span.start)) / len(spans))
                 blk = slice(r0, min(span.stop, r0 + per_block))
                 local_blk = slice(blk.start - span.start, blk.stop - span.start)
                 if settings.perturb == "element":
@@ -443,7 +448,7 @@ def compute_rows(
         parts.append(part)
         if progress is not None:
             progress((k + 1) / len(spans))
-    return RowPatch(report, settings, y, spans, parts)
+    return RowPatch(report, settings, y, spans, parts, changed=todo)
 
 
 def _merge(spans: list[slice]) -> list[slice]:

@@ -77,6 +77,8 @@ MarkSource = Callable[[int, int, int, int], NDArray]
 NAN_COLOR = QColor(150, 150, 150)
 #: A selected cell smaller than this on screen (px) also gets a ring of this size.
 MIN_OUTLINE_PX = 10
+#: Opacity of a map that shows the previous grid while the new one is checked.
+OUTDATED_OPACITY = 0.3
 
 
 def bar_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[tuple[float, str]]:
@@ -260,6 +262,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.ci.setContentsMargins(2, 2, 2, 2)
         self._colors = LIGHT
         self._title = title
+        self._outdated = False
         self.plot = self.addPlot(row=0, col=0, title=title)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()  # the window has a visible Reset view action instead of pyqtgraph's "A"
@@ -328,7 +331,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             axis.setPen(fg)
             axis.setTextPen(fg)
         self.colorbar.apply_colors(colors)
-        self.plot.setTitle(self._title, color=fg.name())
+        self._show_title()
         self._marker.setPen(pg.mkPen(colors.outline_outer, width=4, cosmetic=True))
         self._marker_inner.setPen(pg.mkPen(colors.outline_inner, width=1.5, cosmetic=True))
         self._ring.setPen(pg.mkPen(colors.outline_inner, width=2))
@@ -476,7 +479,20 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def set_title(self, title: str) -> None:
         self._title = title
-        self.plot.setTitle(title, color=self._colors.plot_foreground.name())
+        self._show_title()
+
+    def _show_title(self) -> None:
+        text = f"{self._title} (previous grid)" if self._outdated else self._title
+        self.plot.setTitle(text, color=self._colors.plot_foreground.name())
+
+    def set_outdated(self, outdated: bool) -> None:
+        """Dim the map and say so in its title while it shows a problem the grid no longer holds (a file of
+        another shape being checked in the background)."""
+        if outdated == self._outdated:
+            return
+        self._outdated = outdated
+        self.image_item.setOpacity(OUTDATED_OPACITY if outdated else 1.0)
+        self._show_title()
 
     @property
     def title(self) -> str:

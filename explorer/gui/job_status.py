@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
@@ -29,6 +31,7 @@ class JobStatus(QObject):
         self.cancel_button.setObjectName("cancelButton")
         self.cancel_button.setToolTip("Stop the running computation (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
+        self._said = ("", 0.0)
         self.timing_label = QLabel()
         self.timing_label.setObjectName("timingLabel")
         self.timing_label.setToolTip("Time of the last computation")
@@ -42,7 +45,14 @@ class JobStatus(QObject):
             job.failed.connect(lambda message: self.show(f"Computation failed: {message}"))
 
     def show(self, text: str) -> None:
+        self._said = (text, time.monotonic())
         self.bar.showMessage(text, STATUS_TIMEOUT_MS)
+
+    def _recent(self) -> tuple[str, int] | None:
+        """The last message and the milliseconds it has left, while it has some."""
+        text, at = self._said
+        left = STATUS_TIMEOUT_MS - round((time.monotonic() - at) * 1e3)
+        return (text, left) if text and left > 0 else None
 
     def set_duration(self, seconds: float) -> None:
         self.timing_label.setText(f"{seconds * 1e3:.1f} ms")
@@ -51,9 +61,15 @@ class JobStatus(QObject):
         busy = any(job.busy for job in self.jobs)
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
+        # A message said just before (what was opened, in which dtype) stays: the work is named after it, and it
+        # comes back alone when the work ends, until its time is up.
+        recent = self._recent()
         if busy:
             self.progress.setValue(0)
-            self.bar.showMessage("Computing in the background…")
+            self.bar.showMessage("Computing in the background…" if recent is None
+                                 else f"{recent[0]} · computing in the background…")  # fmt: skip
+        elif recent is not None:
+            self.bar.showMessage(*recent)
         else:
             self.bar.clearMessage()
 

@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self.heatmaps.cellHovered.connect(self._on_heatmap_cell_hovered)
         self.heatmaps.view_combo.currentIndexChanged.connect(self._on_error_view_changed)
         self.state.changed.connect(self._on_state_changed)
+        self.recomputer.busyChanged.connect(self._on_recomputer_busy_changed)
         self.document.changed.connect(self._update_title)
         self.controller.historyTrimmed.connect(self.show_message)
         self._on_error_view_changed()
@@ -185,6 +186,13 @@ class MainWindow(QMainWindow):
             self.heatmaps.reset_levels()
         if change.shape:  # the title names the size; the modified flag follows the undo stack (document.changed)
             self._update_title()
+
+    def _on_recomputer_busy_changed(self, busy: bool) -> None:
+        # A grid of another shape checked in the background (a large file opened): the maps still show the old
+        # one for a second or two, dimmed and titled so, until its report arrives.
+        report = self.display.builtin_report
+        if busy and report is not None and report.grad_analytic.shape != self.state.shape:
+            self.heatmaps.set_outdated(True)
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         display = self.display

@@ -196,10 +196,16 @@ class HeatmapPanel(QWidget):
             self.reset_levels()
         if (change.report or change.source) and display.report is not None and display.report is not self._report:
             self.show_report(display.report)
+            self.set_outdated(False)
         if change.cell or change.report or change.source:
             self.set_selected(display.cell)
         if change.cell and display.cell is not None:
             self.show_cell(display.cell)
+
+    def set_outdated(self, outdated: bool) -> None:
+        """Dim the three maps, saying so in their titles, while they show the previous grid."""
+        for view in self.views:
+            view.set_outdated(outdated)
 
     @property
     def views(self) -> tuple[HeatmapView, HeatmapView, HeatmapView]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QAbstractScrollArea, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QScrollArea, QWidget
 
 __all__ = ["RefreshWhenShown", "on_screen"]
 
@@ -36,7 +36,9 @@ def on_screen(widget: QWidget, depth: int = 3) -> bool:
 class RefreshWhenShown(QObject):
     """Calls ``refresh`` on :meth:`request` when ``widget`` is on screen, else after its next paint.
 
-    A scroll area's paints go to its viewport, so the viewport is watched for them.
+    A scroll area's paints go to its viewport, or only to its content widget when that covers the viewport
+    (a ``QScrollArea``'s widget fills its background), so the widget, its viewport and its content are all
+    watched for them.
     """
 
     def __init__(self, widget: QWidget, refresh: Callable[[], None]):
@@ -46,8 +48,14 @@ class RefreshWhenShown(QObject):
         self.stale = False
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self._on_timer_timeout)
-        painted = widget.viewport() if isinstance(widget, QAbstractScrollArea) else widget
-        painted.installEventFilter(self)
+        painted: list[QWidget] = [widget]
+        if isinstance(widget, QAbstractScrollArea):
+            painted.append(widget.viewport())
+        content = widget.widget() if isinstance(widget, QScrollArea) else None
+        if content is not None:
+            painted.append(content)
+        for w in painted:
+            w.installEventFilter(self)
 
     def request(self) -> None:
         """The content is out of date: refresh it now if it is on screen, else when it is shown."""

@@ -11,7 +11,7 @@ import html
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QTextDocumentFragment
-from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QTextBrowser, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange, Source
 from explorer.app.report_text import explanation_html, summary_parts, user_cell_html
@@ -55,7 +55,7 @@ class _HtmlView(QTextBrowser):
 class SummaryView(QScrollArea):
     """Loss, largest errors, worst cell, verdict and notes of the shown report (``summaryView``).
 
-    One label per value in a form, so an edit re-lays-out and repaints only the values that changed
+    One label per value in a grid, so an edit re-lays-out and repaints only the values that changed
     (a rich-text document of the whole summary cost about 4 ms an edit to lay out and paint, a quarter
     of the edit's budget at 32 x 100). :meth:`toPlainText` gives the whole text.
     """
@@ -68,18 +68,21 @@ class SummaryView(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.display = display
         body = QWidget(objectName="summaryBody")
-        self._form = QFormLayout(body)
-        self._form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        self._form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # A grid, not a form: a form's labels sat a few pixels below the first line of a wrapped value.
+        self._grid = QGridLayout()
+        self._grid.setColumnStretch(1, 1)
+        self._grid.setHorizontalSpacing(12)
+        self._grid.setVerticalSpacing(4)
         self._rows: dict[str, QLabel] = {}
+        self._row_names: list[QLabel] = []
         self._names: tuple[str, ...] = ()
         self._notes = _label("summaryNotes")
         self._timing = _label("summaryTiming")
-        outer = QVBoxLayout()
+        outer = QVBoxLayout(body)
+        outer.addLayout(self._grid)
         outer.addWidget(self._notes)
         outer.addWidget(self._timing)
         outer.addStretch(1)
-        self._form.addRow(outer)
         self.setWidget(body)
         copy = QAction("Copy summary", self)
         copy.triggered.connect(lambda: QGuiApplication.clipboard().setText(self.toPlainText()))
@@ -104,14 +107,20 @@ class SummaryView(QScrollArea):
 
     def _show(self, rows: tuple[tuple[str, str], ...], notes: tuple[str, ...], timing: str) -> None:
         names = tuple(name for name, _ in rows)
-        if names != self._names:  # another set of rows (a source named or not): the form again
-            for label in self._rows.values():
-                self._form.removeRow(label)
-            self._rows = {}
+        if names != self._names:  # another set of rows (a source named or not): the rows again
+            for label in [*self._row_names, *self._rows.values()]:
+                self._grid.removeWidget(label)
+                label.deleteLater()
+            self._rows, self._row_names = {}, []
             for k, name in enumerate(names):
+                title = _label(None)
+                title.setWordWrap(False)
+                title.setText(f"<b>{html.escape(name)}</b>")
                 value = _label(None)
                 value.setToolTip(name)
-                self._form.insertRow(k, f"<b>{html.escape(name)}</b>", value)
+                self._grid.addWidget(title, k, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+                self._grid.addWidget(value, k, 1, Qt.AlignmentFlag.AlignTop)
+                self._row_names.append(title)
                 self._rows[name] = value
             self._names = names
         for name, text in rows:

@@ -21,14 +21,18 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from explorer.app.display import Display, DisplayChange
+from explorer.app.report_text import element_verdict, verdict_of
 from explorer.core import Report
 from explorer.gui.shown_refresh import RefreshWhenShown
 
-__all__ = ["WORST_CELLS_SHOWN", "WorstCellsModel", "WorstCellsPanel"]
+__all__ = ["VERDICTS", "WORST_CELLS_SHOWN", "WorstCellsModel", "WorstCellsPanel"]
 
 #: How many cells the table lists.
 WORST_CELLS_SHOWN = 200
 COLUMNS = ("rank", "sample", "class", "analytic", "numeric", "|error|", "relative", "verdict")
+VERDICT_COLUMN = COLUMNS.index("verdict")
+#: The verdict column's words, in the order it sorts by (failing cells first, then the ones the check cannot tell).
+VERDICTS = ("FAIL", "blind", "pass")
 #: Sort key role: the raw number of a cell (display text sorts as strings).
 SORT_ROLE = Qt.ItemDataRole.UserRole
 
@@ -41,7 +45,7 @@ class WorstCellsModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)
-        self._rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+        self._rows: list[tuple[int, int, int, float, float, float, float, int]] = []
         self._texts: list[tuple[str, ...]] = []
         self.report: Report | None = None
 
@@ -66,8 +70,8 @@ class WorstCellsModel(QAbstractTableModel):
         self.endResetModel()
 
     @staticmethod
-    def _rows_of(report: Report | None, k: int) -> list[tuple[int, int, int, float, float, float, float, bool]]:
-        rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+    def _rows_of(report: Report | None, k: int) -> list[tuple[int, int, int, float, float, float, float, int]]:
+        rows: list[tuple[int, int, int, float, float, float, float, int]] = []
         if report is not None and report.grad_analytic.ndim == 2:
             cells = report.worst_cells(k)
             if len(cells):
@@ -76,12 +80,14 @@ class WorstCellsModel(QAbstractTableModel):
                 num = report.grad_numeric[i, j].astype(np.float64)
                 cmp = report.comparison  # the listed cells of the error maps (never the whole maps)
                 abs_err, rel_err = cmp.at("abs_err", i, j), cmp.at("rel_err", i, j)
+                tolerance = cmp.at("tolerance", i, j, report.grad_analytic)
                 passed = report.comparison.passed[i, j]
-                columns = zip(i, j, ana, num, abs_err, rel_err, passed, strict=True)
+                columns = zip(i, j, ana, num, abs_err, rel_err, passed, tolerance, strict=True)
                 rows = [
-                    (rank + 1, int(a), int(b), float(x), float(y), float(e), float(r), bool(p))
-                    for rank, (a, b, x, y, e, r, p) in enumerate(columns)
-                ]
+                    (rank + 1, int(a), int(b), float(x), float(y), float(e), float(r),
+                     VERDICTS.index(element_verdict(bool(p), float(t), float(x))))
+                    for rank, (a, b, x, y, e, r, p, t) in enumerate(columns)
+                ]  # fmt: skip
         return rows
 
     def cell(self, row: int) -> tuple[int, int]:
@@ -100,13 +106,16 @@ class WorstCellsModel(QAbstractTableModel):
             return None
         value = self._rows[index.row()][index.column()]
         if role == SORT_ROLE:
-            return float(value) if not isinstance(value, bool) else int(value)
+            return value if index.column() == VERDICT_COLUMN else float(value)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._texts[index.row()][index.column()]
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
             i, j = self.cell(index.row())
+            if index.column() == VERDICT_COLUMN and value == VERDICTS.index("blind"):
+                return (f"sample {i}, class {j} passes only as its tolerance is as large as its gradient: the check "
+                        "cannot tell here (a larger eps, another scheme or a wider dtype sharpens it)")  # fmt: skip
             return f"sample {i}, class {j}: click to select it on the grid and the maps"
         return None
 
@@ -118,8 +127,8 @@ class WorstCellsModel(QAbstractTableModel):
 
 def _text(value: object, column: int) -> str:
     """A listed value as the table shows it."""
-    if isinstance(value, bool):
-        return "pass" if value else "FAIL"
+    if column == VERDICT_COLUMN:
+        return VERDICTS[int(value)]  # type: ignore[call-overload]
     if isinstance(value, int):
         return str(value)
     return f"{value:.3g}" if column >= 5 else f"{value:.6g}"
@@ -157,7 +166,7 @@ class WorstCellsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         metrics = self.table.fontMetrics()
         for c, name in enumerate(COLUMNS):
-            widest = {0: "99999", 1: "8191", 2: "262143", 7: "FAIL"}.get(c, "-8.88889e-308")
+            widest = {0: "99999", 1: "8191", 2: "262143", 7: "blind"}.get(c, "-8.88889e-308")
             pad = 4 * metrics.horizontalAdvance("0")
             self.table.setColumnWidth(c, max(metrics.horizontalAdvance(name), metrics.horizontalAdvance(widest)) + pad)
         self.table.setToolTip("The worst cells, failing ones first; click a column to sort, a row to select the cell")
@@ -187,11 +196,15 @@ class WorstCellsPanel(QWidget):
             return
         cmp = report.comparison
         listed = self.model.rowCount()
+        verdict = verdict_of(report)  # the summary's word, so the two cannot disagree
         if cmp.n_failed:
-            self.caption.setText(f"{cmp.n_failed} of {cmp.passed.size} elements fail; the {listed} worst, "
+            self.caption.setText(f"FAIL: {cmp.n_failed:,} of {cmp.passed.size:,} elements fail; the {listed} worst, "
                                  "failing first")  # fmt: skip
+        elif not verdict.ok:
+            self.caption.setText(f"{verdict.word}: {verdict.detail}. The {listed} largest errors; \"blind\" marks "
+                                 "cells that pass only as their tolerance is as large as their gradient")  # fmt: skip
         else:
-            self.caption.setText(f"Every element passes; the {listed} largest errors")
+            self.caption.setText(f"PASS: every element passes; the {listed} largest errors")
 
     def _choose(self, proxy_index: QModelIndex) -> None:
         if proxy_index.isValid():
