@@ -279,3 +279,28 @@ def test_a_hidden_worst_cells_tab_is_listed_when_brought_forward(qtbot, window: 
     qtbot.waitUntil(lambda: model.report is window.display.report, timeout=5000)
     ranked = [tuple(int(v) for v in c) for c in window.display.report.worst_cells(model.rowCount())]
     assert [model.cell(r) for r in range(model.rowCount())] == ranked
+
+
+def test_the_worst_cells_say_the_summarys_verdict_and_mark_the_cells_it_cannot_tell(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """float16 at eps 1e-5: the summary said CANNOT TELL while the table said "Every element passes" and "pass" on
+    cells whose numeric gradient is 0 against an analytic 1."""
+    from explorer.app.report_text import cell_tooltip, verdict_of
+    from explorer.gui.worst_cells import VERDICTS
+
+    with qtbot.waitSignal(window.recomputer.reportReady, timeout=5000):
+        window.controller.set_settings(dtype="float16", eps=1e-5)
+    report = window.display.report
+    verdict = verdict_of(report)
+    assert verdict.word == "CANNOT TELL"
+    window.layout_docks.worst.raise_()
+    model = window.worst_cells.model
+    qtbot.waitUntil(lambda: model.report is report, timeout=5000)
+    assert window.worst_cells.caption.text().startswith("CANNOT TELL: ")
+    words = [model.index(r, 7).data() for r in range(model.rowCount())]
+    assert "blind" in words and set(words) <= set(VERDICTS)
+    r = words.index("blind")
+    i, j = model.cell(r)
+    values = window.display.values_at((i, j))
+    assert values.passed and 0 < abs(values.analytic) <= values.tolerance  # what "blind" means
+    assert "cannot tell" in cell_tooltip(values)  # the hover says the same of that cell
+    assert "cannot tell" in model.index(r, 7).data(Qt.ItemDataRole.ToolTipRole)

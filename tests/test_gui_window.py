@@ -336,3 +336,16 @@ def test_redo_keys_stay_unique_where_the_platform_redo_is_ctrl_shift_z(qapp, mon
     monkeypatch.setattr(QKeySequence, "keyBindings", staticmethod(lambda _key: [QKeySequence("Ctrl+Shift+Z")]))
     keys = [k.toString() for k in menus.redo_shortcuts()]
     assert keys == ["Ctrl+Shift+Z", "Ctrl+Y"]
+
+
+def test_a_message_survives_the_background_check_it_starts(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """"Opened … checked in float32 with eps 0.01" was replaced by "Computing in the background…" and then cleared."""
+    status = window.status
+    bar = window.statusBar()
+    status.show("Opened 32 x 262,144 logits")
+    window.recomputer.worker_threshold = 0  # any check runs in the worker
+    said: list[str] = []
+    window.recomputer.busyChanged.connect(lambda busy: said.append(bar.currentMessage()))  # after the status's slot
+    window.controller.set_logit(0, 0, 2.5)
+    qtbot.waitUntil(lambda: len(said) == 2 and not window.recomputer.pending, timeout=10_000)
+    assert said == ["Opened 32 x 262,144 logits · computing in the background…", "Opened 32 x 262,144 logits"]

@@ -124,3 +124,35 @@ def test_an_edit_while_a_row_local_check_runs_drops_it(setup, monkeypatch: pytes
     assert (state.logits[0, 5], state.logits[0, 6]) == (7.5, 7.25)
     x, y, s = state.snapshot()
     assert_same_report(recomputer.report, check_gradient(x, y, s))  # type: ignore[arg-type]
+
+
+def test_checks_superseded_while_they_wait_do_no_work(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """An edit storm queued one check per burst behind a running one, and each ran in full before finding it was
+    stale: the newest edit waited behind all of them (minutes at 32 x 262,144)."""
+    import threading
+
+    from explorer.app import jobs
+    from explorer.app.jobs import report_matches_state
+
+    state, controller, recomputer, qtbot = setup
+    recomputer.schedule()
+    qtbot.waitUntil(lambda: recomputer.report is not None and not recomputer.pending, timeout=20_000)
+    gate = threading.Event()
+    entered: list[int] = []
+    original = jobs.compute_rows
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entered.append(1)
+        if len(entered) == 1:
+            gate.wait(20)  # (in the worker) the first check holds the queue until the storm is over
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "compute_rows", counted)
+    for k in range(5):
+        generation = recomputer._generation
+        controller.set_logit(k, 7, float(k) + 0.5)
+        qtbot.waitUntil(lambda g=generation: recomputer._generation > g + (0 if k == 0 else 1), timeout=10_000)
+    gate.set()
+    qtbot.waitUntil(lambda: not recomputer.pending and report_matches_state(recomputer.report, state), timeout=20_000)
+    assert len(entered) == 2  # the held one and the newest; the three between returned without computing
+    assert [float(state.logits[k, 7]) for k in range(5)] == [0.5, 1.5, 2.5, 3.5, 4.5]
