@@ -216,3 +216,19 @@ def test_sweep_has_a_legend_and_hints_clear_of_curves_and_the_eps_line(qtbot, wi
                     if np.isfinite(x) and np.isfinite(y):
                         assert not rect.contains(vb.mapViewToScene(pg.Point(x, y))), (key, item_key)
     assert shown >= 1
+
+
+def test_a_large_grid_is_measured_in_a_worker_and_its_columns_fit_their_widest_number(
+    qtbot, window: MainWindow, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """One pass over the extremes of 2^25 cells took 60-130 ms on the GUI thread after every open and dtype change."""
+    from explorer.gui import grid_panel
+
+    monkeypatch.setattr(grid_panel, "WIDTH_WORKER_CELLS", 100)  # this 20 x 30 grid counts as large
+    x = np.zeros((20, 30))
+    x[13, 27] = -1.2345678e-300  # the widest text, found only by the pass over the extremes
+    view = window.grid.logits_view
+    with qtbot.waitSignal(window.grid._paste_relay.measured, timeout=5000):
+        window.controller.replace(x, np.zeros(20, dtype=np.int64))
+    qtbot.waitUntil(lambda: _text_fits(view, 13, 27), timeout=3000)
+    assert all(_text_fits(view, i, j) for i in range(20) for j in range(30))

@@ -45,6 +45,8 @@ __all__ = [
     "column_width",
     "estimate_block_shape",
     "parse_block_in_chunks",
+    "text_width",
+    "width_sample",
 ]
 
 #: Narrowest logit column (px), so a column of zeros can still be clicked.
@@ -56,6 +58,9 @@ WIDTH_SAMPLE_CELLS = 4096
 EXTREMES_CHUNK = 1 << 20
 #: Padding added to the widest text of a column (px): the cell's margins and the focus frame.
 CELL_PADDING = 14
+#: Grids with more cells than this find the extremes for their column width in a worker thread (one pass over
+#: 2^25 cells is about 60 ms, more than a turn of the event loop should take).
+WIDTH_WORKER_CELLS = 1 << 22
 #: Pasted text longer than this (characters) is parsed in a worker thread.
 ASYNC_PASTE_CHARS = 1_000_000
 #: Pasted text with more values than this (estimated) is parsed in a worker thread.
@@ -223,13 +228,23 @@ def column_width(values: NDArray, metrics: QFontMetrics, digits: int, bold: bool
     -------
     int
     """
+    return text_width(width_sample(values), metrics, digits, bold)
+
+
+def width_sample(values: NDArray) -> NDArray:
+    """The values whose text is the widest a column of ``values`` needs (float64, at most about
+    :data:`WIDTH_SAMPLE_CELLS` + 4): all of them when few, else an even stride and the extremes. No Qt:
+    a worker thread may find them."""
     flat = np.asarray(values).ravel()
     if flat.size > WIDTH_SAMPLE_CELLS:
         sample = np.asarray(flat[:: max(1, flat.size // WIDTH_SAMPLE_CELLS)], dtype=np.float64)
-        flat = np.concatenate([sample[np.isfinite(sample)], _extreme_values(flat)])
-    else:
-        flat = np.asarray(flat, dtype=np.float64)
-    texts = {format_value(float(v), digits) for v in flat} or {"0"}
+        return np.concatenate([sample[np.isfinite(sample)], _extreme_values(flat)])
+    return np.asarray(flat, dtype=np.float64)
+
+
+def text_width(sample: NDArray, metrics: QFontMetrics, digits: int, bold: bool = False) -> int:
+    """Width (px) of the widest of ``sample`` formatted with ``digits`` significant digits, padded."""
+    texts = {format_value(float(v), digits) for v in sample} or {"0"}
     widest = max(metrics.horizontalAdvance(t) for t in texts)
     if bold:
         widest = int(widest * 1.12) + 2
@@ -237,10 +252,11 @@ def column_width(values: NDArray, metrics: QFontMetrics, digits: int, bold: bool
 
 
 class _PasteRelay(QObject):
-    """Carries a worker's parse result to the GUI thread (a queued signal)."""
+    """Carries a worker's parse result (and a large grid's width sample) to the GUI thread (queued signals)."""
 
     parsed = Signal(int, object, str)
     progress = Signal(int, int)
+    measured = Signal(int, object)
 
 
 class NumberDelegate(QStyledItemDelegate):
@@ -297,6 +313,8 @@ class GridPanel(QWidget):
         self._paste_relay = _PasteRelay(self)
         self._paste_relay.parsed.connect(self._on_paste_parsed)
         self._paste_relay.progress.connect(self._on_paste_progress)
+        self._paste_relay.measured.connect(self._on_width_measured)
+        self._width_generation = 0
         controller.state.changed.connect(self._on_state_changed)
         self.logits_model = LogitsModel(controller, self)
         self.labels_model = LabelsModel(controller, self)
@@ -379,12 +397,32 @@ class GridPanel(QWidget):
 
         One width for every logit column (measured on a bounded sample and one pass over the
         extremes), set once as the header's default: the header is in ``Fixed`` mode, so every
-        column takes it at once and nothing is done per column (262,144 of them at most).
+        column takes it at once and nothing is done per column (262,144 of them at most). Over
+        :data:`WIDTH_WORKER_CELLS` cells the pass runs in a worker thread and the width follows.
         """
         state = self.controller.state
+        self._width_generation += 1  # a measurement still running in the worker is for an older grid
+        if state.logits.size > WIDTH_WORKER_CELLS:
+            generation, logits = self._width_generation, state.logits
+            # The worker reads the live array: an edit meanwhile widens its own column (_widen_for) anyway.
+            self._executor().submit(lambda: self._paste_relay.measured.emit(generation, width_sample(logits)))
+        else:
+            self._set_logit_width(width_sample(state.logits))
+        self._fit_label_column()
+
+    def _on_width_measured(self, generation: int, sample: object) -> None:
+        if generation == self._width_generation:
+            assert isinstance(sample, np.ndarray)
+            self._set_logit_width(sample)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._paste_executor is None:
+            self._paste_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid")
+        return self._paste_executor
+
+    def _set_logit_width(self, sample: NDArray) -> None:
         view = self.logits_view
-        metrics = QFontMetrics(view.font())
-        width = column_width(state.logits, metrics, self.precision, bold=True)
+        width = text_width(sample, QFontMetrics(view.font()), self.precision, bold=True)
         header = view.horizontalHeader()
         if header.defaultSectionSize() != width:
             current = view.currentIndex()
@@ -392,6 +430,9 @@ class GridPanel(QWidget):
             header.setDefaultSectionSize(width)
             if shown:  # the current cell was in view (a load scrolls to it): it stays there at the new width
                 view.scrollTo(current)
+
+    def _fit_label_column(self) -> None:
+        state = self.controller.state
         n, c = state.shape
         labels_metrics = QFontMetrics(self.labels_view.font())
         lo, hi = (int(state.labels.min()), int(state.labels.max())) if n else (0, 0)
@@ -503,9 +544,7 @@ class GridPanel(QWidget):
         self._paste_generation += 1
         generation = self._paste_generation
         self._pending_paste = (generation, r0, c0, r1, c1)
-        if self._paste_executor is None:
-            self._paste_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paste")
-        self._paste_future = self._paste_executor.submit(self._parse_in_worker, generation, text, max_cells)
+        self._paste_future = self._executor().submit(self._parse_in_worker, generation, text, max_cells)
         self.message.emit(f"Reading the pasted block (about {rows} x {cols} values)...")
 
     def _parse_in_worker(self, generation: int, text: str, max_cells: int) -> None:
