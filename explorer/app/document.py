@@ -7,9 +7,11 @@ window asks the user and calls these methods. File problems raise
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from explorer.app.edits import EditController
@@ -28,7 +30,7 @@ from explorer.files.io import (
 from explorer.files.limits import GRID_LIMITS
 from explorer.files.loaders import logits_file_dtype
 
-__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document"]
+__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document", "ReadLogits", "read_logits"]
 
 SESSION_SUFFIX = ".gradexp.json"
 MAX_RECENT = 8
@@ -39,6 +41,40 @@ WINDOW_LIMITS: GridLimits = GRID_LIMITS
 
 def _too_large_for_window(exc: FileTooLargeError) -> FileFormatError:
     return FileFormatError(f"{exc} that the window edits")
+
+
+@dataclass(frozen=True)
+class ReadLogits:
+    """A logits file read and checked, not yet in the grid (see :meth:`Document.adopt_logits`)."""
+
+    path: Path
+    logits: NDArray
+    labels: NDArray | None
+    #: The float dtype the file stores its logits in (None for text files): the check's dtype on adoption.
+    stored: str | None
+
+
+def read_logits(path: str | Path, labels_path: str | Path | None = None,
+                labels_column: str | None = None) -> ReadLogits:  # fmt: skip
+    """Read a logits file for the window: limits checked before its values are read, every value finite.
+
+    No Qt and no state: a worker thread may call it (a large file is read off the GUI thread).
+    Raises :class:`FileFormatError` with one sentence.
+    """
+    try:
+        logits, labels = load_logits(
+            path, labels_path=labels_path, labels_column=labels_column, limits=WINDOW_LIMITS, keep_float=True
+        )
+    except FileTooLargeError as exc:
+        raise _too_large_for_window(exc) from None
+    if not np.all(np.isfinite(logits)):
+        bad = np.argwhere(~np.isfinite(logits))[0]
+        raise FileFormatError(f"{Path(path).name}: the value at row {bad[0]}, class {bad[1]} is not a finite number")
+    stored = logits_file_dtype(path)
+    if stored is None and Path(path).suffix.lower() == ".npz" and logits.dtype.name in ("float16", "float32",
+                                                                                         "float64"):  # fmt: skip
+        stored = logits.dtype.name
+    return ReadLogits(Path(path), logits, None if labels is None else np.asarray(labels), stored)
 
 
 class Document(QObject):
@@ -120,30 +156,22 @@ class Document(QObject):
         """Load logits (and labels when the file has them) into the grid (undoable).
 
         The file's declared shape is checked against :data:`WINDOW_LIMITS` before its
-        values are read; a refused file changes nothing.
+        values are read; a refused file changes nothing. :func:`read_logits` and
+        :meth:`adopt_logits` are its two halves (the first needs no GUI thread).
         """
-        try:
-            logits, labels = load_logits(
-                path, labels_path=labels_path, labels_column=labels_column, limits=WINDOW_LIMITS, keep_float=True
-            )
-        except FileTooLargeError as exc:
-            raise _too_large_for_window(exc) from None
+        return self.adopt_logits(read_logits(path, labels_path, labels_column))
+
+    def adopt_logits(self, read: ReadLogits) -> tuple[int, int]:
+        """Put logits read by :func:`read_logits` into the grid (undoable); a refusal changes nothing."""
+        logits, labels, path = read.logits, read.labels, read.path
         n, c = logits.shape
-        if not np.all(np.isfinite(logits)):
-            bad = np.argwhere(~np.isfinite(logits))[0]
-            raise FileFormatError(
-                f"{Path(path).name}: the value at row {bad[0]}, class {bad[1]} is not a finite number"
-            )
         if labels is None:
             current = self.state.labels
             labels = current[:n] if len(current) >= n else np.zeros(n, dtype=np.int64)
             labels = np.where((labels >= c) & (labels != self.state.settings.ignore_index), 0, labels)
         # A file that stores its logits in a float dtype is checked in that dtype (a model's float32 or bfloat16
         # logits; the window says so), a text file in the dtype chosen.
-        stored = logits_file_dtype(path)
-        if stored is None and Path(path).suffix.lower() == ".npz" and logits.dtype.name in ("float16", "float32",
-                                                                                             "float64"):  # fmt: skip
-            stored = logits.dtype.name
+        stored = read.stored
         extra: dict[str, object] = {}
         chosen = self.state.settings
         if stored is not None and stored != chosen.dtype:
@@ -153,11 +181,11 @@ class Document(QObject):
                 # it (float64's 1e-5 in float32 rounds most of the gradient away, and the check could not tell).
                 extra["eps"] = default_eps(chosen.scheme, stored)
         try:
-            # The array was just read and is not kept here: the grid takes it over (no copy of a large file).
-            self.controller.replace(logits, labels, text=f"Open logits {Path(path).name}", owned=True, **extra)
+            # The array was just read and is not kept elsewhere: the grid takes it over (no copy of a large file).
+            self.controller.replace(logits, labels, text=f"Open logits {path.name}", owned=True, **extra)
         except ValueError as exc:
-            raise FileFormatError(f"{Path(path).name}: {exc}") from None
-        self._remember(Path(path))
+            raise FileFormatError(f"{path.name}: {exc}") from None
+        self._remember(path)
         return n, c
 
     def open_any(self, path: str | Path) -> str:

@@ -7,15 +7,17 @@ Everything exported reads the display model, so a file shows what the screen sho
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
 
-from explorer.app.document import SESSION_SUFFIX
+from explorer.app.document import SESSION_SUFFIX, ReadLogits, read_logits
 from explorer.files.io import BINARY_SESSION_SUFFIX, JSON_SESSION_MAX_ELEMENTS, FileFormatError, is_binary_session
 
 if TYPE_CHECKING:
@@ -27,6 +29,9 @@ OPEN_FILTER = (
     f"Sessions and logits (*{SESSION_SUFFIX} *{BINARY_SESSION_SUFFIX} *.json *.npy *.npz *.csv *.tsv *.txt);;"
     "All files (*)"
 )
+#: Logits files larger than this (bytes) are read in a worker thread: 128 MiB took 110 ms to read and 60 ms to
+#: check on the GUI thread.
+BACKGROUND_OPEN_BYTES = 48 << 20
 #: Save-as filters: the readable JSON form (small grids) and the binary form (any size).
 JSON_FILTER = f"Sessions, JSON (*{SESSION_SUFFIX} *.json)"
 BINARY_FILTER = f"Sessions, binary (*{BINARY_SESSION_SUFFIX})"
@@ -41,6 +46,23 @@ def binary_name(path: str) -> str:
 
 def _is_binary_session_name(path: str) -> bool:
     return path.lower().endswith(BINARY_SESSION_SUFFIX)
+
+
+def _is_session_name(path: str) -> bool:
+    return path.lower().endswith(".json") or _is_binary_session_name(path)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # read at once, which says what is wrong with it
+
+
+class _OpenRelay(QObject):
+    """Carries a file read in the worker to the GUI thread: (generation, ReadLogits or None, error)."""
+
+    read = Signal(int, object, str)
 
 
 @contextlib.contextmanager
@@ -62,24 +84,80 @@ class FileCommands(QObject):
         super().__init__(window)
         self.window = window
         self.document = window.document
+        self._open_generation = 0
+        self._open_executor: ThreadPoolExecutor | None = None
+        self._open_relay = _OpenRelay(self)
+        self._open_relay.read.connect(self._on_open_relay_read)
         self._recent_menu: QMenu | None = None
         self.document.changed.connect(self._rebuild_recent_menu)
 
     # ------------------------------------------------------------------ open
     def open_path(self, path: str) -> bool:
-        """Open a session or a logits file; a refused file shows one message and changes nothing."""
+        """Open a session or a logits file; a refused file shows one message and changes nothing.
+
+        A logits file over :data:`BACKGROUND_OPEN_BYTES` is read in a worker thread (the window stays
+        responsive) and put into the grid when it is read: True then means the reading started.
+        """
+        self._open_generation += 1  # an open still being read is superseded by this one
         try:
             if _is_binary_session_name(path):  # a session, not logits in an .npz
                 self.document.open_session(path)
                 what = "session"
+            elif not _is_session_name(path) and _file_size(path) > BACKGROUND_OPEN_BYTES:
+                self._read_in_background(path)
+                return True
             else:
                 what = self.document.open_any(path)
         except (FileFormatError, OSError) as exc:
             self.window.show_error("Cannot open file", str(exc))
             return False
+        self._opened(what, path)
+        return True
+
+    def _opened(self, what: str, path: str) -> None:
         self.window.heatmaps.reset_levels()
         self.window.show_message(f"Opened {what} from {path}")
-        return True
+
+    def _read_in_background(self, path: str) -> None:
+        generation = self._open_generation
+        self.window.show_message(f"Reading {Path(path).name} ({_file_size(path) / 2**20:,.0f} MiB)…")
+        relay = self._open_relay
+
+        def read() -> None:
+            try:
+                relay.read.emit(generation, read_logits(path), "")
+            except (FileFormatError, OSError) as exc:
+                relay.read.emit(generation, None, str(exc) or type(exc).__name__)
+            except MemoryError:
+                relay.read.emit(generation, None, f"{Path(path).name}: not enough memory to read it")
+
+        self._executor().submit(read)
+
+    def _on_open_relay_read(self, generation: int, read: object, error: str) -> None:
+        if generation != self._open_generation or not shiboken6.isValid(self.window):
+            return  # another file was opened meanwhile, or the window is gone
+        path = read.path if isinstance(read, ReadLogits) else None
+        try:
+            if not isinstance(read, ReadLogits):
+                raise FileFormatError(error)
+            n, c = self.document.adopt_logits(read)
+        except FileFormatError as exc:
+            self.window.show_error("Cannot open file", str(exc))
+            return
+        s = self.document.state.settings
+        self._opened(f"{n} x {c} logits, checked in {s.dtype} with eps {s.eps:g}", str(path))
+
+    def shutdown(self) -> None:
+        """Drop a file being read (when the window closes)."""
+        self._open_generation += 1
+        if self._open_executor is not None:
+            self._open_executor.shutdown(wait=False, cancel_futures=True)
+            self._open_executor = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._open_executor is None:
+            self._open_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="open")
+        return self._open_executor
 
     def on_open(self) -> None:
         if not self.maybe_save():

@@ -306,6 +306,7 @@ class MainWindow(QMainWindow):
             return
         self.autosaver.release()  # a clean exit leaves no autosave (and no lock) behind
         self.grid.shutdown()
+        self.files.shutdown()
         self.save_settings()
         self.recomputer.shutdown()
         self.sweeper.shutdown()
