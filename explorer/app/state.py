@@ -357,9 +357,9 @@ class ExplorerState(QObject):
                 return new  # a wider float type: nothing can overflow (the conversion happens once, in _set_settings)
             stored = _stored(self._logits, dtype)
             self._converted = (self._logits, stored)  # reused by _set_settings: the grid is converted once
-            bad = ~np.isfinite(stored)
-            if np.any(bad):
+            if not np.isfinite(stored).all():  # (one pass; the cells are found only when some overflow)
                 self._converted = None
+                bad = ~np.isfinite(stored)
                 count = int(np.count_nonzero(bad))
                 i, j = (int(k) for k in np.argwhere(bad)[0])
                 raise ValueError(
