@@ -232,3 +232,18 @@ def test_a_large_grid_is_measured_in_a_worker_and_its_columns_fit_their_widest_n
         window.controller.replace(x, np.zeros(20, dtype=np.int64))
     qtbot.waitUntil(lambda: _text_fits(view, 13, 27), timeout=3000)
     assert all(_text_fits(view, i, j) for i in range(20) for j in range(30))
+
+
+def test_a_change_of_precision_measures_the_kept_widest_values_and_what_was_typed_since(
+    qtbot, window: MainWindow, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    from explorer.gui import grid_panel
+
+    monkeypatch.setattr(grid_panel, "WIDTH_WORKER_CELLS", 100)
+    view = window.grid.logits_view
+    with qtbot.waitSignal(window.grid._paste_relay.measured, timeout=5000):
+        window.controller.replace(np.full((20, 30), 0.5), np.zeros(20, dtype=np.int64))
+    window.controller.set_logit(4, 9, -1.2345678901234567e-300)  # typed after the measurement
+    window.precision_actions["17"].trigger()  # no pass over the grid: the kept values and the typed one
+    assert window.grid._width_sample is not None
+    assert _text_fits(view, 4, 9) and _text_fits(view, 0, 0)

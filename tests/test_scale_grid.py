@@ -29,7 +29,7 @@ def panel(qtbot):  # type: ignore[no-untyped-def]
     grid.resize(900, 400)
     grid.show()
     qtbot.waitExposed(grid)
-    qtbot.waitUntil(lambda: not grid._width_timer.isActive())
+    qtbot.waitUntil(lambda: not grid._width_timer.isActive() and grid._width_sample is not None)  # measured (worker)
     return grid
 
 

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from explorer.app.edits import EditController
 from explorer.core import Report, default_eps
+from explorer.files.arrays import read_npy_header
 from explorer.files.io import (
     FileFormatError,
     FileTooLargeError,
@@ -30,7 +31,7 @@ from explorer.files.io import (
 from explorer.files.limits import GRID_LIMITS
 from explorer.files.loaders import logits_file_dtype
 
-__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document", "ReadLogits", "read_logits"]
+__all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document", "ReadLogits", "precheck_logits", "read_logits"]
 
 SESSION_SUFFIX = ".gradexp.json"
 MAX_RECENT = 8
@@ -75,6 +76,19 @@ def read_logits(path: str | Path, labels_path: str | Path | None = None,
                                                                                          "float64"):  # fmt: skip
         stored = logits.dtype.name
     return ReadLogits(Path(path), logits, None if labels is None else np.asarray(labels), stored)
+
+
+def precheck_logits(path: str | Path) -> None:
+    """What can be said of a logits file at once, before it is read: a ``.npy`` file's declared shape and dtype
+    (its header, a few hundred bytes). Raises :class:`FileFormatError` as :func:`read_logits` would."""
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        return
+    try:
+        with open(p, "rb") as f:
+            read_npy_header(f, p.name, WINDOW_LIMITS)
+    except FileTooLargeError as exc:
+        raise _too_large_for_window(exc) from None
 
 
 class Document(QObject):

@@ -17,7 +17,7 @@ import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
 
-from explorer.app.document import SESSION_SUFFIX, ReadLogits, read_logits
+from explorer.app.document import SESSION_SUFFIX, ReadLogits, precheck_logits, read_logits
 from explorer.files.io import BINARY_SESSION_SUFFIX, JSON_SESSION_MAX_ELEMENTS, FileFormatError, is_binary_session
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class FileCommands(QObject):
         self.window = window
         self.document = window.document
         self._open_generation = 0
+        self._reading = False
         self._open_executor: ThreadPoolExecutor | None = None
         self._open_relay = _OpenRelay(self)
         self._open_relay.read.connect(self._on_open_relay_read)
@@ -99,11 +100,13 @@ class FileCommands(QObject):
         responsive) and put into the grid when it is read: True then means the reading started.
         """
         self._open_generation += 1  # an open still being read is superseded by this one
+        self._reading = False
         try:
             if _is_binary_session_name(path):  # a session, not logits in an .npz
                 self.document.open_session(path)
                 what = "session"
             elif not _is_session_name(path) and _file_size(path) > BACKGROUND_OPEN_BYTES:
+                precheck_logits(path)  # a declared shape over the limits is refused at once
                 self._read_in_background(path)
                 return True
             else:
@@ -118,7 +121,13 @@ class FileCommands(QObject):
         self.window.heatmaps.reset_levels()
         self.window.show_message(f"Opened {what} from {path}")
 
+    @property
+    def reading(self) -> bool:
+        """A logits file is being read in the worker (it reaches the grid, or its message is shown, when read)."""
+        return self._reading
+
     def _read_in_background(self, path: str) -> None:
+        self._reading = True
         generation = self._open_generation
         self.window.show_message(f"Reading {Path(path).name} ({_file_size(path) / 2**20:,.0f} MiB)…")
         relay = self._open_relay
@@ -136,6 +145,7 @@ class FileCommands(QObject):
     def _on_open_relay_read(self, generation: int, read: object, error: str) -> None:
         if generation != self._open_generation or not shiboken6.isValid(self.window):
             return  # another file was opened meanwhile, or the window is gone
+        self._reading = False
         path = read.path if isinstance(read, ReadLogits) else None
         try:
             if not isinstance(read, ReadLogits):
@@ -150,6 +160,7 @@ class FileCommands(QObject):
     def shutdown(self) -> None:
         """Drop a file being read (when the window closes)."""
         self._open_generation += 1
+        self._reading = False
         if self._open_executor is not None:
             self._open_executor.shutdown(wait=False, cancel_futures=True)
             self._open_executor = None

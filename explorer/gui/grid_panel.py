@@ -315,6 +315,9 @@ class GridPanel(QWidget):
         self._paste_relay.progress.connect(self._on_paste_progress)
         self._paste_relay.measured.connect(self._on_width_measured)
         self._width_generation = 0
+        #: The values whose text is the widest (see width_sample) of the grid as last measured: a change of
+        #: precision measures their text again without a pass over the grid.
+        self._width_sample: NDArray | None = None
         controller.state.changed.connect(self._on_state_changed)
         self.logits_model = LogitsModel(controller, self)
         self.labels_model = LabelsModel(controller, self)
@@ -390,7 +393,10 @@ class GridPanel(QWidget):
     def set_precision(self, digits: int) -> None:
         """Show ``digits`` significant digits and size the columns to fit them."""
         self.logits_model.set_precision(digits)
-        self.fit_columns()
+        if self._width_sample is not None:  # the widest values are known: only their text is measured again
+            self._set_logit_width(self._width_sample)
+        else:
+            self.fit_columns()
 
     def fit_columns(self) -> None:
         """Size the logit columns to their widest text, and the label column to its numbers.
@@ -402,6 +408,7 @@ class GridPanel(QWidget):
         """
         state = self.controller.state
         self._width_generation += 1  # a measurement still running in the worker is for an older grid
+        self._width_sample = None
         if state.logits.size > WIDTH_WORKER_CELLS:
             generation, logits = self._width_generation, state.logits
             # The worker reads the live array: an edit meanwhile widens its own column (_widen_for) anyway.
@@ -421,6 +428,7 @@ class GridPanel(QWidget):
         return self._paste_executor
 
     def _set_logit_width(self, sample: NDArray) -> None:
+        self._width_sample = sample
         view = self.logits_view
         width = text_width(sample, QFontMetrics(view.font()), self.precision, bold=True)
         header = view.horizontalHeader()
@@ -459,9 +467,16 @@ class GridPanel(QWidget):
         """Widen the columns if the changed values need more room (a single edit never narrows them)."""
         r0, c0, r1, c1 = block
         values = self.controller.state.logits[r0:r1, c0:c1]
-        width = column_width(values, QFontMetrics(self.logits_view.font()), self.precision, bold=True)
+        typed = width_sample(values)
+        if self._width_sample is not None:  # kept for a change of precision, with what was typed since
+            kept = np.concatenate([self._width_sample, typed])
+            self._width_sample = kept if kept.size <= 4 * WIDTH_SAMPLE_CELLS else None
+        width = text_width(typed, QFontMetrics(self.logits_view.font()), self.precision, bold=True)
         if width > self.logits_view.horizontalHeader().defaultSectionSize():
-            self.fit_columns()
+            if self._width_sample is not None:
+                self._set_logit_width(self._width_sample)  # wider by what was typed: no pass over the grid
+            else:
+                self.fit_columns()
 
     def keep_current_in_view(self) -> None:
         """Scroll so the current cell is visible (after a load, a reset or a label change)."""
