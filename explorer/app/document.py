@@ -30,6 +30,7 @@ from explorer.files.io import (
 )
 from explorer.files.limits import GRID_LIMITS
 from explorer.files.loaders import logits_file_dtype
+from explorer.files.safe_read import open_regular
 
 __all__ = ["MAX_RECENT", "SESSION_SUFFIX", "WINDOW_LIMITS", "Document", "ReadLogits", "precheck_logits", "read_logits"]
 
@@ -85,7 +86,7 @@ def precheck_logits(path: str | Path) -> None:
     if p.suffix.lower() != ".npy":
         return
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:  # never blocks (a FIFO swapped in is refused), one sentence for a folder
             read_npy_header(f, p.name, WINDOW_LIMITS)
     except FileTooLargeError as exc:
         raise _too_large_for_window(exc) from None

@@ -86,7 +86,10 @@ class FileCommands(QObject):
         self.document = window.document
         self._open_generation = 0
         self._reading = False
+        self._adopting = False
+        self._read_name = ""
         self._open_executor: ThreadPoolExecutor | None = None
+        window.state.changed.connect(self._on_state_changed)
         self._open_relay = _OpenRelay(self)
         self._open_relay.read.connect(self._on_open_relay_read)
         self._recent_menu: QMenu | None = None
@@ -99,6 +102,7 @@ class FileCommands(QObject):
         A logits file over :data:`BACKGROUND_OPEN_BYTES` is read in a worker thread (the window stays
         responsive) and put into the grid when it is read: True then means the reading started.
         """
+        previous = (self._open_generation, self._reading)
         self._open_generation += 1  # an open still being read is superseded by this one
         self._reading = False
         try:
@@ -112,10 +116,25 @@ class FileCommands(QObject):
             else:
                 what = self.document.open_any(path)
         except (FileFormatError, OSError) as exc:
+            self._open_generation, self._reading = previous  # a refused file leaves a file being read to arrive
             self.window.show_error("Cannot open file", str(exc))
             return False
         self._opened(what, path)
         return True
+
+    def cancel_read(self) -> None:
+        """Esc while a file is read: drop it (the grid stays as it is) and say so."""
+        if self._reading:
+            self._drop_read("Opening the file was cancelled; the grid is as it was")
+
+    def _drop_read(self, message: str) -> None:
+        self._open_generation += 1
+        self._reading = False
+        self.window.show_message(message)
+
+    def _on_state_changed(self, _change: object) -> None:
+        if self._reading and not self._adopting:  # the user changed the grid meanwhile: that wins over the file
+            self._drop_read(f"Opening {self._read_name} was dropped: the grid changed while it was being read")
 
     def _opened(self, what: str, path: str) -> None:
         self.window.heatmaps.reset_levels()
@@ -128,8 +147,11 @@ class FileCommands(QObject):
 
     def _read_in_background(self, path: str) -> None:
         self._reading = True
+        self._read_name = Path(path).name
         generation = self._open_generation
-        self.window.show_message(f"Reading {Path(path).name} ({_file_size(path) / 2**20:,.0f} MiB)…")
+        # Shown until the file arrives (no time-out: a slow disk may take longer than a message lasts).
+        self.window.statusBar().showMessage(f"Reading {self._read_name} ({_file_size(path) / 2**20:,.0f} MiB)… "
+                                            "Esc cancels")  # fmt: skip
         relay = self._open_relay
 
         def read() -> None:
@@ -139,6 +161,8 @@ class FileCommands(QObject):
                 relay.read.emit(generation, None, str(exc) or type(exc).__name__)
             except MemoryError:
                 relay.read.emit(generation, None, f"{Path(path).name}: not enough memory to read it")
+            except Exception as exc:
+                relay.read.emit(generation, None, f"{Path(path).name} could not be read ({type(exc).__name__})")
 
         self._executor().submit(read)
 
@@ -150,7 +174,11 @@ class FileCommands(QObject):
         try:
             if not isinstance(read, ReadLogits):
                 raise FileFormatError(error)
-            n, c = self.document.adopt_logits(read)
+            self._adopting = True
+            try:
+                n, c = self.document.adopt_logits(read)
+            finally:
+                self._adopting = False
         except FileFormatError as exc:
             self.window.show_error("Cannot open file", str(exc))
             return

@@ -239,7 +239,7 @@ def width_sample(values: NDArray) -> NDArray:
     if flat.size > WIDTH_SAMPLE_CELLS:
         sample = np.asarray(flat[:: max(1, flat.size // WIDTH_SAMPLE_CELLS)], dtype=np.float64)
         return np.concatenate([sample[np.isfinite(sample)], _extreme_values(flat)])
-    return np.asarray(flat, dtype=np.float64)
+    return np.array(flat, dtype=np.float64)  # a copy: it is kept, and the grid changes under it
 
 
 def text_width(sample: NDArray, metrics: QFontMetrics, digits: int, bold: bool = False) -> int:
@@ -318,6 +318,8 @@ class GridPanel(QWidget):
         #: The values whose text is the widest (see width_sample) of the grid as last measured: a change of
         #: precision measures their text again without a pass over the grid.
         self._width_sample: NDArray | None = None
+        self._typed_meanwhile: list[NDArray] = []
+        self._measuring = False  # a width measurement is running in the worker
         controller.state.changed.connect(self._on_state_changed)
         self.logits_model = LogitsModel(controller, self)
         self.labels_model = LabelsModel(controller, self)
@@ -409,7 +411,9 @@ class GridPanel(QWidget):
         state = self.controller.state
         self._width_generation += 1  # a measurement still running in the worker is for an older grid
         self._width_sample = None
-        if state.logits.size > WIDTH_WORKER_CELLS:
+        self._typed_meanwhile = []
+        self._measuring = state.logits.size > WIDTH_WORKER_CELLS
+        if self._measuring:
             generation, logits = self._width_generation, state.logits
             # The worker reads the live array: an edit meanwhile widens its own column (_widen_for) anyway.
             self._executor().submit(lambda: self._paste_relay.measured.emit(generation, width_sample(logits)))
@@ -420,7 +424,10 @@ class GridPanel(QWidget):
     def _on_width_measured(self, generation: int, sample: object) -> None:
         if generation == self._width_generation:
             assert isinstance(sample, np.ndarray)
-            self._set_logit_width(sample)
+            # Values typed while the worker measured may be missing from its pass: they are added.
+            self._measuring = False
+            self._set_logit_width(np.concatenate([sample, *self._typed_meanwhile]))
+            self._typed_meanwhile = []
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._paste_executor is None:
@@ -468,11 +475,17 @@ class GridPanel(QWidget):
         r0, c0, r1, c1 = block
         values = self.controller.state.logits[r0:r1, c0:c1]
         typed = width_sample(values)
+        header = self.logits_view.horizontalHeader()
+        width = text_width(typed, QFontMetrics(self.logits_view.font()), self.precision, bold=True)
+        if self._measuring:  # the worker's pass may miss this value: its result gets it too, and it shows now
+            self._typed_meanwhile.append(typed)
+            if width > header.defaultSectionSize():
+                header.setDefaultSectionSize(width)
+            return
         if self._width_sample is not None:  # kept for a change of precision, with what was typed since
             kept = np.concatenate([self._width_sample, typed])
             self._width_sample = kept if kept.size <= 4 * WIDTH_SAMPLE_CELLS else None
-        width = text_width(typed, QFontMetrics(self.logits_view.font()), self.precision, bold=True)
-        if width > self.logits_view.horizontalHeader().defaultSectionSize():
+        if width > header.defaultSectionSize():
             if self._width_sample is not None:
                 self._set_logit_width(self._width_sample)  # wider by what was typed: no pass over the grid
             else:
@@ -643,8 +656,9 @@ class GridPanel(QWidget):
 
     def _on_state_changed(self, change: Change) -> None:
         self._supersede_paste("the grid changed while the pasted text was being read")
-        if change.shape or change.labels or self._block_cells(change.logits) > WIDTH_SAMPLE_CELLS:
-            self._width_timer.start()  # a new grid or a big paste: measure again
+        if (change.shape or change.labels or "dtype" in change.settings
+                or self._block_cells(change.logits) > WIDTH_SAMPLE_CELLS):  # fmt: skip
+            self._width_timer.start()  # a new grid, new values in another dtype or a big paste: measure again
         elif change.logits is not None:
             self._widen_for(change.logits)  # a typed value: only that cell can need more room
         if change.labels and not change.shape:

@@ -48,6 +48,10 @@ class JobStatus(QObject):
         self._said = (text, time.monotonic())
         self.bar.showMessage(text, STATUS_TIMEOUT_MS)
 
+    def show_passing(self, text: str) -> None:
+        """A read-out (the hovered cell's numbers): shown now, not brought back after background work."""
+        self.bar.showMessage(text, STATUS_TIMEOUT_MS)
+
     def _recent(self) -> tuple[str, int] | None:
         """The last message and the milliseconds it has left, while it has some."""
         text, at = self._said

@@ -182,19 +182,27 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, change: Change) -> None:
         # Levels stay put while you type; a new problem or new settings (eps, dtype, scheme) choose fresh ones,
         # or a 10x smaller error would sit dark on the old scale.
+        if change.shape:
+            self._sync_outdated()
         if change.shape or change.settings:
             self.heatmaps.reset_levels()
         if change.shape:  # the title names the size; the modified flag follows the undo stack (document.changed)
             self._update_title()
 
-    def _on_recomputer_busy_changed(self, busy: bool) -> None:
-        # A grid of another shape checked in the background (a large file opened): the maps still show the old
-        # one for a second or two, dimmed and titled so, until its report arrives.
-        report = self.display.builtin_report
-        if busy and report is not None and report.grad_analytic.shape != self.state.shape:
-            self.heatmaps.set_outdated(True)
+    def _on_recomputer_busy_changed(self, _busy: bool) -> None:
+        self._sync_outdated()
+
+    def _sync_outdated(self) -> None:
+        """The maps show a grid of another shape than the state's (a large file checked in the background, or a
+        check cancelled): dimmed and titled so. Not while a check on the GUI thread is about to replace them."""
+        report = self.display.report
+        r = self.recomputer
+        about_to = r.pending and not r.busy  # an inline check runs on the next turn: no dimmed frame between
+        self.heatmaps.set_outdated(report is not None and report.grad_analytic.shape != self.state.shape
+                                   and not about_to)  # fmt: skip
 
     def _on_display_changed(self, change: DisplayChange) -> None:
+        self._sync_outdated()
         display = self.display
         if change.report and display.source is Source.BUILTIN:
             self.status.set_duration(self.recomputer.last_duration)
@@ -212,7 +220,8 @@ class MainWindow(QMainWindow):
         self.show_message(f"eps = {eps:g} (picked on the error-versus-eps plot)")
 
     def cancel_jobs(self) -> None:
-        """Esc / Cancel: abandon the running background computations and user-code checks."""
+        """Esc / Cancel: abandon the running background computations, user-code checks and file being read."""
+        self.files.cancel_read()
         self.status.cancel()
 
     _on_cancel_clicked = cancel_jobs
@@ -223,7 +232,7 @@ class MainWindow(QMainWindow):
             QToolTip.hideText()
             return
         text = cell_tooltip(values, "yours" if self.display.source is Source.USER else "analytic")
-        self.status.show(text.replace("\n", "   "))
+        self.status.show_passing(text.replace("\n", "   "))  # a read-out, not a message to bring back later
         QToolTip.showText(QCursor.pos(), text)
 
     def _on_error_view_changed(self, _index: int = 0) -> None:

@@ -196,7 +196,6 @@ class HeatmapPanel(QWidget):
             self.reset_levels()
         if (change.report or change.source) and display.report is not None and display.report is not self._report:
             self.show_report(display.report)
-            self.set_outdated(False)
         if change.cell or change.report or change.source:
             self.set_selected(display.cell)
         if change.cell and display.cell is not None:
