@@ -269,3 +269,54 @@ def test_a_large_logits_file_is_read_in_a_worker_and_its_errors_still_say_why(
         window.files.open_path(str(bad))
         window.files.open_path(str(good))
     assert window.state.shape == (3, 4)
+
+
+@pytest.fixture
+def held_read(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Any file counts as large, and its read in the worker waits for ``gate.set()``."""
+    import threading
+
+    from explorer.gui import file_commands
+
+    gate = threading.Event()
+    original = file_commands.read_logits
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        gate.wait(20)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(file_commands, "BACKGROUND_OPEN_BYTES", 0)
+    monkeypatch.setattr(file_commands, "read_logits", held)
+    return gate
+
+
+def test_the_grid_changed_while_a_file_is_read_wins_over_the_file(qtbot, window, tmp_path, held_read, dialogs) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "lm.npy"
+    np.save(path, np.ones((5, 7), dtype=np.float32))
+    assert window.files.open_path(str(path)) and window.files.reading
+    window.controller.resize(3, 3)  # the user goes on working
+    assert not window.files.reading and "was dropped" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.files._open_relay.read, timeout=10_000):
+        held_read.set()
+    assert window.state.shape == (3, 3) and not dialogs
+
+
+def test_a_refused_open_leaves_the_file_being_read_and_esc_cancels_it(qtbot, window, tmp_path, held_read, dialogs) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "lm.npy"
+    np.save(path, np.ones((5, 7), dtype=np.float32))
+    before = window.state.shape
+    assert window.files.open_path(str(path))
+    assert not window.files.open_path(str(tmp_path / "missing.gradexp.json"))  # refused: one message
+    assert len(dialogs) == 1 and window.files.reading
+    with qtbot.waitSignal(window.files._open_relay.read, timeout=10_000):
+        held_read.set()
+    assert window.state.shape == (5, 7)  # the first file still arrived
+
+    held_read.clear()
+    window.undo_action.trigger()
+    assert window.files.open_path(str(path))
+    window.cancel_action.trigger()  # Esc
+    assert not window.files.reading and "cancelled" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.files._open_relay.read, timeout=10_000):
+        held_read.set()
+    assert window.state.shape == before

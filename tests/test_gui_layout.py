@@ -247,3 +247,28 @@ def test_a_change_of_precision_measures_the_kept_widest_values_and_what_was_type
     window.precision_actions["17"].trigger()  # no pass over the grid: the kept values and the typed one
     assert window.grid._width_sample is not None
     assert _text_fits(view, 4, 9) and _text_fits(view, 0, 0)
+
+
+def test_a_value_typed_while_the_width_is_measured_is_shown_and_kept(qtbot, window: MainWindow, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from explorer.gui import grid_panel
+
+    gate = threading.Event()
+    original = grid_panel.width_sample
+
+    def held(values):  # type: ignore[no-untyped-def]
+        if np.asarray(values).size > 100:  # the worker's pass (a typed cell is measured at once)
+            gate.wait(20)
+        return original(values)
+
+    monkeypatch.setattr(grid_panel, "WIDTH_WORKER_CELLS", 100)
+    monkeypatch.setattr(grid_panel, "width_sample", held)
+    view = window.grid.logits_view
+    window.controller.replace(np.full((20, 30), 0.5), np.zeros(20, dtype=np.int64))
+    qtbot.waitUntil(lambda: window.grid._measuring, timeout=3000)
+    window.controller.set_logit(4, 9, -1.2345678e-300)  # while the worker measures the grid without it
+    assert _text_fits(view, 4, 9)  # shown at once
+    with qtbot.waitSignal(window.grid._paste_relay.measured, timeout=10_000):
+        gate.set()
+    assert _text_fits(view, 4, 9)  # and kept when the worker's (narrower) measurement arrives

@@ -304,3 +304,23 @@ def test_the_worst_cells_say_the_summarys_verdict_and_mark_the_cells_it_cannot_t
     assert values.passed and 0 < abs(values.analytic) <= values.tolerance  # what "blind" means
     assert "cannot tell" in cell_tooltip(values)  # the hover says the same of that cell
     assert "cannot tell" in model.index(r, 7).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_maps_are_dimmed_exactly_while_they_show_a_grid_of_another_shape(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A shape change while a check already ran left the old grid undimmed; an undo and a cancel left the current
+    grid dimmed."""
+    view = window.heatmaps.analytic
+    window.recomputer.worker_threshold = 0  # every check in the worker
+    with qtbot.waitSignal(window.recomputer.busyChanged, timeout=5000):
+        window.controller.set_settings(eps=1e-3)  # a check is running...
+    window.controller.resize(5, 6)  # ...when the shape changes
+    assert view.title.endswith("(previous grid)") and view.image_item.opacity() < 1
+    qtbot.waitUntil(lambda: not window.recomputer.pending, timeout=10_000)
+    assert view.title == "Analytic gradient" and view.image_item.opacity() == 1.0
+    with qtbot.waitSignal(window.recomputer.busyChanged, timeout=5000):
+        window.controller.resize(4, 4)
+    assert view.image_item.opacity() < 1
+    window.undo_action.trigger()  # back to the shape on show...
+    window.cancel_action.trigger()  # ...and the check cancelled
+    assert window.state.shape == window.display.report.grad_analytic.shape
+    assert view.title == "Analytic gradient" and view.image_item.opacity() == 1.0
