@@ -301,7 +301,9 @@ def test_the_grid_changed_while_a_file_is_read_wins_over_the_file(qtbot, window,
     assert window.state.shape == (3, 3) and not dialogs
 
 
-def test_a_refused_open_leaves_the_file_being_read_and_esc_cancels_it(qtbot, window, tmp_path, held_read, dialogs) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_open_leaves_the_file_being_read_and_esc_cancels_it(
+    qtbot, window, tmp_path, held_read, dialogs  # type: ignore[no-untyped-def]
+) -> None:
     path = tmp_path / "lm.npy"
     np.save(path, np.ones((5, 7), dtype=np.float32))
     before = window.state.shape
