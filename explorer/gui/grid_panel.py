@@ -54,8 +54,9 @@ CELL_WIDTH = 36
 #: Column widths are measured on at most this many cells (all of them in smaller grids; in larger ones
 #: the extremes of every column and an even sample): measuring is O(1) in the grid's size.
 WIDTH_SAMPLE_CELLS = 4096
-#: Values per piece when the extremes of a large grid are found (bounded scratch memory: 8 MiB).
-EXTREMES_CHUNK = 1 << 20
+#: Values per piece when the extremes of a large grid are found (bounded scratch memory: 1 MiB; the pass runs
+#: beside a check in the worker, and 1 << 20 added 8 MiB to the window's peak at 32 x 262,144).
+EXTREMES_CHUNK = 1 << 17
 #: Padding added to the widest text of a column (px): the cell's margins and the focus frame.
 CELL_PADDING = 14
 #: Grids with more cells than this find the extremes for their column width in a worker thread (one pass over
