@@ -123,3 +123,13 @@ def test_undo_of_a_dtype_change_is_charged_to_the_undo_budget(controller: EditCo
     before = controller.undo_bytes
     controller.set_settings(dtype="float32")
     assert controller.undo_bytes - before >= 64 * 1000 * 8
+
+
+def test_a_refusal_names_the_bound_that_is_broken() -> None:
+    """"9000 x 4 (36000 values) is over the limit of 8192 x 262144 (33554432 values)" did not say it was the rows."""
+    from explorer.files.limits import GRID_LIMITS
+
+    assert GRID_LIMITS.refusal((9000, 4)).endswith(": 9,000 rows, more than 8,192")  # type: ignore[union-attr]
+    assert GRID_LIMITS.refusal((2, 262_145)).endswith(": 262,145 classes, more than 262,144")  # type: ignore[union-attr]
+    assert GRID_LIMITS.refusal((8192, 8192)).endswith(": 67,108,864 values, more than 33,554,432")  # type: ignore[union-attr]
+    assert GRID_LIMITS.refusal((8192, 4096)) is None

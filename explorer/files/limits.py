@@ -63,7 +63,13 @@ class GridLimits:
             count *= int(d)
         if n > self.max_samples or c > self.max_classes or count > self.max_elements:
             what = " x ".join(str(int(d)) for d in shape)
-            return f"{what} ({count} values) is over the limit of {self.describe()}"
+            if n > self.max_samples and self.max_samples < self.max_elements:
+                which = f"{n:,} rows, more than {self.max_samples:,}"
+            elif c > self.max_classes and self.max_classes < self.max_elements:
+                which = f"{c:,} classes, more than {self.max_classes:,}"
+            else:
+                which = f"{count:,} values, more than {self.max_elements:,}"
+            return f"{what} ({count} values) is over the limit of {self.describe()}: {which}"
         return None
 
     def describe(self) -> str:
