@@ -272,3 +272,33 @@ def test_a_value_typed_while_the_width_is_measured_is_shown_and_kept(qtbot, wind
     with qtbot.waitSignal(window.grid._paste_relay.measured, timeout=10_000):
         gate.set()
     assert _text_fits(view, 4, 9)  # and kept when the worker's (narrower) measurement arrives
+
+
+def test_a_wheel_over_an_unfocused_control_scrolls_the_dock_and_changes_nothing(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """At 1024 x 600 the Controls dock scrolls: a wheel turned over the Perturb box switched the check to the
+    pitfall mode, and one over the samples box cut the grid to one row."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window.resize(1024, 600)
+    window.share_width()
+    bar = window.controls.parentWidget().parentWidget().verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=3000)
+    combo, spin = window.controls.perturb_combo, window.controls.n_spin
+    settings, shape, scrolled = window.state.settings, window.state.shape, bar.value()
+    for field in (combo, spin):
+        centre = QPointF(field.rect().center())
+        event = QWheelEvent(centre, QPointF(field.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                            False)  # fmt: skip
+        QApplication.sendEvent(field, event)
+    assert window.state.settings == settings and window.state.shape == shape
+    assert bar.value() > scrolled  # the dock scrolled instead
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=3000)
+    centre = QPointF(spin.rect().center())
+    QApplication.sendEvent(spin, QWheelEvent(centre, QPointF(spin.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                                             QPoint(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                             Qt.ScrollPhase.NoScrollPhase, False))  # fmt: skip
+    assert window.state.shape[0] == shape[0] + 1  # a clicked (focused) field still takes the wheel

@@ -148,3 +148,17 @@ def test_a_scroll_area_whose_content_alone_paints_is_refreshed(qtbot) -> None:  
     shown.stale = True
     area.widget().repaint()  # the content paints; the viewport behind it does not
     qtbot.waitUntil(lambda: calls == [1] and not shown.stale, timeout=3000)
+
+
+def test_copy_summary_is_reached_by_a_right_click_on_its_text(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Every value label is selectable, and its own Copy/Select All menu hid "Copy summary" but in the gaps."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    summary = window.summary
+    labels = summary.widget().findChildren(QLabel)
+    assert labels and all(lb.contextMenuPolicy() == Qt.ContextMenuPolicy.NoContextMenu for lb in labels)
+    assert summary.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
+    (copy,) = [a for a in summary.actions() if a.text() == "Copy summary"]
+    copy.trigger()
+    assert QApplication.clipboard().text() == summary.toPlainText() and "Verdict: " in summary.toPlainText()

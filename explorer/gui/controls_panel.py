@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QLocale, QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QLocale, QObject, QPointF, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -83,6 +87,25 @@ def _narrow(form: QFormLayout) -> None:
     form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
 
 
+class _WheelNeedsFocus(QObject):
+    """Hands a wheel event over an unfocused field to the scroll area around it (which scrolls)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget) or watched.hasFocus():
+            return False
+        assert isinstance(event, QWheelEvent)
+        area = watched.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            viewport = area.viewport()
+            pos = QPointF(viewport.mapFromGlobal(event.globalPosition().toPoint()))
+            QApplication.sendEvent(viewport, QWheelEvent(
+                pos, event.globalPosition(), event.pixelDelta(), event.angleDelta(), event.buttons(),
+                event.modifiers(), event.phase(), event.inverted()))  # fmt: skip
+        return True  # not the field's
+
+
 class ControlsPanel(QWidget):
     """All the knobs. Emits ``message(str)`` for the status bar when an input is refused."""
 
@@ -101,6 +124,12 @@ class ControlsPanel(QWidget):
         for combo in self.findChildren(QComboBox):  # narrow docks: combos shrink to 6 characters, not past the dock
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
+        # The dock scrolls on small screens: a wheel turned over a field scrolls it, unless the field was clicked
+        # first (a wheel over the Perturb box switched the check to the pitfall mode on the way down).
+        self._wheel_guard = _WheelNeedsFocus(self)
+        for field in (*self.findChildren(QComboBox), *self.findChildren(QAbstractSpinBox), *self.findChildren(QSlider)):
+            field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            field.installEventFilter(self._wheel_guard)
         self.state.changed.connect(self._on_state_changed)
         self.sync_from_state()
 

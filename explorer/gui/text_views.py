@@ -146,6 +146,7 @@ def _label(name: str | None) -> QLabel:
     label.setTextFormat(Qt.TextFormat.RichText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)  # a right-click reaches "Copy summary"
     label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
     return label
 
