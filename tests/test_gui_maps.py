@@ -310,13 +310,18 @@ def test_the_maps_are_dimmed_exactly_while_they_show_a_grid_of_another_shape(qtb
     """A shape change while a check already ran left the old grid undimmed; an undo and a cancel left the current
     grid dimmed."""
     view = window.heatmaps.analytic
+    window.layout_docks.worst.raise_()  # the list in front (the summary's text is read behind it)
+    qtbot.waitUntil(lambda: window.worst_cells.model.report is window.display.report, timeout=5000)
     window.recomputer.worker_threshold = 0  # every check in the worker
     with qtbot.waitSignal(window.recomputer.busyChanged, timeout=5000):
         window.controller.set_settings(eps=1e-3)  # a check is running...
     window.controller.resize(5, 6)  # ...when the shape changes
     assert view.title.endswith("(previous grid)") and view.image_item.opacity() < 1
+    assert window.summary.toPlainText().startswith("The previous grid")  # the summary and the list say so too
+    assert window.worst_cells.caption.text().startswith("The previous grid")
     qtbot.waitUntil(lambda: not window.recomputer.pending, timeout=10_000)
     assert view.title == "Analytic gradient" and view.image_item.opacity() == 1.0
+    assert "previous grid" not in window.summary.toPlainText() + window.worst_cells.caption.text()
     with qtbot.waitSignal(window.recomputer.busyChanged, timeout=5000):
         window.controller.resize(4, 4)
     assert view.image_item.opacity() < 1

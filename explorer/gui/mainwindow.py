@@ -198,8 +198,10 @@ class MainWindow(QMainWindow):
         report = self.display.report
         r = self.recomputer
         about_to = r.pending and not r.busy  # an inline check runs on the next turn: no dimmed frame between
-        self.heatmaps.set_outdated(report is not None and report.grad_analytic.shape != self.state.shape
-                                   and not about_to)  # fmt: skip
+        outdated = report is not None and report.grad_analytic.shape != self.state.shape and not about_to
+        self.heatmaps.set_outdated(outdated)
+        self.summary.set_outdated(outdated)  # the worst cells' caption says it from the same flag
+        self.worst_cells.set_outdated(outdated)
 
     def _on_display_changed(self, change: DisplayChange) -> None:
         self._sync_outdated()

@@ -78,7 +78,11 @@ class SummaryView(QScrollArea):
         self._names: tuple[str, ...] = ()
         self._notes = _label("summaryNotes")
         self._timing = _label("summaryTiming")
+        self._outdated = _label("summaryOutdated")
+        self._outdated.setText("<i>The previous grid: the new one is being checked.</i>")
+        self._outdated.setVisible(False)
         outer = QVBoxLayout(body)
+        outer.addWidget(self._outdated)
         outer.addLayout(self._grid)
         outer.addWidget(self._notes)
         outer.addWidget(self._timing)
@@ -129,9 +133,14 @@ class SummaryView(QScrollArea):
         self._notes.setVisible(bool(notes))
         _set_text(self._timing, f"<small>{html.escape(timing)}</small>" if timing else "")
 
+    def set_outdated(self, outdated: bool) -> None:
+        """Say that the summary describes the previous grid while a grid of another shape is checked."""
+        self._outdated.setVisible(outdated)
+
     def toPlainText(self) -> str:  # the name QTextEdit gives it
         """The summary as text, one "name: value" line per row, then the notes and the computing time."""
-        lines = [f"{name}: {_plain(self._rows[name].text())}" for name in self._names]
+        lines = [_plain(self._outdated.text())] if self._outdated.isVisibleTo(self) else []
+        lines += [f"{name}: {_plain(self._rows[name].text())}" for name in self._names]
         if self._notes.isVisibleTo(self):
             lines.append(_plain(self._notes.text()))
         if self._timing.text():

@@ -179,6 +179,7 @@ class WorstCellsPanel(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(self.table, 1)
         self._choosing = False
+        self._outdated = False
         self._shown = RefreshWhenShown(self, lambda: self.show_report(self.display.report if self.display else None))
         if display is not None:
             self._shown.stale = True  # nothing listed yet
@@ -189,8 +190,19 @@ class WorstCellsPanel(QWidget):
         if (change.report or change.source) and self.display.report is not self.model.report:
             self._shown.request()  # a hidden tab is listed when it is shown: an edit then costs nothing here
 
+    def set_outdated(self, outdated: bool) -> None:
+        """Say that the list is of the previous grid while a grid of another shape is checked."""
+        if outdated != self._outdated:
+            self._outdated = outdated
+            self.show_report(self.model.report)
+
     def show_report(self, report: Report | None) -> None:
         self.model.set_report(report)
+        self._show_caption(report)
+        if self._outdated and report is not None:
+            self.caption.setText(f"The previous grid: the new one is being checked. {self.caption.text()}")
+
+    def _show_caption(self, report: Report | None) -> None:
         if report is None:
             self.caption.setText("Computing…")
             return
