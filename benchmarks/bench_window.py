@@ -224,6 +224,10 @@ class WindowBench:
             self.rows.append((name, t1 - t0, self.last_gap, ""))
         return t1 - t0
 
+    def checked(self, name: str, start: Callable[[], None]) -> float:
+        """:meth:`run` an operation that ends with a new report (the maps are then repainted)."""
+        return self.run(name, start, self.report_done(self.reports))
+
     def idle(self) -> bool:
         """No computation scheduled or running, no map waiting to redraw its overview."""
         w = self.w
@@ -290,14 +294,10 @@ def scale_case(b: WindowBench, n: int, c: int, edits: int, bandwidth: float) -> 
     b.note(f"edit one cell -> 3 maps drawn ({edits} edits)", times, gaps,
            f"p95 {ms(float(np.percentile(times, 95)))}; goal <= 250 ms")  # fmt: skip
 
-    before = b.reports
-    b.run("undo (the last edit)", w.controller.stack.undo, b.report_done(before))
-    before = b.reports
-    b.run("redo", w.controller.stack.redo, b.report_done(before))
-    before = b.reports
-    b.run("dtype float32 -> float64", lambda: w.controller.set_settings(dtype="float64"), b.report_done(before))
-    before = b.reports
-    b.run("dtype float64 -> float32", lambda: w.controller.set_settings(dtype="float32"), b.report_done(before))
+    b.checked("undo (the last edit)", w.controller.stack.undo)
+    b.checked("redo", w.controller.stack.redo)
+    b.checked("dtype float32 -> float64", lambda: w.controller.set_settings(dtype="float64"))
+    b.checked("dtype float64 -> float32", lambda: w.controller.set_settings(dtype="float32"))
 
     vb = w.heatmaps.analytic.plot.getViewBox()
     b.run("zoom the maps in 8x (linked)", lambda: vb.scaleBy((1 / 8, 1)), b.maps_settled)
@@ -348,17 +348,13 @@ def tall_case(b: WindowBench, n: int, c: int, edits: int) -> None:
     path = Path(tempfile.mkdtemp()) / "tall.npy"
     np.save(path, x)
     del x
-    before = b.reports
-    b.run("open .npy + first check + first draw", lambda: w.files.open_path(str(path)), b.report_done(before))
+    b.checked("open .npy + first check + first draw", lambda: w.files.open_path(str(path)))
     b.check_current()
     times, gaps = edit_latency(b, edits, rng)
     b.note(f"edit one cell -> 3 maps drawn ({edits} edits)", times, gaps, f"p95 {ms(float(np.percentile(times, 95)))}")
-    before = b.reports
-    b.run("undo (the last edit)", w.controller.stack.undo, b.report_done(before))
-    before = b.reports
-    b.run("dtype float32 -> float64", lambda: w.controller.set_settings(dtype="float64"), b.report_done(before))
-    before = b.reports
-    b.run("dtype float64 -> float32", lambda: w.controller.set_settings(dtype="float32"), b.report_done(before))
+    b.checked("undo (the last edit)", w.controller.stack.undo)
+    b.checked("dtype float32 -> float64", lambda: w.controller.set_settings(dtype="float64"))
+    b.checked("dtype float64 -> float32", lambda: w.controller.set_settings(dtype="float32"))
     vb = w.heatmaps.analytic.plot.getViewBox()
     b.run("zoom the maps in 8x (linked)", lambda: vb.scaleBy((1 / 8, 1 / 8)), b.maps_settled)
     b.run("reset the maps' view", w.heatmaps.reset_view, b.maps_settled)

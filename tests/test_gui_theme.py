@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
-from explorer.app.report_text import DARK_HTML_COLORS, LIGHT_HTML_COLORS, html_colors, summary_html
+from explorer.app.report_text import DARK_HTML_COLORS, LIGHT_HTML_COLORS, html_colors, summary_parts
 from explorer.gui import MainWindow
 from explorer.gui.theme import (
     DARK,
@@ -76,7 +76,7 @@ def test_dark_theme_restyles_the_whole_window(qtbot, window: MainWindow) -> None
         assert model.data(model.index(0, label), Qt.ItemDataRole.BackgroundRole).color() == DARK.label_cell
         assert model.data(model.index(0, label), Qt.ItemDataRole.ForegroundRole).color() == DARK.label_text
         assert html_colors() == DARK_HTML_COLORS
-        assert DARK_HTML_COLORS["pass"] in summary_html(window.report)
+        assert DARK_HTML_COLORS["pass"] in dict(summary_parts(window.report).rows)["Verdict"]
         assert DARK_HTML_COLORS["pass"] in window.summary._rows["Verdict"].text()  # the shown summary re-coloured
     finally:
         window.set_theme("light")

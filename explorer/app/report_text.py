@@ -30,7 +30,6 @@ __all__ = [
     "explanation_html",
     "extreme_notes",
     "html_colors",
-    "summary_html",
     "summary_parts",
     "use_html_colors",
     "user_cell_html",
@@ -156,14 +155,6 @@ def summary_parts(report: Report, duration_s: float | None = None, source: str |
         rows.insert(1, ("Checking", html.escape(source)))
     timing = f"computed in {duration_s * 1e3:.1f} ms" if duration_s is not None else ""
     return SummaryParts(tuple(rows), tuple(notes), timing)
-
-
-def summary_html(report: Report, duration_s: float | None = None, source: str | None = None) -> str:
-    """The summary panel as one HTML document (:func:`summary_parts` in a table)."""
-    parts = summary_parts(report, duration_s, source)
-    table = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{v}</td></tr>" for k, v in parts.rows)
-    timing = f"<p><small>{parts.timing}</small></p>" if parts.timing else ""
-    return f"<table cellspacing='3'>{table}</table>{''.join(parts.notes)}{timing}"
 
 
 #: Every row or column.

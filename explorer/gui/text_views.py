@@ -23,35 +23,6 @@ __all__ = ["InspectorView", "SummaryView"]
 NO_CELL_HTML = "<p>Select a cell in the grid or click a heatmap.</p>"
 
 
-class _HtmlView(QTextBrowser):
-    """A read-only HTML view of the display model, refreshed while on screen and only when its HTML changed."""
-
-    def __init__(self, display: Display, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.display = display
-        self._html = ""
-        self._shown = RefreshWhenShown(self, self.refresh)
-        display.changed.connect(self._on_display_changed)
-        theme_manager().changed.connect(self._shown.request)  # the verdict's colours are the theme's
-
-    def _on_display_changed(self, change: DisplayChange) -> None:
-        if self._concerns(change):
-            self._shown.request()
-
-    def _concerns(self, change: DisplayChange) -> bool:
-        raise NotImplementedError
-
-    def html(self) -> str:
-        """The HTML the view shows for the display model now."""
-        raise NotImplementedError
-
-    def refresh(self) -> None:
-        html = self.html()
-        if html != self._html:
-            self._html = html
-            self.setHtml(html)
-
-
 class SummaryView(QScrollArea):
     """Loss, largest errors, worst cell, verdict and notes of the shown report (``summaryView``).
 
@@ -169,19 +140,33 @@ def _plain(rich: str) -> str:
     return QTextDocumentFragment.fromHtml(rich).toPlainText()
 
 
-class InspectorView(_HtmlView):
-    """What the finite difference evaluated for the selected cell (``cellInspector``)."""
+class InspectorView(QTextBrowser):
+    """What the finite difference evaluated for the selected cell (``cellInspector``); its HTML is set only when
+    it changed."""
 
     def __init__(self, display: Display, parent: QWidget | None = None):
-        super().__init__(display, parent)
+        super().__init__(parent)
         self.setObjectName("cellInspector")
         self.setToolTip("What the finite difference evaluated for the selected cell")
+        self.display = display
+        self._html = ""
+        self._shown = RefreshWhenShown(self, self.refresh)
+        display.changed.connect(self._on_display_changed)
+        theme_manager().changed.connect(self._shown.request)  # the verdict's colours are the theme's
         self.refresh()
 
-    def _concerns(self, change: DisplayChange) -> bool:
-        return change.explanation or change.cell or change.source or change.report
+    def _on_display_changed(self, change: DisplayChange) -> None:
+        if change.explanation or change.cell or change.source or change.report:
+            self._shown.request()
+
+    def refresh(self) -> None:
+        html = self.html()
+        if html != self._html:
+            self._html = html
+            self.setHtml(html)
 
     def html(self) -> str:
+        """The HTML the inspector shows for the display model now."""
         display = self.display
         values = display.values_at(display.cell)
         if values is None:
