@@ -69,7 +69,7 @@ class GridLimits:
                 which = f"{c:,} classes, more than {self.max_classes:,}"
             else:
                 which = f"{count:,} values, more than {self.max_elements:,}"
-            return f"{what} ({count} values) is over the limit of {self.describe()}: {which}"
+            return f"{what} ({count} values; {which}) is over the limit of {self.describe()}"
         return None
 
     def describe(self) -> str:
